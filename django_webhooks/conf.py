@@ -1,0 +1,144 @@
+"""Settings for django-webhooks: one ``DJANGO_WEBHOOKS`` dict, read lazily.
+
+Every default lives in :data:`DEFAULTS`. Values are looked up on each attribute access of
+:data:`webhooks_settings`, so ``override_settings(DJANGO_WEBHOOKS=...)`` works in tests and
+nothing is captured at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+SETTING_NAME = "DJANGO_WEBHOOKS"
+
+DEFAULTS: dict[str, Any] = {
+    # --- ownership -------------------------------------------------------------------------
+    # Model whose instances own subscriptions and events ("app_label.ModelName").
+    # None means settings.AUTH_USER_MODEL.
+    "OWNER_MODEL": None,
+    # Dotted path to a callable ``(request) -> owner or None`` used by the REST API.
+    "OWNER_RESOLVER": "django_webhooks.owners.request_user",
+    # --- event catalog and capture --------------------------------------------------------
+    # {"order.created": {"description": "...", "schema": {...}, "example": {...}, "thin": False}}
+    "EVENT_TYPES": {},
+    # Model-change bindings, see django_webhooks.bindings.
+    "BINDINGS": [],
+    # What to do when a payload fails its event type's JSON Schema: "raise" or "record".
+    "SCHEMA_VALIDATION": "raise",
+    # Largest serialized payload accepted by send_event(), in bytes.
+    "MAX_PAYLOAD_BYTES": 256 * 1024,
+    # Format string for thin payloads' "url" field; gets {type}, {id} and {event_id}.
+    "THIN_PAYLOAD_URL": "",
+    # --- secrets --------------------------------------------------------------------------
+    # Keys that encrypt signing secrets at rest (newest first). Empty: derived from SECRET_KEY.
+    "ENCRYPTION_KEYS": [],
+    # Seconds a rotated-out secret keeps signing next to the new one.
+    "SECRET_ROTATION_OVERLAP": 24 * 3600,
+    # --- HTTP -----------------------------------------------------------------------------
+    "CONNECT_TIMEOUT": 5.0,
+    "TIMEOUT": 15.0,
+    "MAX_RESPONSE_BYTES": 20 * 1024,
+    "USER_AGENT": "",
+    "MAX_CUSTOM_HEADERS": 20,
+    # --- target safety (SSRF guard) -------------------------------------------------------
+    # CIDRs ("10.1.0.0/16") and host names ("hooks.internal") that may be reached although
+    # they are not public.
+    "ALLOWED_TARGETS": [],
+    # Allow 127.0.0.0/8 and ::1. Only for tests and local demos.
+    "ALLOW_LOOPBACK": False,
+    # Refuse plain-http targets. None means "when DEBUG is off".
+    "REQUIRE_HTTPS": None,
+    # Dotted path to a getaddrinfo-compatible resolver (a hook for tests).
+    "RESOLVER": "socket.getaddrinfo",
+    # --- retry and delivery engine --------------------------------------------------------
+    "RETRY_POLICY": "django_webhooks.retry.DefaultRetryPolicy",
+    # Seconds to wait before each retry (after the 1st, 2nd, ... attempt). Svix's schedule.
+    "RETRY_SCHEDULE": [5, 300, 1800, 7200, 18000, 36000, 36000],
+    "RETRY_JITTER": 0.2,
+    # Seconds a worker's claim on a delivery lasts; a dead worker's claims expire after it.
+    "LEASE_SECONDS": 60,
+    "CLAIM_BATCH_SIZE": 50,
+    # Concurrent HTTP requests inside one worker task.
+    "SEND_CONCURRENCY": 8,
+    # Seconds a delivery task keeps claiming before it returns its worker.
+    "TASK_TIME_BUDGET": 30,
+    # Name of the django-q2 cluster (Q_CLUSTER["name"]) our tasks go to; None = default.
+    "QUEUE": None,
+    # --- endpoint health ------------------------------------------------------------------
+    "MAX_IN_FLIGHT_PER_SUBSCRIPTION": 2,
+    "CIRCUIT_BREAKER_THRESHOLD": 5,
+    "CIRCUIT_BREAKER_COOLDOWN": 60,
+    "CIRCUIT_BREAKER_MAX_COOLDOWN": 3600,
+    # Seconds of failures only, with no success, after which a subscription is disabled.
+    "AUTO_DISABLE_AFTER": 5 * 24 * 3600,
+    # Email the owner (through django.core.mail) when their subscription is disabled.
+    "NOTIFY_OWNER_ON_DISABLE": False,
+    # --- retention ------------------------------------------------------------------------
+    "RETENTION_DAYS": 30,
+    "PRUNE_BATCH_SIZE": 1000,
+    # --- REST API -------------------------------------------------------------------------
+    # Let staff users list every owner's objects through the API with ?all_owners=1.
+    "API_STAFF_SEES_ALL": False,
+    "API_THROTTLE_RATES": {"webhooks": "600/min", "webhooks_actions": "30/min"},
+}
+
+#: Settings holding dotted paths, imported on access.
+IMPORT_STRINGS = {"OWNER_RESOLVER", "RETRY_POLICY", "RESOLVER"}
+
+
+class WebhooksSettings:
+    """Attribute access to ``settings.DJANGO_WEBHOOKS`` merged over :data:`DEFAULTS`."""
+
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, SETTING_NAME, None) or {}
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured(f"{SETTING_NAME} must be a dict, not {type(value).__name__}.")
+        return value
+
+    def unknown_keys(self) -> list[str]:
+        return sorted(set(self.user_settings()) - set(DEFAULTS))
+
+    def raw(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown django-webhooks setting {name!r}.")
+        unknown = self.unknown_keys()
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown key(s) in {SETTING_NAME}: {', '.join(unknown)}. "
+                f"Valid keys: {', '.join(sorted(DEFAULTS))}."
+            )
+        return self.user_settings().get(name, DEFAULTS[name])
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = self.raw(name)
+        if name in IMPORT_STRINGS and isinstance(value, str):
+            return import_setting(name, value)
+        return value
+
+    @property
+    def owner_model_label(self) -> str:
+        return self.raw("OWNER_MODEL") or settings.AUTH_USER_MODEL
+
+    @property
+    def require_https(self) -> bool:
+        value = self.raw("REQUIRE_HTTPS")
+        return (not settings.DEBUG) if value is None else bool(value)
+
+
+def import_setting(name: str, path: str) -> Any:
+    """Import ``path`` for setting ``name``; a failure names the setting to fix."""
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"{SETTING_NAME}[{name!r}] = {path!r} could not be imported: {exc}"
+        ) from exc
+
+
+webhooks_settings = WebhooksSettings()

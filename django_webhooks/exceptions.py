@@ -1,0 +1,45 @@
+"""Exceptions raised by django-webhooks, rooted at :class:`WebhooksError`."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class WebhooksError(Exception):
+    """Base class of every django-webhooks error."""
+
+
+class WebhooksConfigurationError(WebhooksError, ImproperlyConfigured):
+    """A setting is wrong; the message names the setting to fix."""
+
+
+class UnknownEventType(WebhooksError, ValueError):
+    """``send_event`` was called with a type that is neither declared nor in the catalog."""
+
+
+class InvalidPayload(WebhooksError, ValueError):
+    """An event's data does not match its type's JSON Schema, or is not JSON-serializable."""
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class PayloadTooLarge(InvalidPayload):
+    """The serialized payload is larger than ``MAX_PAYLOAD_BYTES``."""
+
+
+class BlockedTarget(WebhooksError):
+    """A target URL is not allowed: bad scheme, non-public address, or unresolvable host."""
+
+    def __init__(self, message: str, *, error_class: str = "blocked_target") -> None:
+        super().__init__(message)
+        self.error_class = error_class
+
+
+class SignatureVerificationError(WebhooksError):
+    """An incoming webhook's signature, timestamp or headers are missing or wrong."""
+
+
+class SecretDecryptionError(WebhooksError):
+    """A stored secret cannot be decrypted with any key in ``ENCRYPTION_KEYS``."""

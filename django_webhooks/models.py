@@ -1,0 +1,274 @@
+"""Data model: the event catalog, subscriptions, events, deliveries and their attempts.
+
+Owners are stored as ``owner_id``, the string primary key of an instance of the model named
+by ``DJANGO_WEBHOOKS["OWNER_MODEL"]`` (default ``AUTH_USER_MODEL``), so a project can own
+subscriptions by user, team or account without forking our migrations. ``owner_id`` NULL
+means staff-managed (subscriptions) or owner-less (events). See docs/ownership.md.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as _secrets
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+EVENT_TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+EVENT_TYPE_PATTERN_RE = re.compile(r"^(\*|[A-Za-z0-9_]+(\.([A-Za-z0-9_]+|\*))*)$")
+
+
+def validate_event_type_name(value: str) -> None:
+    if not EVENT_TYPE_NAME_RE.match(value or ""):
+        raise ValidationError(
+            _("%(value)r is not a valid event type: use dot-separated words of letters, digits and _ (order.created)."),
+            code="invalid_event_type",
+            params={"value": value},
+        )
+
+
+def validate_event_type_pattern(value: str) -> None:
+    if not EVENT_TYPE_PATTERN_RE.match(value or ""):
+        raise ValidationError(
+            _("%(value)r is not a valid event type or pattern (order.created, order.*, *)."),
+            code="invalid_event_type_pattern",
+            params={"value": value},
+        )
+
+
+def new_message_id() -> str:
+    """A Standard Webhooks message id: stable for a delivery across every retry."""
+    return "msg_" + _secrets.token_urlsafe(18).replace("-", "A").replace("_", "B")
+
+
+def empty_list() -> list:
+    return []
+
+
+def empty_dict() -> dict:
+    return {}
+
+
+class EventType(models.Model):
+    """An entry of the event catalog customers subscribe to and build receivers against."""
+
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=200, unique=True, validators=[validate_event_type_name])
+    description = models.TextField(blank=True)
+    schema = models.JSONField(null=True, blank=True, help_text=_("JSON Schema the event's data must match."))
+    example = models.JSONField(null=True, blank=True, help_text=_("An example of the event's data."))
+    thin = models.BooleanField(
+        default=False, help_text=_("Send only the object's id, type and a URL to fetch it.")
+    )
+    archived = models.BooleanField(default=False, help_text=_("No new subscriptions or events."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("event type")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(models.Model):
+    """An endpoint that receives an owner's events of the types it asks for."""
+
+    id = models.BigAutoField(primary_key=True)
+    owner_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=255, blank=True)
+    event_types = models.JSONField(
+        default=empty_list, help_text=_("Event type names or patterns: order.created, order.*, *.")
+    )
+    filters = models.JSONField(
+        default=empty_dict,
+        blank=True,
+        help_text=_('Only events whose data matches every entry: {"status": "paid", "customer.country": "NL"}.'),
+    )
+    headers = models.JSONField(default=empty_dict, blank=True, help_text=_("Extra HTTP headers sent with every request."))
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=255, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    ordered = models.BooleanField(
+        default=False, help_text=_("Deliver strictly in event order; each waits for the one before.")
+    )
+    max_in_flight = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text=_("Concurrent requests to this endpoint; empty uses the setting.")
+    )
+    rate_limit = models.PositiveIntegerField(null=True, blank=True, help_text=_("Deliveries per second at most."))
+    # Endpoint health, maintained by the delivery engine.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    circuit_open_until = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    next_send_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("subscription")
+        indexes = [models.Index(fields=["enabled", "owner_id"], name="dwh_sub_enabled_owner_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({', '.join(self.event_types) or 'no events'})"
+
+    def circuit_is_open(self, now=None) -> bool:
+        return bool(self.circuit_open_until and self.circuit_open_until > (now or timezone.now()))
+
+
+class SubscriptionSecret(models.Model):
+    """A signing secret, encrypted at rest. Several are valid at once during a rotation."""
+
+    id = models.BigAutoField(primary_key=True)
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="secrets")
+    encrypted = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty for the current secret."))
+
+    class Meta:
+        verbose_name = _("signing secret")
+        indexes = [models.Index(fields=["subscription", "expires_at"], name="dwh_secret_sub_idx")]
+
+    def __str__(self) -> str:
+        state = "current" if self.expires_at is None else f"expires {self.expires_at:%Y-%m-%d %H:%M}"
+        return f"secret #{self.pk} of subscription #{self.subscription_id} ({state})"
+
+
+class Event(models.Model):
+    """One occurrence, recorded in the transaction of the change it reports (the outbox)."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_type = models.CharField(max_length=200, validators=[validate_event_type_name])
+    payload = models.JSONField()
+    owner_id = models.CharField(max_length=64, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    schema_errors = models.JSONField(null=True, blank=True)
+    body = models.TextField(blank=True, help_text=_("The exact bytes sent, fixed at fan-out."))
+    fanned_out_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("event")
+        indexes = [
+            models.Index(fields=["created_at"], name="dwh_event_created_idx"),
+            models.Index(fields=["owner_id", "-created_at"], name="dwh_event_owner_idx"),
+            models.Index(fields=["event_type", "-created_at"], name="dwh_event_type_idx"),
+            models.Index(fields=["id"], condition=Q(fanned_out_at__isnull=True), name="dwh_event_pending_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_id", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False, owner_id__isnull=False),
+                name="dwh_event_owner_idempotency_key",
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False, owner_id__isnull=True),
+                name="dwh_event_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.pk}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    IN_FLIGHT = "in_flight", _("in flight")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+    EXHAUSTED = "exhausted", _("exhausted")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+#: Statuses after which the engine sends nothing more unless someone resends.
+FINAL_STATUSES = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.EXHAUSTED, DeliveryStatus.CANCELLED)
+
+
+class Delivery(models.Model):
+    """One event on its way to one subscription, across all of its attempts."""
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries")
+    message_id = models.CharField(max_length=64, unique=True, default=new_message_id)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="pending"), name="dwh_delivery_due_idx"
+            ),
+            models.Index(
+                fields=["lease_expires_at"], condition=Q(status="in_flight"), name="dwh_delivery_lease_idx"
+            ),
+            models.Index(fields=["subscription", "status", "id"], name="dwh_delivery_sub_status_idx"),
+            models.Index(fields=["subscription", "-created_at"], name="dwh_delivery_sub_recent_idx"),
+            models.Index(fields=["status", "-created_at"], name="dwh_delivery_status_idx"),
+            models.Index(fields=["-created_at"], name="dwh_delivery_created_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "subscription"], name="dwh_delivery_event_subscription"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} ({self.status})"
+
+
+class ErrorClass(models.TextChoices):
+    NONE = "", _("none")
+    TIMEOUT = "timeout", _("timeout")
+    CONNECTION = "connection", _("connection error")
+    DNS = "dns", _("DNS error")
+    TLS = "tls", _("TLS error")
+    HTTP_STATUS = "http_status", _("HTTP error status")
+    REDIRECT = "redirect", _("redirect (not followed)")
+    BLOCKED_TARGET = "blocked_target", _("blocked target")
+    INVALID_TARGET = "invalid_target", _("invalid target")
+    INTERNAL = "internal", _("internal error")
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request for a delivery, with what came back."""
+
+    id = models.BigAutoField(primary_key=True)
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="attempts")
+    attempt_number = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    url = models.URLField(max_length=2000)
+    request_headers = models.JSONField(default=empty_dict)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=empty_dict, blank=True)
+    response_body = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=16, choices=ErrorClass.choices, default=ErrorClass.NONE, blank=True)
+    error_message = models.TextField(blank=True)
+    succeeded = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        indexes = [
+            models.Index(fields=["subscription", "created_at"], name="dwh_attempt_sub_created_idx"),
+            models.Index(fields=["delivery", "attempt_number"], name="dwh_attempt_delivery_idx"),
+            models.Index(fields=["created_at"], name="dwh_attempt_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        outcome = self.response_status or self.error_class or "?"
+        return f"attempt {self.attempt_number} of {self.delivery_id}: {outcome}"
