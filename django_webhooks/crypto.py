@@ -1,0 +1,99 @@
+"""Encryption at rest for signing secrets (Fernet: AES-128-CBC + HMAC-SHA256).
+
+Keys come from ``DJANGO_WEBHOOKS["ENCRYPTION_KEYS"]``, newest first: the first encrypts, every
+key decrypts. An entry is either a Fernet key (``Fernet.generate_key()``) or any other string,
+from which a Fernet key is derived with HKDF-SHA256. When the setting is empty, keys are derived
+from ``SECRET_KEY`` (encrypting) and ``SECRET_KEY_FALLBACKS`` (decrypting too). Because the
+derivation is the same, moving from the default to explicit keys means listing the old
+``SECRET_KEY`` as the last entry until :func:`reencrypt_secret` has been applied to every row.
+
+Settings are read on every call; the derived ciphers are cached by key material only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+
+from .conf import SETTING_NAME, webhooks_settings
+from .exceptions import SecretDecryptionError, WebhooksConfigurationError
+
+KDF_SALT = b"django-webhooks"
+KDF_INFO = b"django-webhooks signing secret encryption v1"
+
+KeyMaterial = str | bytes
+
+
+def fernet_key(material: KeyMaterial) -> bytes:
+    """A Fernet key for ``material``: itself if it already is one, else derived with HKDF-SHA256."""
+    raw = material.encode("utf-8") if isinstance(material, str) else bytes(material)
+    try:
+        if len(base64.urlsafe_b64decode(raw)) == 32 and len(raw) == 44:
+            return raw
+    except (binascii.Error, ValueError):
+        pass
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=KDF_SALT, info=KDF_INFO).derive(raw)
+    return base64.urlsafe_b64encode(derived)
+
+
+def key_materials() -> tuple[tuple[KeyMaterial, ...], str]:
+    """The configured key materials (newest first) and the name of the setting they come from."""
+    configured = webhooks_settings.ENCRYPTION_KEYS
+    setting = f'{SETTING_NAME}["ENCRYPTION_KEYS"]'
+    if configured:
+        if isinstance(configured, str | bytes) or not isinstance(configured, list | tuple):
+            raise WebhooksConfigurationError(f"{setting} must be a list of keys (newest first), not a single value.")
+        if not all(isinstance(key, str | bytes) and key for key in configured):
+            raise WebhooksConfigurationError(f"{setting} may only hold non-empty strings.")
+        return tuple(configured), setting
+    fallbacks = tuple(key for key in getattr(settings, "SECRET_KEY_FALLBACKS", ()) if key)
+    if not settings.SECRET_KEY:
+        raise WebhooksConfigurationError(f"Set {setting} or SECRET_KEY to encrypt webhook signing secrets.")
+    return (settings.SECRET_KEY, *fallbacks), f"{setting} (empty, so SECRET_KEY and SECRET_KEY_FALLBACKS)"
+
+
+@lru_cache(maxsize=16)
+def _cipher(materials: tuple[KeyMaterial, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(fernet_key(material)) for material in materials])
+
+
+def cipher() -> MultiFernet:
+    """The ``MultiFernet`` for the current settings."""
+    return _cipher(key_materials()[0])
+
+
+def encrypt_secret(plain: str) -> str:
+    """Encrypt a signing secret with the newest key."""
+    return cipher().encrypt(plain.encode("utf-8")).decode("ascii")
+
+
+def decrypt_secret(token: str) -> str:
+    """Decrypt a stored signing secret with any configured key.
+
+    Raises :class:`SecretDecryptionError` naming the setting when no key fits.
+    """
+    materials, setting = key_materials()
+    try:
+        return _cipher(materials).decrypt(token.encode("ascii")).decode("utf-8")
+    except (InvalidToken, UnicodeError, AttributeError):
+        raise SecretDecryptionError(
+            f"A stored webhook signing secret cannot be decrypted with any key in {setting}. "
+            "Add the key it was encrypted with (for example the previous SECRET_KEY) to the setting."
+        ) from None
+
+
+def reencrypt_secret(token: str) -> str:
+    """``token`` re-encrypted with the newest key (after adding a key to ``ENCRYPTION_KEYS``)."""
+    materials, setting = key_materials()
+    try:
+        return _cipher(materials).rotate(token.encode("ascii")).decode("ascii")
+    except (InvalidToken, UnicodeError, AttributeError):
+        raise SecretDecryptionError(
+            f"A stored webhook signing secret cannot be decrypted with any key in {setting}."
+        ) from None
