@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import override_settings
+from django.utils import timezone
+
+from django_webhooks.crypto import decrypt_secret
+from django_webhooks.models import Subscription, SubscriptionSecret
+from django_webhooks.secret_store import (
+    MAX_OLD_SECRETS,
+    create_secret,
+    current_secret,
+    rotate_secret,
+    signing_secrets,
+    validate_secret,
+)
+from django_webhooks.signing import generate_secret
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def subscription():
+    return Subscription.objects.create(url="https://example.com/hooks", event_types=["*"])
+
+
+def whsec(n_bytes):
+    return "whsec_" + base64.b64encode(secrets.token_bytes(n_bytes)).decode()
+
+
+def test_create_secret_stores_it_encrypted(subscription):
+    secret = create_secret(subscription)
+    row = SubscriptionSecret.objects.get(subscription=subscription)
+    assert secret.startswith("whsec_")
+    assert secret.removeprefix("whsec_") not in row.encrypted
+    assert decrypt_secret(row.encrypted) == secret
+    assert row.expires_at is None
+    assert signing_secrets(subscription) == [secret]
+    assert current_secret(subscription) == secret
+
+
+def test_create_secret_with_a_supplied_secret_replaces_the_current_one_at_once(subscription):
+    first = create_secret(subscription)
+    chosen = whsec(32)
+    assert create_secret(subscription, chosen) == chosen
+    assert signing_secrets(subscription) == [chosen]
+    assert first not in signing_secrets(subscription)
+    assert SubscriptionSecret.objects.filter(subscription=subscription).count() == 1
+
+
+def test_create_secret_validates_a_supplied_secret(subscription):
+    with pytest.raises(ValidationError):
+        create_secret(subscription, "hunter2")
+    assert not SubscriptionSecret.objects.exists()
+
+
+def test_rotation_signs_with_new_and_old_until_the_overlap_ends(subscription):
+    old = create_secret(subscription)
+    new = rotate_secret(subscription)
+    assert new != old
+    assert signing_secrets(subscription) == [new, old]
+    assert current_secret(subscription) == new
+
+    retired = SubscriptionSecret.objects.get(subscription=subscription, expires_at__isnull=False)
+    assert decrypt_secret(retired.encrypted) == old
+    expected = timezone.now() + timedelta(hours=24)
+    assert abs(retired.expires_at - expected) < timedelta(minutes=5)
+
+    assert signing_secrets(subscription, now=retired.expires_at - timedelta(seconds=1)) == [new, old]
+    assert signing_secrets(subscription, now=retired.expires_at) == [new]
+
+
+def test_rotation_overlap_from_argument_and_setting(subscription):
+    create_secret(subscription)
+    rotate_secret(subscription, overlap_seconds=60)
+    retired = SubscriptionSecret.objects.get(expires_at__isnull=False)
+    assert abs(retired.expires_at - (timezone.now() + timedelta(seconds=60))) < timedelta(minutes=1)
+
+    with override_settings(DJANGO_WEBHOOKS={"SECRET_ROTATION_OVERLAP": 3600 * 48}):
+        rotate_secret(subscription)
+    latest_retired = SubscriptionSecret.objects.filter(expires_at__isnull=False).latest("created_at")
+    assert latest_retired.expires_at - timezone.now() > timedelta(hours=47)
+
+    with pytest.raises(ValueError):
+        rotate_secret(subscription, overlap_seconds=-1)
+
+
+def test_rotation_with_zero_overlap_revokes_every_old_secret(subscription):
+    create_secret(subscription)
+    rotate_secret(subscription)
+    new = rotate_secret(subscription, overlap_seconds=0)
+    assert signing_secrets(subscription) == [new]
+    assert SubscriptionSecret.objects.filter(subscription=subscription).count() == 1
+
+
+def test_rotation_with_a_supplied_secret(subscription):
+    old = create_secret(subscription)
+    chosen = whsec(24)
+    assert rotate_secret(subscription, secret=chosen) == chosen
+    assert signing_secrets(subscription) == [chosen, old]
+
+
+def test_at_most_ten_old_secrets_keep_signing_newest_first(subscription):
+    issued = [create_secret(subscription)]
+    for _ in range(MAX_OLD_SECRETS + 3):
+        issued.append(rotate_secret(subscription))
+    assert signing_secrets(subscription) == list(reversed(issued))[: MAX_OLD_SECRETS + 1]
+    assert SubscriptionSecret.objects.filter(subscription=subscription).count() == MAX_OLD_SECRETS + 1
+
+
+def test_expired_secrets_are_excluded_and_deleted_on_rotation(subscription):
+    create_secret(subscription)
+    rotate_secret(subscription)
+    SubscriptionSecret.objects.filter(expires_at__isnull=False).update(expires_at=timezone.now() - timedelta(seconds=1))
+    current = current_secret(subscription)
+    assert signing_secrets(subscription) == [current]
+    newest = rotate_secret(subscription)
+    assert signing_secrets(subscription) == [newest, current]
+    assert SubscriptionSecret.objects.filter(subscription=subscription).count() == 2
+
+
+def test_signing_secrets_creates_a_current_secret_once(subscription):
+    first = signing_secrets(subscription)
+    assert len(first) == 1 and first[0].startswith("whsec_")
+    assert signing_secrets(subscription) == first
+    assert SubscriptionSecret.objects.filter(subscription=subscription, expires_at__isnull=True).count() == 1
+
+
+def test_a_stale_prefetch_does_not_create_a_second_current_secret(subscription):
+    stale = Subscription.objects.prefetch_related("secrets").get(pk=subscription.pk)
+    created = current_secret(subscription)
+    assert signing_secrets(stale) == [created]
+    assert SubscriptionSecret.objects.filter(subscription=subscription).count() == 1
+
+
+def test_prefetched_secrets_need_no_queries(subscription, django_assert_num_queries):
+    other = Subscription.objects.create(url="https://example.org/hooks", event_types=["*"])
+    old = create_secret(subscription)
+    new = rotate_secret(subscription)
+    other_secret = create_secret(other)
+    with django_assert_num_queries(2):
+        loaded = list(Subscription.objects.order_by("pk").prefetch_related("secrets"))
+    with django_assert_num_queries(0):
+        assert signing_secrets(loaded[0]) == [new, old]
+        assert signing_secrets(loaded[1]) == [other_secret]
+
+
+def test_secrets_are_per_subscription(subscription):
+    other = Subscription.objects.create(url="https://example.org/hooks", event_types=["*"])
+    mine = create_secret(subscription)
+    theirs = create_secret(other)
+    rotate_secret(other, overlap_seconds=0)
+    assert signing_secrets(subscription) == [mine]
+    assert theirs not in signing_secrets(other)
+
+
+@pytest.mark.parametrize("n_bytes", [24, 32, 64])
+def test_validate_secret_accepts_24_to_64_bytes(n_bytes):
+    validate_secret(whsec(n_bytes))
+    validate_secret(whsec(n_bytes).rstrip("="))
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("", "whsec_"),
+        (base64.b64encode(b"x" * 32).decode(), "whsec_"),
+        ("whsec_" + "%" * 40, "base64"),
+        ("whsec_" + base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode(), "base64"),
+        (whsec(23), "23"),
+        (whsec(65), "65"),
+        (None, "whsec_"),
+    ],
+)
+def test_validate_secret_rejects_with_a_clear_message(value, message):
+    with pytest.raises(ValidationError) as excinfo:
+        validate_secret(value)
+    assert excinfo.value.code == "invalid_secret"
+    assert message in " ".join(excinfo.value.messages)
+
+
+def test_generated_secrets_are_valid():
+    validate_secret(generate_secret())
