@@ -10,4 +10,11 @@ class DjangoWebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from . import checks  # noqa: F401  (registers the system checks)
+        from .schedules import on_post_migrate
+        from .bindings import registry
+
+        registry.load_from_settings()
+        post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="django_webhooks.schedules")

@@ -1,0 +1,263 @@
+"""Event capture: ``send_event()``, the bulk helper, the event catalog and the outbox handoff.
+
+An :class:`~django_webhooks.models.Event` row is written in the caller's transaction. Work is handed
+to django-q2 in ``transaction.on_commit``, once per transaction however many events it records, so a
+rollback sends nothing and a bulk import enqueues one task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.models.signals import post_delete, post_save
+
+from . import queue
+from .conf import webhooks_settings
+from .exceptions import InvalidPayload, PayloadTooLarge, UnknownEventType
+from .models import Event, EventType
+from .owners import owner_key
+from .payloads import get_payload_builder, json_default
+
+logger = logging.getLogger("django_webhooks.events")
+
+#: Seconds other processes may keep using a cached copy of the ``EventType`` table.
+CATALOG_TTL = 10.0
+
+_catalog: dict[str, Any] = {"rows": None, "loaded_at": 0.0, "dirty_in": None}
+_validators: dict[int, tuple[dict, Any]] = {}
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+def _load_rows() -> dict[str, dict]:
+    rows = EventType.objects.values_list("name", "description", "schema", "thin", "archived")
+    return {
+        name: {"description": description, "schema": schema, "thin": thin, "archived": archived}
+        for name, description, schema, thin, archived in rows
+    }
+
+
+def _catalog_rows() -> dict[str, dict]:
+    connection = connections[router.db_for_read(EventType)]
+    if _catalog["dirty_in"] is not None and _catalog["dirty_in"] is connection.run_on_commit:
+        # This transaction changed the catalog: read it fresh and cache nothing uncommitted.
+        return _load_rows()
+    rows = _catalog["rows"]
+    if rows is None or time.monotonic() - _catalog["loaded_at"] > CATALOG_TTL:
+        rows = _catalog["rows"] = _load_rows()
+        _catalog["loaded_at"] = time.monotonic()
+    return rows
+
+
+def invalidate_catalog(**kwargs: Any) -> None:
+    """Drop the cached catalog; connected to ``EventType`` saves and deletes."""
+    _catalog["rows"] = None
+    _catalog["dirty_in"] = None
+    connection = connections[router.db_for_write(EventType)]
+    if connection.in_atomic_block:
+        _catalog["dirty_in"] = connection.run_on_commit
+        transaction.on_commit(invalidate_catalog, using=connection.alias)
+
+
+post_save.connect(invalidate_catalog, sender=EventType, dispatch_uid="django_webhooks.catalog.save")
+post_delete.connect(invalidate_catalog, sender=EventType, dispatch_uid="django_webhooks.catalog.delete")
+
+
+def _merge(declared: dict | None, row: dict | None) -> dict:
+    declared = declared or {}
+    row = row or {}
+    return {
+        "description": row.get("description") or declared.get("description", ""),
+        "schema": row["schema"] if row.get("schema") is not None else declared.get("schema"),
+        "example": declared.get("example"),
+        "thin": bool(row.get("thin") or declared.get("thin")),
+        "archived": bool(row.get("archived")),
+    }
+
+
+def known_event_types() -> dict[str, dict]:
+    """Every event type: ``EVENT_TYPES`` merged with ``EventType`` rows (a row wins).
+
+    Values are dicts with ``description``, ``schema``, ``example``, ``thin`` and ``archived``.
+    """
+    declared = webhooks_settings.EVENT_TYPES
+    rows = _catalog_rows()
+    return {name: _merge(declared.get(name), rows.get(name)) for name in sorted(set(declared) | set(rows))}
+
+
+def event_type_spec(event_type: str) -> dict:
+    """The catalog entry for ``event_type``; raises :class:`UnknownEventType` if absent or archived."""
+    declared = webhooks_settings.EVENT_TYPES.get(event_type)
+    rows = _catalog_rows()
+    row = rows.get(event_type)
+    if row is None and declared is None and rows is _catalog["rows"]:
+        # Perhaps created in another process since we cached the table.
+        invalidate_catalog()
+        row = _catalog_rows().get(event_type)
+    if row is None and declared is None:
+        raise UnknownEventType(
+            f"Unknown event type {event_type!r}: declare it in DJANGO_WEBHOOKS['EVENT_TYPES'] "
+            f"or add it to the event catalog (EventType)."
+        )
+    spec = _merge(declared, row)
+    if spec["archived"]:
+        raise UnknownEventType(f"Event type {event_type!r} is archived; new events of this type are refused.")
+    return spec
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def _validator(schema: dict) -> Any:
+    cached = _validators.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    validator = cls(schema)
+    _validators[id(schema)] = (schema, validator)
+    return validator
+
+
+def schema_errors(schema: dict | None, data: Any) -> list[str]:
+    """Messages for every way ``data`` breaks ``schema`` (empty when valid or without a schema)."""
+    if not schema:
+        return []
+    errors = sorted(_validator(schema).iter_errors(data), key=lambda error: list(error.absolute_path))
+    return [f"{error.json_path}: {error.message}" for error in errors]
+
+
+def _prepare_payload(event_type: str, data: Any, spec: dict) -> tuple[Any, list[str] | None]:
+    try:
+        text = json.dumps(data, default=json_default, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"Data of {event_type!r} is not JSON-serializable: {exc}") from exc
+    limit = webhooks_settings.MAX_PAYLOAD_BYTES
+    if limit and len(text) > limit // 4 and len(text.encode()) > limit:
+        raise PayloadTooLarge(
+            f"Data of {event_type!r} is {len(text.encode())} bytes serialized; "
+            f"the limit is {limit} (DJANGO_WEBHOOKS['MAX_PAYLOAD_BYTES'])."
+        )
+    payload = json.loads(text)
+    errors = schema_errors(spec["schema"], payload)
+    if not errors:
+        return payload, None
+    if webhooks_settings.SCHEMA_VALIDATION == "record":
+        logger.warning("Event %s recorded with schema errors; it will not be sent: %s", event_type, "; ".join(errors))
+        return payload, errors
+    raise InvalidPayload(f"Data of {event_type!r} does not match its schema: {'; '.join(errors)}", errors=errors)
+
+
+# --- outbox handoff ----------------------------------------------------------------------------
+
+
+def _enqueue_after_commit() -> None:
+    queue.enqueue_processing()
+
+
+def schedule_processing(using: str) -> None:
+    """Enqueue one processing task when the current transaction on ``using`` commits.
+
+    Calls within one transaction share one task. Django replaces ``connection.run_on_commit``
+    with a new list on every commit, rollback and savepoint rollback, so the list we registered
+    in tells whether our callback is still waiting. Outside an atomic block ``on_commit`` runs
+    the handoff at once (the change is already committed).
+    """
+    connection = connections[using]
+    if connection.in_atomic_block:
+        if getattr(connection, "_webhooks_scheduled_in", None) is connection.run_on_commit:
+            return
+        transaction.on_commit(_enqueue_after_commit, using=using)
+        connection._webhooks_scheduled_in = connection.run_on_commit
+    else:
+        _enqueue_after_commit()
+
+
+# --- recording ---------------------------------------------------------------------------------
+
+
+def _existing(using: str, owner_id: str | None, idempotency_key: str) -> Event | None:
+    return Event.objects.using(using).filter(owner_id=owner_id, idempotency_key=idempotency_key).order_by("id").first()
+
+
+def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key: str | None = None) -> Event:
+    """Record an event in the current transaction; a worker fans it out after commit.
+
+    ``owner`` is an instance of the owner model, its primary key or None (staff subscriptions
+    only). With ``idempotency_key``, a second call for the same owner and key returns the first
+    event and records nothing. Raises :class:`UnknownEventType`, :class:`InvalidPayload`
+    (schema mismatch when ``SCHEMA_VALIDATION`` is ``"raise"``) or :class:`PayloadTooLarge`.
+    """
+    spec = event_type_spec(event_type)
+    payload, errors = _prepare_payload(event_type, data, spec)
+    owner_id = owner_key(owner)
+    event = Event(
+        event_type=event_type,
+        payload=payload,
+        owner_id=owner_id,
+        idempotency_key=idempotency_key,
+        schema_errors=errors,
+    )
+    using = router.db_for_write(Event)
+    if idempotency_key is None:
+        event.save(using=using, force_insert=True)
+    else:
+        existing = _existing(using, owner_id, idempotency_key)
+        if existing is not None:
+            return existing
+        try:
+            with transaction.atomic(using=using):
+                event.save(using=using, force_insert=True)
+        except IntegrityError:
+            existing = _existing(using, owner_id, idempotency_key)
+            if existing is None:
+                raise
+            return existing
+    schedule_processing(using)
+    return event
+
+
+def _owner_resolver(owner: Any) -> Callable[[models.Model], str | None]:
+    if callable(owner) and not isinstance(owner, models.Model):
+        return lambda instance: owner_key(owner(instance))
+    if isinstance(owner, str):
+        from .bindings import attribute_owner
+
+        return attribute_owner(owner)
+    key = owner_key(owner)
+    return lambda instance: key
+
+
+def send_events_for_queryset(
+    event_type: str, queryset: models.QuerySet | Iterable[models.Model], *, payload: Any = None, owner: Any = None
+) -> list[Event]:
+    """Record one event per object, in one ``bulk_create`` (``update()`` and ``bulk_create`` fire no signals).
+
+    ``payload`` is a builder as for bindings (default: every concrete field). ``owner`` is a
+    callable ``(instance) -> owner``, a dotted attribute path (``"customer.user"``), or a fixed owner
+    instance / None for all events.
+    """
+    spec = event_type_spec(event_type)
+    build = get_payload_builder(payload, context=f"send_events_for_queryset({event_type!r})")
+    resolve_owner = _owner_resolver(owner)
+    objects = queryset.iterator(chunk_size=2000) if isinstance(queryset, models.QuerySet) else queryset
+    events = []
+    for instance in objects:
+        data, errors = _prepare_payload(event_type, build(instance), spec)
+        events.append(
+            Event(event_type=event_type, payload=data, owner_id=resolve_owner(instance), schema_errors=errors)
+        )
+    if not events:
+        return []
+    using = router.db_for_write(Event)
+    Event.objects.using(using).bulk_create(events, batch_size=1000)
+    schedule_processing(using)
+    return events

@@ -1,0 +1,72 @@
+"""The handoff to django-q2: put processing and delivery tasks on the broker, never raising.
+
+One broker object is reused per process and cluster name: django-q2 otherwise builds a new broker
+(for Redis: a new client and connection) on every ``async_task()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .conf import webhooks_settings
+
+logger = logging.getLogger("django_webhooks.queue")
+
+PROCESS_EVENTS_TASK = "django_webhooks.tasks.process_events"
+DELIVER_DUE_TASK = "django_webhooks.tasks.deliver_due"
+
+_brokers: dict[str | None, Any] = {}
+
+
+def get_broker() -> Any:
+    """The django-q2 broker for the ``QUEUE`` cluster, created once per process."""
+    cluster = webhooks_settings.QUEUE
+    broker = _brokers.get(cluster)
+    if broker is None:
+        from django_q.brokers import get_broker as build_broker
+
+        broker = _brokers[cluster] = build_broker(cluster)
+    return broker
+
+
+def reset_broker() -> None:
+    """Forget the cached brokers (after changing Q_CLUSTER in tests, or after a fork)."""
+    _brokers.clear()
+
+
+def _enqueue(task_path: str) -> None:
+    from django_q.tasks import async_task
+
+    q_options: dict[str, Any] = {"broker": get_broker(), "save": False}
+    cluster = webhooks_settings.QUEUE
+    if cluster:
+        q_options["cluster"] = cluster
+    async_task(task_path, q_options=q_options)
+
+
+def enqueue_processing() -> bool:
+    """Ask a worker to fan out pending events. False (and a logged error) if the broker failed.
+
+    A lost handoff loses nothing: the event stays with ``fanned_out_at`` NULL and the sweeper
+    fans it out later.
+    """
+    try:
+        _enqueue(PROCESS_EVENTS_TASK)
+    except Exception:
+        logger.exception("Could not enqueue %s; the sweeper will fan out the pending events.", PROCESS_EVENTS_TASK)
+        return False
+    return True
+
+
+def enqueue_delivery(n: int = 1) -> int:
+    """Enqueue ``n`` delivery tasks; returns how many reached the broker (stops at the first error)."""
+    sent = 0
+    for _ in range(max(0, n)):
+        try:
+            _enqueue(DELIVER_DUE_TASK)
+        except Exception:
+            logger.exception("Could not enqueue %s; the sweeper will retry.", DELIVER_DUE_TASK)
+            break
+        sent += 1
+    return sent
