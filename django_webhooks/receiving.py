@@ -24,6 +24,7 @@ from .signing import SIGNATURE_VERSION, Secret, secret_key, signature_digest, ti
 
 #: Seconds a timestamp may differ from the receiver's clock (the spec's 5 minutes).
 DEFAULT_TOLERANCE = 300
+TEXT = "text/plain; charset=utf-8"
 
 SecretSource = Secret | Iterable[Secret] | Callable[[HttpRequest], Secret | Iterable[Secret]]
 
@@ -75,7 +76,7 @@ def verify(
     raw_timestamp = _header(found, "timestamp")
     signature_header = _header(found, "signature")
 
-    if not raw_timestamp.isascii() or not raw_timestamp.isdigit():
+    if not raw_timestamp.isascii() or not raw_timestamp.isdigit() or len(raw_timestamp) > 18:
         raise SignatureVerificationError("Invalid webhook-timestamp header: expected integer Unix seconds.")
     timestamp = int(raw_timestamp)
     current = timestamp_seconds(now) if now is not None else int(time.time())
@@ -113,19 +114,24 @@ def verify_webhook(
     """Decorate a view so it runs only for correctly signed webhooks.
 
     ``secret`` is a ``whsec_...`` string, a list of them (during a rotation), or a callable
-    ``(request) -> secret or list`` (for a secret per sender). A failing request gets a
-    ``400`` with the reason as plain text and the view is not called. The view is CSRF-exempt.
+    ``(request) -> secret or list`` (for a secret per sender; returning ``None`` or ``[]``
+    rejects the request). A failing request gets a ``400`` with the reason as plain text and
+    the view is not called. The view is CSRF-exempt.
     Works with sync and async function views; wrap class-based views with ``method_decorator``.
     """
     if secret is None:
         raise TypeError("verify_webhook() needs secret=: a string, a list of strings or a callable.")
+    if not callable(secret):
+        secret = _keys(secret)
 
     def rejection(request: HttpRequest) -> HttpResponse | None:
         secrets = secret(request) if callable(secret) else secret
+        if not secrets:
+            return HttpResponseBadRequest("No webhook secret is configured for this request.", content_type=TEXT)
         try:
             verify(request.headers, request.body, secrets, tolerance=tolerance)
         except SignatureVerificationError as exc:
-            return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+            return HttpResponseBadRequest(str(exc), content_type=TEXT)
         return None
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:

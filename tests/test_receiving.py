@@ -71,7 +71,7 @@ def test_future_timestamp_is_rejected():
     verify(signed(timestamp=now + 300), BODY, SECRET, now=now)
 
 
-@pytest.mark.parametrize("value", ["", "abc", "1614265330.5", "-5", " "])
+@pytest.mark.parametrize("value", ["", "abc", "1614265330.5", "-5", " ", "1" * 5000, "\uff11\uff12"])
 def test_malformed_timestamp_is_rejected(value):
     with pytest.raises(SignatureVerificationError, match="timestamp"):
         verify({**signed(), "webhook-timestamp": value}, BODY, SECRET)
@@ -126,7 +126,10 @@ def order_hook(request):
     return HttpResponse(status=204)
 
 
-@verify_webhook(secret=lambda request: [OTHER_SECRET, SECRET] if request.GET.get("tenant") else OTHER_SECRET)
+TENANT_SECRETS = {"acme": [OTHER_SECRET, SECRET], "globex": OTHER_SECRET, "initech": None}
+
+
+@verify_webhook(secret=lambda request: TENANT_SECRETS.get(request.GET["tenant"]))
 def tenant_hook(request):
     return JsonResponse({"id": request.headers["webhook-id"]})
 
@@ -176,10 +179,16 @@ def test_decorated_view_rejects_missing_headers_and_stale_timestamps(client):
 
 
 def test_callable_secret_gets_the_request(client):
-    assert post(client, "/hooks/tenant", headers=signed()).status_code == 400
+    assert post(client, "/hooks/tenant?tenant=globex", headers=signed()).status_code == 400
     response = post(client, "/hooks/tenant?tenant=acme", headers=signed())
     assert response.status_code == 200 and response.json() == {"id": MSG_ID}
-    assert post(client, "/hooks/tenant", headers=signed(secrets=[OTHER_SECRET])).status_code == 200
+    assert post(client, "/hooks/tenant?tenant=globex", headers=signed(secrets=[OTHER_SECRET])).status_code == 200
+
+
+@pytest.mark.parametrize("tenant", ["initech", "unknown"])
+def test_callable_returning_no_secret_rejects(client, tenant):
+    response = post(client, f"/hooks/tenant?tenant={tenant}", headers=signed())
+    assert response.status_code == 400 and b"No webhook secret" in response.content
 
 
 def test_async_view(client):
@@ -188,6 +197,10 @@ def test_async_view(client):
     assert post(client, "/hooks/async", headers=signed(timestamp=int(time.time()) - 60)).status_code == 400
 
 
-def test_decorator_needs_a_secret():
+def test_decorator_checks_a_static_secret_when_applied():
     with pytest.raises(TypeError, match="secret"):
         verify_webhook()
+    with pytest.raises(ValueError, match="base64"):
+        verify_webhook(secret="whsec_not base64!")
+    with pytest.raises(ValueError, match="at least one secret"):
+        verify_webhook(secret=[])
