@@ -1,24 +1,534 @@
-"""System checks, ids ``django_webhooks.E0xx`` (errors) and ``W0xx`` (warnings)."""
+"""System checks, ids ``django_webhooks.E0xx`` (errors) and ``W0xx`` (warnings).
+
+Every check reads the settings when it runs (never at import), so ``override_settings`` works.
+Checks other than E001 read the raw ``DJANGO_WEBHOOKS`` dict merged over the defaults, so one
+bad key does not hide the other problems.
+
+Errors: E001 unknown keys or not a dict, E002 a number of the wrong type or out of range,
+E003 ``CONNECT_TIMEOUT`` above ``TIMEOUT``, E004 ``RETRY_SCHEDULE``, E005 ``RETRY_JITTER``,
+E006 ``SCHEMA_VALIDATION``, E007 a dotted path that does not import, E008 ``OWNER_MODEL``,
+E009 an invalid ``EVENT_TYPES`` entry, E010 an invalid JSON Schema in ``EVENT_TYPES``,
+E011 a malformed ``BINDINGS`` entry, E012 ``ENCRYPTION_KEYS``, E013 ``ALLOWED_TARGETS``,
+E014 a flag or text setting of the wrong type.
+
+Warnings: W001 plain-http targets allowed outside DEBUG, W002 loopback targets allowed outside
+DEBUG, W003 django-q2 ``retry`` not above the task run time, W004 django-q2 ``timeout`` shorter
+than our tasks, W005 SQLite without WAL under several workers, W006 django-q2 saves every task
+result, W007 django-q2 retries failed tasks itself, W008 ``django_q`` not installed,
+W009 no ``Q_CLUSTER``.
+"""
 
 from __future__ import annotations
 
-from django.core.checks import Error, register
+import ipaddress
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
 
-from .conf import DEFAULTS, SETTING_NAME, webhooks_settings
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS, IMPORT_STRINGS, SETTING_NAME, webhooks_settings
+
+HOST_NAME_RE = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+BINDING_EVENTS = {"create", "update", "delete"}
+SCHEMA_VALIDATION_MODES = {"raise", "record"}
+
+#: (setting, minimum, whether the minimum itself is allowed, whether it must be an int)
+NUMERIC_SETTINGS = [
+    ("MAX_PAYLOAD_BYTES", 1, True, True),
+    ("SECRET_ROTATION_OVERLAP", 0, True, False),
+    ("CONNECT_TIMEOUT", 0, False, False),
+    ("TIMEOUT", 0, False, False),
+    ("MAX_RESPONSE_BYTES", 1, True, True),
+    ("MAX_CUSTOM_HEADERS", 0, True, True),
+    ("LEASE_SECONDS", 0, False, False),
+    ("CLAIM_BATCH_SIZE", 1, True, True),
+    ("SEND_CONCURRENCY", 1, True, True),
+    ("TASK_TIME_BUDGET", 0, False, False),
+    ("MAX_IN_FLIGHT_PER_SUBSCRIPTION", 1, True, True),
+    ("CIRCUIT_BREAKER_THRESHOLD", 1, True, True),
+    ("CIRCUIT_BREAKER_COOLDOWN", 0, False, False),
+    ("CIRCUIT_BREAKER_MAX_COOLDOWN", 0, False, False),
+    ("AUTO_DISABLE_AFTER", 0, False, False),
+    ("RETENTION_DAYS", 1, True, True),
+    ("PRUNE_BATCH_SIZE", 1, True, True),
+]
+BOOLEAN_SETTINGS = ["ALLOW_LOOPBACK", "NOTIFY_OWNER_ON_DISABLE", "API_STAFF_SEES_ALL"]
+TEXT_SETTINGS = ["USER_AGENT", "THIN_PAYLOAD_URL"]
+
+
+def _id(code: str) -> str:
+    return f"django_webhooks.{code}"
+
+
+def _name(key: str) -> str:
+    return f'{SETTING_NAME}["{key}"]'
+
+
+def _configured() -> dict[str, Any] | None:
+    """The user's settings over the defaults, or None when ``DJANGO_WEBHOOKS`` is not a dict."""
+    value = getattr(settings, SETTING_NAME, None) or {}
+    if not isinstance(value, dict):
+        return None
+    return {**DEFAULTS, **value}
+
+
+def _is_number(value: Any, integer: bool = False) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if integer else isinstance(value, int | float)
+
+
+def _q_cluster() -> dict[str, Any] | None:
+    value = getattr(settings, "Q_CLUSTER", None)
+    return value if isinstance(value, dict) else None
 
 
 @register()
-def check_settings_keys(app_configs, **kwargs):
+def check_settings_keys(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
     try:
         unknown = webhooks_settings.unknown_keys()
     except Exception as exc:  # not a dict
-        return [Error(str(exc), hint=f"Set {SETTING_NAME} to a dict.", id="django_webhooks.E001")]
+        return [Error(str(exc), hint=f"Set {SETTING_NAME} to a dict.", id=_id("E001"))]
     if unknown:
         return [
             Error(
                 f"Unknown key(s) in {SETTING_NAME}: {', '.join(unknown)}.",
                 hint=f"Remove or correct them; valid keys are {', '.join(sorted(DEFAULTS))}.",
-                id="django_webhooks.E001",
+                id=_id("E001"),
             )
         ]
     return []
+
+
+@register()
+def check_setting_values(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """Types and ranges of the plain-value settings (E002-E006, E012-E014)."""
+    conf = _configured()
+    if conf is None:
+        return []
+    errors: list[CheckMessage] = []
+    for key, minimum, inclusive, integer in NUMERIC_SETTINGS:
+        value = conf[key]
+        in_range = _is_number(value, integer) and (value >= minimum if inclusive else value > minimum)
+        if not in_range:
+            kind = "an integer" if integer else "a number"
+            bound = f">= {minimum}" if inclusive else f"> {minimum}"
+            errors.append(
+                Error(
+                    f"{_name(key)} is {value!r}; it must be {kind} {bound}.",
+                    hint=f"Set {_name(key)} to {kind} {bound} or remove it to use the default {DEFAULTS[key]!r}.",
+                    id=_id("E002"),
+                )
+            )
+    connect, total = conf["CONNECT_TIMEOUT"], conf["TIMEOUT"]
+    if _is_number(connect) and _is_number(total) and connect > total:
+        errors.append(
+            Error(
+                f"{_name('CONNECT_TIMEOUT')} ({connect}) is longer than {_name('TIMEOUT')} ({total}).",
+                hint="The connect timeout is part of the total request time: make it at most TIMEOUT.",
+                id=_id("E003"),
+            )
+        )
+    schedule = conf["RETRY_SCHEDULE"]
+    if (
+        not isinstance(schedule, list | tuple)
+        or not schedule
+        or not all(_is_number(delay) and delay > 0 for delay in schedule)
+    ):
+        errors.append(
+            Error(
+                f"{_name('RETRY_SCHEDULE')} is {schedule!r}; it must be a non-empty list of positive seconds.",
+                hint=f"Use a list such as {DEFAULTS['RETRY_SCHEDULE']!r} (one delay per retry).",
+                id=_id("E004"),
+            )
+        )
+    jitter = conf["RETRY_JITTER"]
+    if not _is_number(jitter) or not 0 <= jitter < 1:
+        errors.append(
+            Error(
+                f"{_name('RETRY_JITTER')} is {jitter!r}; it must be a number from 0 up to (not including) 1.",
+                hint="It is the fraction by which each retry delay is randomly spread; 0.2 means +/-20%.",
+                id=_id("E005"),
+            )
+        )
+    mode = conf["SCHEMA_VALIDATION"]
+    if mode not in SCHEMA_VALIDATION_MODES:
+        errors.append(
+            Error(
+                f"{_name('SCHEMA_VALIDATION')} is {mode!r}.",
+                hint='Use "raise" (send_event raises InvalidPayload) or "record" (the event is sent and '
+                "the errors are stored on it).",
+                id=_id("E006"),
+            )
+        )
+    keys = conf["ENCRYPTION_KEYS"]
+    if not isinstance(keys, list | tuple) or not all(isinstance(key, str) and key for key in keys):
+        errors.append(
+            Error(
+                f"{_name('ENCRYPTION_KEYS')} must be a list of non-empty strings (newest first).",
+                hint="Generate a key with `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'` and list it; an empty list derives keys from SECRET_KEY.",
+                id=_id("E012"),
+            )
+        )
+    errors.extend(_allowed_target_errors(conf["ALLOWED_TARGETS"]))
+    errors.extend(_type_errors(conf))
+    return errors
+
+
+def _allowed_target_errors(targets: Any) -> list[CheckMessage]:
+    hint = 'List CIDRs ("10.1.0.0/16", "fd00::/8") or host names ("hooks.internal").'
+    if not isinstance(targets, list | tuple):
+        return [Error(f"{_name('ALLOWED_TARGETS')} must be a list.", hint=hint, id=_id("E013"))]
+    errors: list[CheckMessage] = []
+    for entry in targets:
+        if not isinstance(entry, str):
+            errors.append(
+                Error(f"{_name('ALLOWED_TARGETS')} entry {entry!r} is not a string.", hint=hint, id=_id("E013"))
+            )
+            continue
+        if "/" in entry or ":" in entry or entry.replace(".", "").isdigit():
+            try:
+                ipaddress.ip_network(entry, strict=True)
+            except ValueError as exc:
+                errors.append(
+                    Error(
+                        f"{_name('ALLOWED_TARGETS')} entry {entry!r} is not a valid network: {exc}.",
+                        hint=hint + " A CIDR must not have host bits set (10.1.0.0/16, not 10.1.2.3/16).",
+                        id=_id("E013"),
+                    )
+                )
+        elif not HOST_NAME_RE.match(entry):
+            errors.append(
+                Error(
+                    f"{_name('ALLOWED_TARGETS')} entry {entry!r} is not a valid host name.", hint=hint, id=_id("E013")
+                )
+            )
+    return errors
+
+
+def _type_errors(conf: dict[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for key in BOOLEAN_SETTINGS:
+        if not isinstance(conf[key], bool):
+            errors.append(
+                Error(
+                    f"{_name(key)} is {conf[key]!r}; it must be True or False.",
+                    hint=f"Set {_name(key)} to a bool.",
+                    id=_id("E014"),
+                )
+            )
+    if conf["REQUIRE_HTTPS"] is not None and not isinstance(conf["REQUIRE_HTTPS"], bool):
+        errors.append(
+            Error(
+                f"{_name('REQUIRE_HTTPS')} is {conf['REQUIRE_HTTPS']!r}.",
+                hint="Use True, False, or None (require https whenever DEBUG is off).",
+                id=_id("E014"),
+            )
+        )
+    for key in TEXT_SETTINGS:
+        if not isinstance(conf[key], str):
+            errors.append(
+                Error(f"{_name(key)} must be a string.", hint=f"Set {_name(key)} to a string.", id=_id("E014"))
+            )
+    if conf["QUEUE"] is not None and not isinstance(conf["QUEUE"], str):
+        errors.append(
+            Error(
+                f"{_name('QUEUE')} must be None or the name of a django-q2 cluster.",
+                hint='Use the "name" of an entry of Q_CLUSTER / Q_CLUSTERS, or None for the default cluster.',
+                id=_id("E014"),
+            )
+        )
+    rates = conf["API_THROTTLE_RATES"]
+    if not isinstance(rates, dict) or not all(isinstance(rate, str | type(None)) for rate in rates.values()):
+        errors.append(
+            Error(
+                f"{_name('API_THROTTLE_RATES')} must be a dict of DRF rates.",
+                hint=f"Use e.g. {DEFAULTS['API_THROTTLE_RATES']!r}; None turns a scope's throttling off.",
+                id=_id("E014"),
+            )
+        )
+    return errors
+
+
+@register()
+def check_dotted_paths(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E007: ``OWNER_RESOLVER``, ``RETRY_POLICY`` and ``RESOLVER`` import."""
+    conf = _configured()
+    if conf is None:
+        return []
+    errors: list[CheckMessage] = []
+    for key in sorted(IMPORT_STRINGS):
+        path = conf[key]
+        if not isinstance(path, str):
+            if callable(path):
+                continue
+            problem = f"is {path!r}, not a dotted path"
+        else:
+            try:
+                import_string(path)
+                continue
+            except ImportError as exc:
+                problem = f"= {path!r} could not be imported: {exc}"
+        errors.append(
+            Error(
+                f"{_name(key)} {problem}.",
+                hint=f"Point {_name(key)} at an importable object (default {DEFAULTS[key]!r}).",
+                id=_id("E007"),
+            )
+        )
+    return errors
+
+
+@register()
+def check_owner_model(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E008: ``OWNER_MODEL`` names an installed model."""
+    conf = _configured()
+    if conf is None or conf["OWNER_MODEL"] is None:
+        return []
+    label = conf["OWNER_MODEL"]
+    try:
+        apps.get_model(label, require_ready=False)
+    except (LookupError, ValueError, TypeError, AttributeError) as exc:
+        return [
+            Error(
+                f"{_name('OWNER_MODEL')} = {label!r} is not an installed model: {exc}",
+                hint='Use "app_label.ModelName" of a model in INSTALLED_APPS, or None for AUTH_USER_MODEL.',
+                id=_id("E008"),
+            )
+        ]
+    return []
+
+
+@register()
+def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E009: names and entries of ``EVENT_TYPES``; E010: their JSON Schemas."""
+    from jsonschema import SchemaError, validators
+
+    from .models import validate_event_type_name
+
+    conf = _configured()
+    if conf is None:
+        return []
+    event_types = conf["EVENT_TYPES"]
+    shape_hint = '{"order.created": {"description": "...", "schema": {...}, "example": {...}, "thin": False}}'
+    if not isinstance(event_types, dict):
+        return [Error(f"{_name('EVENT_TYPES')} must be a dict.", hint=f"Use {shape_hint}.", id=_id("E009"))]
+    errors: list[CheckMessage] = []
+    for name, spec in event_types.items():
+        try:
+            validate_event_type_name(name if isinstance(name, str) else "")
+        except ValidationError:
+            errors.append(
+                Error(
+                    f"{_name('EVENT_TYPES')} has an invalid event type name {name!r}.",
+                    hint="Use dot-separated words of letters, digits and _ (order.created).",
+                    id=_id("E009"),
+                )
+            )
+        if not isinstance(spec, dict):
+            errors.append(
+                Error(f"{_name('EVENT_TYPES')}[{name!r}] must be a dict.", hint=f"Use {shape_hint}.", id=_id("E009"))
+            )
+            continue
+        unknown = sorted(set(spec) - {"description", "schema", "example", "thin"})
+        if unknown:
+            errors.append(
+                Error(
+                    f"{_name('EVENT_TYPES')}[{name!r}] has unknown key(s): {', '.join(map(str, unknown))}.",
+                    hint="Valid keys are description, schema, example and thin.",
+                    id=_id("E009"),
+                )
+            )
+        schema = spec.get("schema")
+        if schema is None:
+            continue
+        try:
+            validators.validator_for(schema).check_schema(schema)
+        except SchemaError as exc:
+            errors.append(
+                Error(
+                    f"{_name('EVENT_TYPES')}[{name!r}]['schema'] is not a valid JSON Schema: {exc.message}",
+                    hint="Fix the schema (check it with jsonschema's check_schema) or remove it.",
+                    id=_id("E010"),
+                )
+            )
+        except Exception as exc:  # a non-dict schema makes validator_for fail in several ways
+            errors.append(
+                Error(
+                    f"{_name('EVENT_TYPES')}[{name!r}]['schema'] is not a valid JSON Schema: {exc}",
+                    hint="A schema is a dict such as {'type': 'object', 'required': ['id']}.",
+                    id=_id("E010"),
+                )
+            )
+    return errors
+
+
+@register()
+def check_bindings(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E011: each ``BINDINGS`` entry names an installed model, valid ``on`` values and a declared type."""
+    conf = _configured()
+    if conf is None:
+        return []
+    bindings = conf["BINDINGS"]
+    hint = (
+        'Each binding is a dict like {"model": "shop.Order", "on": ["create"], "event_type": "order.created"}, '
+        "with the event type declared in EVENT_TYPES."
+    )
+    if not isinstance(bindings, list | tuple):
+        return [Error(f"{_name('BINDINGS')} must be a list.", hint=hint, id=_id("E011"))]
+    declared = conf["EVENT_TYPES"] if isinstance(conf["EVENT_TYPES"], dict) else {}
+    errors: list[CheckMessage] = []
+    for index, binding in enumerate(bindings):
+        where = f"{_name('BINDINGS')}[{index}]"
+        if not isinstance(binding, dict):
+            errors.append(Error(f"{where} must be a dict.", hint=hint, id=_id("E011")))
+            continue
+        problems = []
+        label = binding.get("model")
+        try:
+            apps.get_model(label, require_ready=False)
+        except (LookupError, ValueError, TypeError, AttributeError):
+            problems.append(f"model {label!r} is not an installed model")
+        on = binding.get("on")
+        on_values = [on] if isinstance(on, str) else on
+        if not isinstance(on_values, list | tuple) or not on_values or not set(on_values) <= BINDING_EVENTS:
+            problems.append(f"'on' is {on!r}; use a list of {', '.join(sorted(BINDING_EVENTS))}")
+        event_type = binding.get("event_type")
+        if event_type not in declared:
+            problems.append(f"event type {event_type!r} is not declared in {_name('EVENT_TYPES')}")
+        errors.extend(Error(f"{where}: {problem}.", hint=hint, id=_id("E011")) for problem in problems)
+    return errors
+
+
+@register()
+def check_transport_safety(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """W001/W002: targets that are only acceptable while developing."""
+    conf = _configured()
+    if conf is None or settings.DEBUG:
+        return []
+    warnings: list[CheckMessage] = []
+    if conf["REQUIRE_HTTPS"] is False:
+        warnings.append(
+            Warning(
+                f"{_name('REQUIRE_HTTPS')} is False while DEBUG is off: webhooks (and their signatures) may "
+                "go to plain-http endpoints, readable and replayable by anyone on the path.",
+                hint=f"Remove {_name('REQUIRE_HTTPS')} (https is then required whenever DEBUG is off) or set it to True.",
+                id=_id("W001"),
+            )
+        )
+    if conf["ALLOW_LOOPBACK"] is True:
+        warnings.append(
+            Warning(
+                f"{_name('ALLOW_LOOPBACK')} is True while DEBUG is off: subscribers can make your workers "
+                "send requests to services on 127.0.0.1 / ::1 of your own servers.",
+                hint=f"Set {_name('ALLOW_LOOPBACK')} to False outside tests and local demos; list internal "
+                "receivers you trust in ALLOWED_TARGETS instead.",
+                id=_id("W002"),
+            )
+        )
+    return warnings
+
+
+@register()
+def check_task_queue(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """W003-W009: django-q2 installed and configured so our tasks run once, in time, cheaply."""
+    if not apps.is_installed("django_q"):
+        return [
+            Warning(
+                '"django_q" is not in INSTALLED_APPS: events are recorded but no worker will deliver them.',
+                hint='Add "django_q" to INSTALLED_APPS, set Q_CLUSTER, run migrate and start `manage.py qcluster`.',
+                id=_id("W008"),
+            )
+        ]
+    cluster = _q_cluster()
+    if cluster is None:
+        return [
+            Warning(
+                "Q_CLUSTER is not set, so django-q2 uses its defaults (a Redis broker on localhost, task "
+                "results saved, failed tasks retried forever).",
+                hint='Set Q_CLUSTER, e.g. {"name": "webhooks", "orm": "default", "timeout": 90, "retry": 120, '
+                '"max_attempts": 1, "ack_failures": True, "save_limit": -1}. See docs/configuration.md.',
+                id=_id("W009"),
+            )
+        ]
+    conf = _configured() or DEFAULTS
+    budget, request_timeout = conf["TASK_TIME_BUDGET"], conf["TIMEOUT"]
+    task_seconds = budget + request_timeout if _is_number(budget) and _is_number(request_timeout) else None
+    warnings: list[CheckMessage] = []
+    timeout, retry = cluster.get("timeout"), cluster.get("retry", 60)
+    if _is_number(retry) and (
+        (_is_number(timeout) and retry <= timeout) or (timeout is None and task_seconds and retry <= task_seconds)
+    ):
+        limit = f"timeout ({timeout})" if timeout is not None else f"the longest run of our tasks ({task_seconds}s)"
+        warnings.append(
+            Warning(
+                f'Q_CLUSTER["retry"] ({retry}) is not above {limit}: the broker hands a still-running task '
+                "to a second worker, so it runs twice.",
+                hint='Set Q_CLUSTER["timeout"] above TASK_TIME_BUDGET + TIMEOUT and Q_CLUSTER["retry"] above that.',
+                id=_id("W003"),
+            )
+        )
+    if _is_number(timeout) and task_seconds and timeout <= task_seconds:
+        warnings.append(
+            Warning(
+                f'Q_CLUSTER["timeout"] ({timeout}) is not above {_name("TASK_TIME_BUDGET")} + '
+                f"{_name('TIMEOUT')} ({task_seconds}): a delivery task can be killed mid-request and its "
+                "deliveries wait for their lease to expire.",
+                hint=f'Set Q_CLUSTER["timeout"] to more than {task_seconds} (e.g. {int(task_seconds * 2)}) or lower '
+                "TASK_TIME_BUDGET.",
+                id=_id("W004"),
+            )
+        )
+    warnings.extend(_sqlite_warnings(cluster))
+    save_limit = cluster.get("save_limit", 250)
+    if _is_number(save_limit) and save_limit >= 0:
+        warnings.append(
+            Warning(
+                f'Q_CLUSTER["save_limit"] is {save_limit}: django-q2 writes (and trims) a result row after every '
+                "successful task; our tasks run every few seconds and return nothing worth keeping.",
+                hint='Set Q_CLUSTER["save_limit"] to -1 (failures are still saved).',
+                id=_id("W006"),
+            )
+        )
+    max_attempts, ack_failures = cluster.get("max_attempts", 0), cluster.get("ack_failures", False)
+    if max_attempts != 1 or ack_failures is not True:
+        warnings.append(
+            Warning(
+                f"Q_CLUSTER has max_attempts={max_attempts!r} and ack_failures={ack_failures!r}: django-q2 will "
+                "hand failed tasks out again. Our tasks are safe to drop (the sweeper re-enqueues work every "
+                "minute and deliveries keep their own retry schedule), so re-running a failing task only "
+                "repeats the failure and delays new deliveries.",
+                hint='Set Q_CLUSTER["max_attempts"] = 1 and Q_CLUSTER["ack_failures"] = True.',
+                id=_id("W007"),
+            )
+        )
+    return warnings
+
+
+def _sqlite_warnings(cluster: dict[str, Any]) -> list[CheckMessage]:
+    workers = cluster.get("workers") or os.cpu_count() or 1
+    database = settings.DATABASES.get("default", {})
+    if not database.get("ENGINE", "").endswith("sqlite3") or not _is_number(workers) or workers <= 1:
+        return []
+    init_command = str((database.get("OPTIONS") or {}).get("init_command", ""))
+    if re.search(r"journal_mode\s*=\s*'?wal", init_command, re.IGNORECASE):
+        return []
+    return [
+        Warning(
+            f"SQLite is used with {workers} django-q2 workers without WAL: every write locks the whole "
+            'database file, so workers and web requests fail with "database is locked".',
+            hint='Use PostgreSQL for more than one worker, or set DATABASES OPTIONS {"init_command": '
+            '"PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20}, or set '
+            'Q_CLUSTER["workers"] = 1.',
+            id=_id("W005"),
+        )
+    ]

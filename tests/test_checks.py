@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.conf import settings
+from django.core.checks import Error, Warning, run_checks
+from django.core.management import call_command
+from django.test import override_settings
+
+GOOD_CLUSTER = {
+    "name": "webhooks",
+    "orm": "default",
+    "workers": 1,
+    "timeout": 90,
+    "retry": 120,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "save_limit": -1,
+}
+
+
+def webhook_messages(**webhooks) -> list:
+    """Our check messages for DJANGO_WEBHOOKS = ``webhooks`` (with a well-configured cluster)."""
+    with override_settings(DJANGO_WEBHOOKS=webhooks, Q_CLUSTER=GOOD_CLUSTER, DEBUG=True):
+        return [m for m in run_checks() if m.id.startswith("django_webhooks.")]
+
+
+def ids(messages) -> set[str]:
+    return {m.id.removeprefix("django_webhooks.") for m in messages}
+
+
+def cluster_messages(cluster=None, debug=False, **overrides) -> list:
+    with override_settings(Q_CLUSTER=cluster, DEBUG=debug, **overrides):
+        return [m for m in run_checks() if m.id.startswith("django_webhooks.")]
+
+
+def test_valid_settings_have_no_messages():
+    assert webhook_messages() == []
+    assert webhook_messages(**settings.DJANGO_WEBHOOKS) == []
+
+
+def test_every_message_has_a_hint():
+    messages = webhook_messages(TIMEOUT=-1, RETRY_SCHEDULE=[], BINDINGS=[{}], ALLOWED_TARGETS=["10.0.0.1/8"])
+    assert messages and all(m.hint for m in messages)
+
+
+def test_e001_unknown_key():
+    messages = webhook_messages(TIMEOUTT=5)
+    assert ids(messages) == {"E001"}
+    assert "TIMEOUTT" in messages[0].msg and "TIMEOUT" in messages[0].hint
+
+
+def test_e001_not_a_dict():
+    with override_settings(DJANGO_WEBHOOKS=["TIMEOUT"]):
+        messages = [m for m in run_checks() if m.id.startswith("django_webhooks.")]
+    assert ids(messages) == {"E001"}
+    assert isinstance(messages[0], Error)
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("TIMEOUT", 0),
+        ("TIMEOUT", "15"),
+        ("MAX_RESPONSE_BYTES", 0),
+        ("CLAIM_BATCH_SIZE", 2.5),
+        ("RETENTION_DAYS", True),
+        ("LEASE_SECONDS", -1),
+    ],
+)
+def test_e002_number_out_of_range(key, value):
+    messages = webhook_messages(**{key: value})
+    assert "E002" in ids(messages)
+    assert any(key in m.msg for m in messages)
+
+
+def test_e003_connect_timeout_above_total():
+    assert ids(webhook_messages(CONNECT_TIMEOUT=20, TIMEOUT=10)) == {"E003"}
+    assert webhook_messages(CONNECT_TIMEOUT=10, TIMEOUT=10) == []
+
+
+@pytest.mark.parametrize("schedule", [[], [5, 0], "5,10", [5, "60"], None])
+def test_e004_retry_schedule(schedule):
+    assert ids(webhook_messages(RETRY_SCHEDULE=schedule)) == {"E004"}
+
+
+@pytest.mark.parametrize("jitter", [1, -0.1, "0.2"])
+def test_e005_retry_jitter(jitter):
+    assert ids(webhook_messages(RETRY_JITTER=jitter)) == {"E005"}
+    assert webhook_messages(RETRY_JITTER=0) == []
+
+
+def test_e006_schema_validation_mode():
+    assert ids(webhook_messages(SCHEMA_VALIDATION="warn")) == {"E006"}
+    assert webhook_messages(SCHEMA_VALIDATION="record") == []
+
+
+def test_e007_dotted_path_not_importable():
+    messages = webhook_messages(RETRY_POLICY="django_webhooks.retry.NoSuchPolicy", OWNER_RESOLVER="nope.resolver")
+    assert ids(messages) == {"E007"}
+    assert {"RETRY_POLICY", "OWNER_RESOLVER"} <= {word.strip('"[]') for m in messages for word in m.msg.split('"')}
+
+
+def test_e008_owner_model_not_installed():
+    assert ids(webhook_messages(OWNER_MODEL="teams.Team")) == {"E008"}
+    assert ids(webhook_messages(OWNER_MODEL="not-a-label")) == {"E008"}
+    assert webhook_messages(OWNER_MODEL="shop.Customer") == []
+
+
+def test_e009_event_type_name_and_shape():
+    assert ids(webhook_messages(EVENT_TYPES={"order created": {}})) == {"E009"}
+    assert ids(webhook_messages(EVENT_TYPES={"order.created": "An order"})) == {"E009"}
+    assert ids(webhook_messages(EVENT_TYPES={"order.created": {"descripton": "typo"}})) == {"E009"}
+    assert ids(webhook_messages(EVENT_TYPES=["order.created"])) == {"E009"}
+
+
+def test_e010_invalid_json_schema():
+    messages = webhook_messages(EVENT_TYPES={"order.created": {"schema": {"type": "objekt"}}})
+    assert ids(messages) == {"E010"}
+    assert "order.created" in messages[0].msg
+    assert webhook_messages(EVENT_TYPES={"order.created": {"schema": {"type": "object", "required": ["id"]}}}) == []
+
+
+def test_e011_bindings():
+    declared = {"order.created": {}}
+    good = {"model": "shop.Order", "on": ["create"], "event_type": "order.created"}
+    assert webhook_messages(EVENT_TYPES=declared, BINDINGS=[good]) == []
+    for bad in [
+        {**good, "model": "shop.Basket"},
+        {**good, "on": ["created"]},
+        {**good, "on": []},
+        {**good, "event_type": "order.paid"},
+        "shop.Order",
+    ]:
+        assert ids(webhook_messages(EVENT_TYPES=declared, BINDINGS=[bad])) == {"E011"}, bad
+    assert ids(webhook_messages(BINDINGS={"model": "shop.Order"})) == {"E011"}
+
+
+def test_e012_encryption_keys():
+    assert ids(webhook_messages(ENCRYPTION_KEYS="one-key")) == {"E012"}
+    assert ids(webhook_messages(ENCRYPTION_KEYS=["", "other"])) == {"E012"}
+    assert webhook_messages(ENCRYPTION_KEYS=["new-key", "old-key"]) == []
+
+
+def test_e013_allowed_targets():
+    assert webhook_messages(ALLOWED_TARGETS=["10.1.0.0/16", "fd00::/8", "hooks.internal", "192.168.1.7"]) == []
+    for bad in ["10.1.2.3/16", "300.1.0.0/16", "hooks internal", "https://hooks.internal/", 10]:
+        assert ids(webhook_messages(ALLOWED_TARGETS=[bad])) == {"E013"}, bad
+    assert ids(webhook_messages(ALLOWED_TARGETS="10.0.0.0/8")) == {"E013"}
+
+
+def test_e014_flags_and_text():
+    assert ids(webhook_messages(ALLOW_LOOPBACK="yes")) == {"E014"}
+    assert ids(webhook_messages(REQUIRE_HTTPS=1)) == {"E014"}
+    assert ids(webhook_messages(USER_AGENT=None)) == {"E014"}
+    assert ids(webhook_messages(QUEUE=3)) == {"E014"}
+    assert ids(webhook_messages(API_THROTTLE_RATES="600/min")) == {"E014"}
+
+
+def test_w001_plain_http_outside_debug():
+    messages = cluster_messages(GOOD_CLUSTER, DJANGO_WEBHOOKS={"REQUIRE_HTTPS": False})
+    assert ids(messages) == {"W001"}
+    assert isinstance(messages[0], Warning)
+    assert cluster_messages(GOOD_CLUSTER, debug=True, DJANGO_WEBHOOKS={"REQUIRE_HTTPS": False}) == []
+    assert cluster_messages(GOOD_CLUSTER, DJANGO_WEBHOOKS={}) == []
+
+
+def test_w002_loopback_outside_debug():
+    assert ids(cluster_messages(GOOD_CLUSTER, DJANGO_WEBHOOKS={"ALLOW_LOOPBACK": True})) == {"W002"}
+    assert cluster_messages(GOOD_CLUSTER, debug=True, DJANGO_WEBHOOKS={"ALLOW_LOOPBACK": True}) == []
+
+
+def test_w003_retry_not_above_timeout():
+    assert ids(cluster_messages({**GOOD_CLUSTER, "timeout": 120, "retry": 120}, DJANGO_WEBHOOKS={})) == {"W003"}
+    without_timeout = {key: value for key, value in GOOD_CLUSTER.items() if key != "timeout"}
+    assert ids(cluster_messages({**without_timeout, "retry": 30}, DJANGO_WEBHOOKS={})) == {"W003"}
+    assert cluster_messages({**without_timeout, "retry": 60}, DJANGO_WEBHOOKS={}) == []
+
+
+def test_w004_timeout_shorter_than_a_task():
+    messages = cluster_messages({**GOOD_CLUSTER, "timeout": 40, "retry": 60}, DJANGO_WEBHOOKS={})
+    assert ids(messages) == {"W004"}
+    assert "45" in messages[0].msg
+    relaxed = {"TASK_TIME_BUDGET": 20, "TIMEOUT": 10}
+    assert cluster_messages({**GOOD_CLUSTER, "timeout": 40, "retry": 60}, DJANGO_WEBHOOKS=relaxed) == []
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_w005_sqlite_without_wal_and_several_workers():
+    sqlite = {**settings.DATABASES["default"], "ENGINE": "django.db.backends.sqlite3"}
+    no_wal = {"default": {**sqlite, "OPTIONS": {}}}
+    wal = {"default": {**sqlite, "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;"}}}
+    several = {**GOOD_CLUSTER, "workers": 4}
+    assert ids(cluster_messages(several, DJANGO_WEBHOOKS={}, DATABASES=no_wal)) == {"W005"}
+    assert cluster_messages(several, DJANGO_WEBHOOKS={}, DATABASES=wal) == []
+    assert cluster_messages(GOOD_CLUSTER, DJANGO_WEBHOOKS={}, DATABASES=no_wal) == []
+
+
+def test_w006_results_saved():
+    assert ids(cluster_messages({**GOOD_CLUSTER, "save_limit": 250}, DJANGO_WEBHOOKS={})) == {"W006"}
+    default_limit = {key: value for key, value in GOOD_CLUSTER.items() if key != "save_limit"}
+    assert ids(cluster_messages(default_limit, DJANGO_WEBHOOKS={})) == {"W006"}
+
+
+def test_w007_failed_tasks_handed_out_again():
+    assert ids(cluster_messages({**GOOD_CLUSTER, "max_attempts": 0}, DJANGO_WEBHOOKS={})) == {"W007"}
+    assert ids(cluster_messages({**GOOD_CLUSTER, "ack_failures": False}, DJANGO_WEBHOOKS={})) == {"W007"}
+
+
+def test_w008_django_q_not_installed():
+    apps_without_q = [app for app in settings.INSTALLED_APPS if app != "django_q"]
+    with override_settings(INSTALLED_APPS=apps_without_q, DEBUG=True):
+        from django_webhooks.checks import check_task_queue
+
+        messages = check_task_queue(None)
+    assert ids(messages) == {"W008"}
+
+
+def test_w009_no_q_cluster():
+    messages = cluster_messages(None, debug=True, DJANGO_WEBHOOKS={})
+    assert ids(messages) == {"W009"}
+
+
+def test_check_command_on_test_settings():
+    stderr = io.StringIO()
+    call_command("check", stdout=io.StringIO(), stderr=stderr)
+    assert "django_webhooks.E" not in stderr.getvalue()
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_example_project_settings_are_clean():
+    """The example project runs SQLite with 2 workers, but in WAL mode, so W005 stays quiet."""
+    from example_project import settings as example
+
+    with override_settings(
+        DEBUG=example.DEBUG,
+        DATABASES={
+            "default": {**settings.DATABASES["default"], "OPTIONS": example.DATABASES["default"].get("OPTIONS", {})}
+        },
+        Q_CLUSTER=example.Q_CLUSTER,
+        DJANGO_WEBHOOKS=example.DJANGO_WEBHOOKS,
+    ):
+        messages = [m for m in run_checks() if m.id.startswith("django_webhooks.")]
+    assert messages == []
