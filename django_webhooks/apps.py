@@ -13,8 +13,8 @@ class DjangoWebhooksConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from . import checks  # noqa: F401  (registers the system checks)
-        from .schedules import on_post_migrate
         from .bindings import registry
+        from .schedules import on_post_migrate
 
         registry.load_from_settings()
         post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="django_webhooks.schedules")

@@ -1,0 +1,146 @@
+"""Retry policy: what happens to a delivery after each attempt.
+
+The policy is chosen by ``DJANGO_WEBHOOKS["RETRY_POLICY"]`` (a dotted path to a
+:class:`BaseRetryPolicy` subclass). The default follows Svix: a fixed schedule of waits with
++-20 % jitter, ``Retry-After`` honoured, 4xx final, ``410 Gone`` disables the subscription.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from .conf import webhooks_settings
+from .models import Delivery, DeliveryStatus, ErrorClass
+
+#: Error classes that say the receiver was never asked (or never answered): worth another try.
+RETRYABLE_ERRORS = frozenset(
+    {ErrorClass.TIMEOUT, ErrorClass.CONNECTION, ErrorClass.DNS, ErrorClass.TLS, ErrorClass.INTERNAL}
+)
+#: Error classes that no amount of waiting fixes: the target itself is refused.
+FINAL_ERRORS = frozenset({ErrorClass.BLOCKED_TARGET, ErrorClass.INVALID_TARGET, ErrorClass.REDIRECT})
+#: 4xx statuses that mean "not now" rather than "never".
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    """The next state of a delivery after one attempt.
+
+    ``status`` is a :class:`~django_webhooks.models.DeliveryStatus`: ``pending`` (retry at
+    ``next_attempt_at``), ``succeeded``, ``failed`` (refused for good) or ``exhausted``
+    (the schedule is spent). ``disable_subscription`` asks the engine to disable the
+    subscription with ``reason``.
+    """
+
+    status: str
+    next_attempt_at: datetime | None = None
+    disable_subscription: bool = False
+    reason: str = ""
+
+    @property
+    def will_retry(self) -> bool:
+        return self.status == DeliveryStatus.PENDING
+
+
+class BaseRetryPolicy:
+    """Decides what follows an attempt. Subclass it and point ``RETRY_POLICY`` at the subclass.
+
+    Override :meth:`decide`. It receives the delivery (``delivery.attempts`` already counts the
+    attempt being judged), the transport's ``TransportResult`` (``status``, ``headers``,
+    ``body``, ``duration_ms``, ``error_class``, ``error_message``) and the current time, and
+    returns a :class:`RetryDecision`. It must not touch the database: the engine applies the
+    decision. Policies are instantiated once per batch, with no arguments.
+    """
+
+    def decide(self, delivery: Delivery, result: Any, now: datetime) -> RetryDecision:
+        raise NotImplementedError("Retry policies must implement decide(delivery, result, now).")
+
+
+class DefaultRetryPolicy(BaseRetryPolicy):
+    """Svix's behaviour: retry transient failures on ``RETRY_SCHEDULE`` with ``RETRY_JITTER``.
+
+    Retried: connection errors, timeouts, DNS and TLS errors, 5xx, 408 and 429. ``Retry-After``
+    (seconds or an HTTP date) is honoured, never shorter than the scheduled wait and never longer
+    than twice that wait or the schedule's longest step, whichever is more. Any other 4xx fails
+    at once; ``410 Gone`` also disables the subscription. A redirect or a blocked target fails
+    at once. When the schedule is spent the delivery is ``exhausted``.
+    """
+
+    def decide(self, delivery: Delivery, result: Any, now: datetime) -> RetryDecision:
+        status = getattr(result, "status", None)
+        error_class = getattr(result, "error_class", "") or ""
+        if not error_class and status is not None and 200 <= status < 300:
+            return RetryDecision(DeliveryStatus.SUCCEEDED, reason=f"HTTP {status}")
+        if error_class in FINAL_ERRORS or (status is not None and 300 <= status < 400):
+            return RetryDecision(DeliveryStatus.FAILED, reason=self.describe(result))
+        if status == 410:
+            return RetryDecision(
+                DeliveryStatus.FAILED,
+                disable_subscription=True,
+                reason="The endpoint answered 410 Gone.",
+            )
+        if status is not None and 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES:
+            return RetryDecision(DeliveryStatus.FAILED, reason=self.describe(result))
+        return self.retry(delivery, result, now)
+
+    def retry(self, delivery: Delivery, result: Any, now: datetime) -> RetryDecision:
+        """Schedule the next attempt, or give up when the schedule is spent."""
+        schedule = list(webhooks_settings.RETRY_SCHEDULE)
+        step = delivery.attempts - 1
+        if step >= len(schedule):
+            return RetryDecision(
+                DeliveryStatus.EXHAUSTED,
+                reason=f"Gave up after {delivery.attempts} attempts: {self.describe(result)}",
+            )
+        delay = self.delay(schedule[step], max(schedule), result, now)
+        return RetryDecision(
+            DeliveryStatus.PENDING,
+            next_attempt_at=now + timedelta(seconds=delay),
+            reason=self.describe(result),
+        )
+
+    def delay(self, scheduled: float, longest: float, result: Any, now: datetime) -> float:
+        """Seconds to wait: the jittered scheduled wait, or a longer ``Retry-After`` within bounds."""
+        jitter = float(webhooks_settings.RETRY_JITTER)
+        wait = scheduled * random.uniform(1 - jitter, 1 + jitter)
+        asked = retry_after_seconds(getattr(result, "headers", None) or {}, now)
+        if asked is not None:
+            ceiling = max(2 * scheduled, longest)
+            wait = max(wait, min(asked, ceiling))
+        return max(wait, 0.0)
+
+    @staticmethod
+    def describe(result: Any) -> str:
+        status = getattr(result, "status", None)
+        message = getattr(result, "error_message", "") or ""
+        error_class = getattr(result, "error_class", "") or ""
+        if error_class and error_class != ErrorClass.HTTP_STATUS:
+            return f"{error_class}: {message}".strip(": ")
+        return f"HTTP {status}" if status is not None else (message or "no response")
+
+
+def retry_after_seconds(headers: dict[str, str], now: datetime) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds; None if absent or unreadable."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    value = str(value).strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max((when - now).total_seconds(), 0.0)
+
+
+def get_retry_policy() -> BaseRetryPolicy:
+    """An instance of the policy named by ``RETRY_POLICY``."""
+    policy = webhooks_settings.RETRY_POLICY
+    return policy() if isinstance(policy, type) else policy

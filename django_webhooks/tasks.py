@@ -1,0 +1,52 @@
+"""django-q2 entry points. Thin on purpose: the work lives in fanout, engine and retention."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import engine, fanout, queue
+from .conf import webhooks_settings
+
+
+def _helpers_for(due: int) -> int:
+    """Extra delivery tasks worth enqueuing for ``due`` deliveries, beyond the running one."""
+    from django_q.conf import Conf
+
+    batches = math.ceil(due / max(1, int(webhooks_settings.CLAIM_BATCH_SIZE)))
+    return max(0, min(batches - 1, int(Conf.WORKERS or 1)))
+
+
+def process_events() -> int:
+    """Fan out new events, ask idle workers to help when much is due, then deliver."""
+    fanout.fan_out_pending()
+    helpers = _helpers_for(engine.due_count())
+    if helpers:
+        queue.enqueue_delivery(helpers)
+    return engine.deliver_due()
+
+
+def deliver_due() -> int:
+    """Deliver due deliveries until none is due or ``TASK_TIME_BUDGET`` is spent."""
+    return engine.deliver_due()
+
+
+def sweep() -> dict[str, Any]:
+    """Catch up on whatever a lost handoff or a dead worker left behind.
+
+    Fans out events never fanned out, returns expired leases to ``pending`` and enqueues
+    delivery tasks for what is due. Every step is a conditional update, so several clusters
+    may sweep at once.
+    """
+    fanned_out = fanout.fan_out_pending()
+    released = engine.release_expired_leases()
+    due = engine.due_count()
+    enqueued = queue.enqueue_delivery(_helpers_for(due) + 1) if due else 0
+    return {"fanned_out": fanned_out, "released": released, "due": due, "enqueued": enqueued}
+
+
+def prune() -> dict[str, Any]:
+    """Delete attempts, deliveries and events older than ``RETENTION_DAYS``."""
+    from . import retention
+
+    return retention.prune()
