@@ -1,0 +1,250 @@
+"""HTTP transport: one pooled session per worker thread, SSRF-safe, bounded in time and size.
+
+Every request resolves its target once through :func:`~django_webhooks.targets.resolve_target`
+and connects to a vetted address, keeping the original host for the ``Host`` header, TLS SNI
+and certificate checks (:class:`VettedAddressAdapter`). Redirects are never followed, the whole
+exchange has a wall-clock deadline (``TIMEOUT``), and at most ``MAX_RESPONSE_BYTES`` of the
+response body are read before the connection is dropped.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.ssl_ import create_urllib3_context
+
+from . import __version__
+from .conf import webhooks_settings
+from .exceptions import BlockedTarget
+from .models import ErrorClass
+from .targets import resolve_target
+
+#: Headers a subscription's custom headers cannot set or override (compared case-insensitively).
+PROTECTED_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "user-agent",
+        "connection",
+    }
+)
+
+_READ_CHUNK = 8192
+
+
+@dataclass
+class TransportResult:
+    """What one HTTP request to a webhook target produced."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    duration_ms: int = 0
+    error_class: str = ErrorClass.NONE.value
+    error_message: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.error_class and self.status is not None and 200 <= self.status < 300
+
+
+def user_agent() -> str:
+    return webhooks_settings.USER_AGENT or f"django-webhooks/{__version__}"
+
+
+def request_headers(subscription_headers: dict[str, Any] | None, signed_headers: dict[str, str]) -> dict[str, str]:
+    """Merge a subscription's custom headers with ours; names in :data:`PROTECTED_HEADERS` are ours.
+
+    Custom headers with names or values that cannot be sent (line breaks) are dropped.
+    """
+    headers: dict[str, str] = {}
+    for name, value in (subscription_headers or {}).items():
+        name, value = str(name).strip(), str(value)
+        if not name or name.lower() in PROTECTED_HEADERS or _unsendable(name) or _unsendable(value):
+            continue
+        headers[name] = value
+    headers.update(signed_headers)
+    headers["User-Agent"] = user_agent()
+    headers["Content-Type"] = "application/json"
+    return headers
+
+
+def _unsendable(text: str) -> bool:
+    return any(char in text for char in "\r\n\0")
+
+
+class VettedAddressAdapter(HTTPAdapter):
+    """Connects to the address :func:`resolve_target` vetted, never to a second DNS answer.
+
+    Connection pools are keyed by (scheme, vetted address, port, host name), so keep-alive
+    connections are reused per target host. For https, SNI and the certificate check use the
+    URL's host name while the TCP connection goes to the vetted address. Proxies are never used:
+    they would bypass the address check.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._ssl_context = create_urllib3_context()
+        self._ssl_context.load_verify_locations(requests.certs.where())
+        super().__init__(**kwargs)
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        proxies: dict[str, str] | None = None,
+        cert: Any = None,
+    ) -> urllib3.HTTPConnectionPool:
+        target = resolve_target(request.url or "")
+        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        if target.scheme == "https":
+            if verify is True:
+                pool_kwargs["ssl_context"] = self._ssl_context
+            pool_kwargs["server_hostname"] = target.host
+            pool_kwargs["assert_hostname"] = target.host
+        host_params.update(host=target.addresses[0], port=target.port, scheme=target.scheme)
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        return request.path_url
+
+    def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
+        request.headers["Host"] = urlsplit(request.url).netloc
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Webhook targets of different owners share a session: never store or send cookies."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+class _DeadlineExceeded(Exception):
+    pass
+
+
+class Transport:
+    """Sends webhook requests over one pooled :class:`requests.Session` (use :func:`get_transport`)."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.cookies.set_policy(_NoCookies())
+        self.adapter = VettedAddressAdapter(pool_connections=64, pool_maxsize=4, max_retries=0)
+        self.session.mount("http://", self.adapter)
+        self.session.mount("https://", self.adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def send(self, url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
+        """POST ``body`` to ``url``; network problems come back as ``error_class``, never raised."""
+        started = time.monotonic()
+        deadline = started + float(webhooks_settings.TIMEOUT)
+        result = TransportResult()
+        headers = {"User-Agent": user_agent(), "Content-Type": "application/json", **headers}
+        try:
+            self._exchange(url, body, headers, deadline, result)
+        except BlockedTarget as exc:
+            result.error_class, result.error_message = exc.error_class, str(exc)
+        except (_DeadlineExceeded, requests.Timeout, urllib3.exceptions.TimeoutError):
+            result.error_class = ErrorClass.TIMEOUT.value
+            result.error_message = f"No complete response within {webhooks_settings.TIMEOUT:g} s."
+        except requests.exceptions.SSLError as exc:
+            result.error_class, result.error_message = ErrorClass.TLS.value, f"TLS error: {_root_cause(exc)}"
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidHeader,
+        ) as exc:
+            result.error_class, result.error_message = ErrorClass.INVALID_TARGET.value, str(exc)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            result.error_class, result.error_message = (
+                ErrorClass.CONNECTION.value,
+                f"Connection error: {_root_cause(exc)}",
+            )
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        if result.status is not None and not result.error_class:
+            _classify_status(result)
+        return result
+
+    def _exchange(
+        self, url: str, body: bytes, headers: dict[str, str], deadline: float, result: TransportResult
+    ) -> None:
+        total = float(webhooks_settings.TIMEOUT)
+        timeout = urllib3.Timeout(connect=float(webhooks_settings.CONNECT_TIMEOUT), read=total, total=total)
+        request = self.session.prepare_request(requests.Request("POST", url, data=body, headers=headers))
+        response = self.session.send(request, stream=True, timeout=timeout, allow_redirects=False, proxies={})
+        result.status = response.status_code
+        result.headers = dict(response.headers)
+        raw = response.raw
+        complete = False
+        try:
+            content, complete = _read_capped(raw, int(webhooks_settings.MAX_RESPONSE_BYTES), deadline)
+            result.body = content.decode(response.encoding or "utf-8", errors="replace")
+        finally:
+            if not complete:
+                raw.close()
+            raw.release_conn()
+
+
+def _read_capped(raw: urllib3.HTTPResponse, limit: int, deadline: float) -> tuple[bytes, bool]:
+    """Read at most ``limit`` bytes of body before ``deadline``; return them and whether that was all."""
+    received = bytearray()
+    while len(received) < limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _DeadlineExceeded
+        sock = getattr(raw.connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(remaining)
+        chunk = raw.read1(min(_READ_CHUNK, limit - len(received)), decode_content=True)
+        if not chunk:
+            return bytes(received), True
+        received += chunk
+    return bytes(received), raw.length_remaining == 0
+
+
+def _classify_status(result: TransportResult) -> None:
+    status = result.status or 0
+    if 300 <= status < 400:
+        location = next((v for k, v in result.headers.items() if k.lower() == "location"), "")
+        result.error_class = ErrorClass.REDIRECT.value
+        result.error_message = f"HTTP {status} redirect to {location or '(no location)'} was not followed."
+    elif not 200 <= status < 300:
+        result.error_class = ErrorClass.HTTP_STATUS.value
+        result.error_message = f"HTTP {status}."
+
+
+def _root_cause(exc: BaseException) -> str:
+    while True:
+        inner = getattr(exc, "reason", None) or exc.__cause__ or (exc.args[0] if exc.args else None)
+        if not isinstance(inner, BaseException) or inner is exc:
+            return str(exc)
+        exc = inner
+
+
+_local = threading.local()
+
+
+def get_transport() -> Transport:
+    """The calling thread's :class:`Transport`; its pooled connections are reused across calls."""
+    transport = getattr(_local, "transport", None)
+    if transport is None:
+        transport = _local.transport = Transport()
+    return transport
