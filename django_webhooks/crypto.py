@@ -5,7 +5,7 @@ key decrypts. An entry is either a Fernet key (``Fernet.generate_key()``) or any
 from which a Fernet key is derived with HKDF-SHA256. When the setting is empty, keys are derived
 from ``SECRET_KEY`` (encrypting) and ``SECRET_KEY_FALLBACKS`` (decrypting too). Because the
 derivation is the same, moving from the default to explicit keys means listing the old
-``SECRET_KEY`` as the last entry until :func:`reencrypt_secret` has been applied to every row.
+``SECRET_KEY`` as the last entry until ``secret_store.reencrypt_secrets()`` has run.
 
 Settings are read on every call; the derived ciphers are cached by key material only.
 """

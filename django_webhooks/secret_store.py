@@ -134,3 +134,24 @@ def signing_secrets(subscription: Subscription, now: datetime | None = None) -> 
 def current_secret(subscription: Subscription) -> str:
     """The secret new signatures are made with (created if missing)."""
     return signing_secrets(subscription)[0]
+
+
+def reencrypt_secrets(batch_size: int = 500) -> int:
+    """Re-encrypt every stored secret with the newest encryption key; return how many rows.
+
+    Run it after putting a new key first in ``ENCRYPTION_KEYS`` (or changing ``SECRET_KEY``),
+    then the old key can be removed from the setting.
+    """
+    updated = 0
+    last_pk = 0
+    while True:
+        rows = list(
+            SubscriptionSecret.objects.filter(pk__gt=last_pk).order_by("pk").only("pk", "encrypted")[:batch_size]
+        )
+        if not rows:
+            return updated
+        for row in rows:
+            row.encrypted = crypto.reencrypt_secret(row.encrypted)
+        SubscriptionSecret.objects.bulk_update(rows, ["encrypted"])
+        updated += len(rows)
+        last_pk = rows[-1].pk

@@ -15,6 +15,7 @@ from django_webhooks.secret_store import (
     MAX_OLD_SECRETS,
     create_secret,
     current_secret,
+    reencrypt_secrets,
     rotate_secret,
     signing_secrets,
     validate_secret,
@@ -186,3 +187,13 @@ def test_validate_secret_rejects_with_a_clear_message(value, message):
 
 def test_generated_secrets_are_valid():
     validate_secret(generate_secret())
+
+
+def test_reencrypt_secrets_moves_every_row_to_the_newest_key(subscription):
+    other = Subscription.objects.create(url="https://example.org/hooks", event_types=["*"])
+    with override_settings(DJANGO_WEBHOOKS={"ENCRYPTION_KEYS": ["old key"]}):
+        issued = {create_secret(subscription), rotate_secret(subscription), create_secret(other)}
+    with override_settings(DJANGO_WEBHOOKS={"ENCRYPTION_KEYS": ["new key", "old key"]}):
+        assert reencrypt_secrets(batch_size=2) == 3
+    with override_settings(DJANGO_WEBHOOKS={"ENCRYPTION_KEYS": ["new key"]}):
+        assert {decrypt_secret(row.encrypted) for row in SubscriptionSecret.objects.all()} == issued
