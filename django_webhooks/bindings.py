@@ -247,9 +247,15 @@ class BindingRegistry:
         post_delete.disconnect(sender=model, dispatch_uid=self._uid(model, "delete"))
         post_init.disconnect(sender=model, dispatch_uid=self._uid(model, "init"))
 
-    def _remember(self, instance: models.Model, watched: tuple[str, ...]) -> None:
+    def _remember(self, instance: models.Model, watched: tuple[str, ...], update_fields: Any = None) -> None:
         values = instance.__dict__
-        instance.__dict__[_ORIGINAL] = {field: values.get(field, _MISSING) for field in watched}
+        if update_fields is not None:
+            original = values.setdefault(_ORIGINAL, {})
+            for field in watched:
+                if {field, self._names.get(field)} & update_fields:
+                    original[field] = values.get(field, _MISSING)
+            return
+        values[_ORIGINAL] = {field: values.get(field, _MISSING) for field in watched}
 
     def _on_init(self, sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
         watched = self._watched.get(sender)
@@ -282,7 +288,7 @@ class BindingRegistry:
                 binding.record(instance)
         watched = self._watched.get(sender)
         if watched:
-            self._remember(instance, watched)
+            self._remember(instance, watched, update_fields)
 
     def _on_pre_delete(self, sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
         pending = [
