@@ -1,1 +1,71 @@
+"""Shared fixtures: a loopback receiver, subscription factories, a real qcluster subprocess."""
+
 from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tests.receiver import Receiver
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def receiver():
+    """A started loopback :class:`~tests.receiver.Receiver`, stopped after the test."""
+    with Receiver() as rx:
+        yield rx
+
+
+@pytest.fixture
+def make_subscription(db):
+    """``make_subscription(url, **fields)``: a subscription with a current signing secret."""
+    from django_webhooks.models import Subscription
+    from django_webhooks.secret_store import create_secret
+
+    def make(url: str = "http://127.0.0.1:9/hook", **fields):
+        fields.setdefault("event_types", ["*"])
+        subscription = Subscription.objects.create(url=url, **fields)
+        create_secret(subscription)
+        return subscription
+
+    return make
+
+
+@pytest.fixture
+def make_delivery(db):
+    """``make_delivery(subscription, data=None, **fields)``: a fanned-out event and its delivery."""
+    from django.utils import timezone
+
+    from django_webhooks.fanout import build_body
+    from django_webhooks.models import Delivery, Event
+
+    def make(subscription, data=None, event_type: str = "order.created", **fields):
+        event = Event(event_type=event_type, payload=data if data is not None else {"n": next(_counter)})
+        event.body = build_body(event, thin=False)
+        event.fanned_out_at = timezone.now()
+        event.save()
+        return Delivery.objects.create(event=event, subscription=subscription, **fields)
+
+    return make
+
+
+@pytest.fixture
+def qcluster(transactional_db):
+    """``qcluster(overrides=None)`` starts a ``manage.py qcluster`` on the test database.
+
+    Returns a :class:`tests.qcluster.QCluster`; every cluster started is killed after the test.
+    """
+    from tests.qcluster import QCluster
+
+    started: list[QCluster] = []
+
+    def start(overrides: dict | None = None, q_cluster: dict | None = None) -> QCluster:
+        cluster = QCluster(overrides=overrides, q_cluster=q_cluster).start()
+        started.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()

@@ -5,11 +5,12 @@ DATABASE_URL / REDIS_URL select PostgreSQL and the Redis broker (the second CI l
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
 from example_project.settings import *  # noqa: F403
-from example_project.settings import DATABASES, DJANGO_WEBHOOKS
+from example_project.settings import DATABASES, DJANGO_WEBHOOKS, Q_CLUSTER
 
 DEBUG = False
 SECRET_KEY = "tests-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -26,3 +27,8 @@ elif os.environ.get("TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}
 
 DJANGO_WEBHOOKS = {**DJANGO_WEBHOOKS, "ALLOW_LOOPBACK": True, "REQUIRE_HTTPS": False}
+
+# A qcluster subprocess started by the end-to-end tests gets short retries, leases and timeouts
+# through these JSON-encoded environment variables.
+DJANGO_WEBHOOKS.update(json.loads(os.environ.get("DWH_TEST_OVERRIDES") or "{}"))
+Q_CLUSTER = {**Q_CLUSTER, **json.loads(os.environ.get("DWH_TEST_Q_CLUSTER") or "{}")}
