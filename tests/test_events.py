@@ -1,0 +1,282 @@
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from django_webhooks import queue, send_event, send_events_for_queryset
+from django_webhooks.events import event_type_spec, known_event_types
+from django_webhooks.exceptions import InvalidPayload, PayloadTooLarge, UnknownEventType
+from django_webhooks.models import Event, EventType, Subscription
+from example_project.shop.models import Customer, Order
+
+ORDER_SCHEMA = {
+    "type": "object",
+    "required": ["id", "total"],
+    "properties": {"id": {"type": "integer"}, "total": {"type": "string"}},
+}
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    calls = []
+    monkeypatch.setattr(queue, "enqueue_processing", lambda: calls.append(1) or True)
+    return calls
+
+
+@pytest.fixture
+def customer(db):
+    user = User.objects.create(username="alice")
+    return Customer.objects.create(user=user, name="Alice")
+
+
+@pytest.fixture
+def webhook_settings(settings):
+    def apply(**values):
+        settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, **values}
+
+    return apply
+
+
+def with_types(webhook_settings, settings, **types):
+    webhook_settings(EVENT_TYPES={**settings.DJANGO_WEBHOOKS["EVENT_TYPES"], **types})
+
+
+# --- outbox ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rollback_records_and_enqueues_nothing(customer, enqueued):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Order.objects.create(customer=customer, number="A-1", total="1.00")
+        send_event("order.created", {"id": 1})
+        raise RuntimeError("the view failed")
+    assert Event.objects.count() == 0
+    assert enqueued == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_enqueue_per_transaction_however_many_events(customer, enqueued):
+    with transaction.atomic():
+        for number in range(200):
+            Order.objects.create(customer=customer, number=f"A-{number}", total="1.00")
+        assert enqueued == []  # nothing before commit
+    assert Event.objects.count() == 200
+    assert enqueued == [1]
+
+    with transaction.atomic():
+        send_event("order.created", {"id": 1})
+        send_event("order.created", {"id": 2})
+    assert enqueued == [1, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_savepoint_does_not_lose_the_handoff(customer, enqueued):
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                send_event("order.created", {"id": 1})
+                raise ValueError
+        except ValueError:
+            pass
+        send_event("order.created", {"id": 2})
+    assert list(Event.objects.values_list("payload__id", flat=True)) == [2]
+    assert enqueued == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_transaction_does_not_block_the_next_one(customer, enqueued):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        send_event("order.created", {"id": 1})
+        raise RuntimeError
+    with transaction.atomic():
+        send_event("order.created", {"id": 2})
+    assert enqueued == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_save_records_then_enqueues_at_once(customer, enqueued):
+    Order.objects.create(customer=customer, number="A-1", total="1.00")
+    assert Event.objects.filter(event_type="order.created").count() == 1
+    assert enqueued == [1]
+
+
+@pytest.mark.django_db
+def test_on_commit_callback_is_registered_once(customer, django_capture_on_commit_callbacks, enqueued):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        for number in range(20):
+            Order.objects.create(customer=customer, number=f"A-{number}", total="1.00")
+    assert len(callbacks) == 1
+    assert enqueued == [1]
+
+
+@pytest.mark.django_db
+def test_write_path_queries_do_not_depend_on_subscriptions(customer, enqueued, django_capture_on_commit_callbacks):
+    def queries_for_one_order(number):
+        with django_capture_on_commit_callbacks(), CaptureQueriesContext(connection) as captured:
+            Order.objects.create(customer=customer, number=number, total="1.00")
+        return len(captured)
+
+    queries_for_one_order("warm-up")  # fills the event type catalog cache
+    counts = [queries_for_one_order("zero")]
+    Subscription.objects.create(
+        url="https://example.com/1", event_types=["order.created"], owner_id=str(customer.user_id)
+    )
+    counts.append(queries_for_one_order("one"))
+    Subscription.objects.bulk_create(
+        Subscription(url=f"https://example.com/{i}", event_types=["order.*"], owner_id=str(customer.user_id))
+        for i in range(999)
+    )
+    counts.append(queries_for_one_order("thousand"))
+    assert counts == [counts[0]] * 3
+    assert counts[0] <= 2  # the order and its event
+
+
+# --- send_event --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_send_event_returns_the_event(customer, enqueued):
+    event = send_event("order.created", {"id": 1, "total": "2.00"}, owner=customer.user)
+    assert isinstance(event, Event) and event.pk
+    assert event.owner_id == str(customer.user_id)
+    assert event.fanned_out_at is None and event.schema_errors is None
+    assert Event.objects.get().payload == {"id": 1, "total": "2.00"}
+
+
+@pytest.mark.django_db
+def test_unknown_and_archived_types_are_rejected(enqueued):
+    with pytest.raises(UnknownEventType, match="'invoice.paid'.*EVENT_TYPES"):
+        send_event("invoice.paid", {})
+    EventType.objects.create(name="invoice.paid")
+    assert send_event("invoice.paid", {}).event_type == "invoice.paid"
+    EventType.objects.filter(name="invoice.paid").update(archived=True)
+    EventType.objects.get(name="invoice.paid").save()  # a save invalidates the catalog cache
+    with pytest.raises(UnknownEventType, match="archived"):
+        send_event("invoice.paid", {})
+    assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_catalog_merges_settings_and_rows(enqueued):
+    EventType.objects.create(name="order.created", thin=True, schema=ORDER_SCHEMA)
+    EventType.objects.create(name="invoice.paid", description="Paid.")
+    types = known_event_types()
+    assert types["order.created"]["thin"] is True
+    assert types["order.created"]["schema"] == ORDER_SCHEMA
+    assert types["order.created"]["description"] == "An order was placed."
+    assert types["invoice.paid"]["description"] == "Paid."
+    assert event_type_spec("order.updated")["schema"] is None
+
+
+@pytest.mark.django_db
+def test_idempotency_key_returns_the_first_event(customer, enqueued):
+    first = send_event("order.created", {"id": 1}, owner=customer.user, idempotency_key="import-1")
+    again = send_event("order.created", {"id": 999}, owner=customer.user, idempotency_key="import-1")
+    assert again.pk == first.pk and again.payload == {"id": 1}
+    other_owner = send_event("order.created", {"id": 2}, idempotency_key="import-1")
+    assert other_owner.pk != first.pk
+    assert send_event("order.created", {"id": 3}, idempotency_key="import-1").pk == other_owner.pk
+    assert Event.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_idempotency_race_is_settled_by_the_unique_constraint(customer, enqueued, monkeypatch):
+    from django_webhooks import events
+
+    first = send_event("order.created", {"id": 1}, owner=customer.user, idempotency_key="race")
+    calls = []
+    real = events._existing
+
+    def miss_first_lookup(using, owner_id, key):
+        calls.append(key)
+        return None if len(calls) == 1 else real(using, owner_id, key)
+
+    monkeypatch.setattr(events, "_existing", miss_first_lookup)
+    with transaction.atomic():
+        again = send_event("order.created", {"id": 2}, owner=customer.user, idempotency_key="race")
+        assert Event.objects.count() == 1  # the transaction is still usable
+    assert again.pk == first.pk and len(calls) == 2
+
+
+@pytest.mark.django_db
+def test_schema_mismatch_raises_by_default(webhook_settings, settings, enqueued):
+    with_types(webhook_settings, settings, **{"order.created": {"schema": ORDER_SCHEMA}})
+    with pytest.raises(InvalidPayload) as caught:
+        send_event("order.created", {"id": "one"})
+    assert any("$.id" in error for error in caught.value.errors)
+    assert any("'total' is a required property" in error for error in caught.value.errors)
+    assert send_event("order.created", {"id": 1, "total": "1.00"}).schema_errors is None
+    assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_schema_mismatch_is_recorded_and_reported(webhook_settings, settings, enqueued, caplog):
+    with_types(webhook_settings, settings, **{"order.created": {"schema": ORDER_SCHEMA}})
+    webhook_settings(SCHEMA_VALIDATION="record")
+    with caplog.at_level(logging.WARNING, logger="django_webhooks.events"):
+        event = send_event("order.created", {"id": "one", "total": "1.00"})
+    assert event.schema_errors and "$.id" in event.schema_errors[0]
+    assert "will not be sent" in caplog.text
+
+
+@pytest.mark.django_db
+def test_schema_on_an_event_type_row(enqueued):
+    EventType.objects.create(name="invoice.paid", schema={"type": "object", "required": ["amount"]})
+    with pytest.raises(InvalidPayload, match="amount"):
+        send_event("invoice.paid", {})
+
+
+@pytest.mark.django_db
+def test_payload_size_cap(webhook_settings, enqueued):
+    webhook_settings(MAX_PAYLOAD_BYTES=100)
+    send_event("order.created", {"note": "x" * 80})
+    with pytest.raises(PayloadTooLarge, match="MAX_PAYLOAD_BYTES"):
+        send_event("order.created", {"note": "é" * 60})  # 60 characters, 120 bytes
+    assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_default_cap_is_256_kb(enqueued):
+    with pytest.raises(PayloadTooLarge):
+        send_event("order.created", {"note": "x" * (256 * 1024)})
+
+
+@pytest.mark.django_db
+def test_unserializable_data_is_a_clear_error(enqueued):
+    with pytest.raises(InvalidPayload, match="not JSON-serializable"):
+        send_event("order.created", {"when": threading.Lock()})
+
+
+# --- bulk helper -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_events_for_a_queryset_in_one_insert(customer, enqueued, django_capture_on_commit_callbacks):
+    Order.objects.bulk_create(Order(customer=customer, number=f"B-{i}", total="3.00") for i in range(50))
+    assert Event.objects.count() == 0  # bulk_create fires no signals
+    orders = Order.objects.filter(number__startswith="B-").select_related("customer")
+    with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as captured:
+        created = send_events_for_queryset("order.updated", orders, owner="customer.user")
+    inserts = [query for query in captured if query["sql"].startswith('INSERT INTO "django_webhooks_event"')]
+    assert len(created) == 50 and len(inserts) == 1
+    assert enqueued == [1]
+    assert set(Event.objects.values_list("owner_id", flat=True)) == {str(customer.user_id)}
+    assert Event.objects.filter(payload__number="B-7").exists()
+
+
+@pytest.mark.django_db
+def test_bulk_helper_payload_and_fixed_owner(customer, enqueued):
+    Order.objects.create(customer=customer, number="C-1", total="3.00")
+    Event.objects.all().delete()
+    (event,) = send_events_for_queryset(
+        "order.updated", Order.objects.all(), payload=lambda order: {"n": order.number}, owner=customer.user
+    )
+    assert event.payload == {"n": "C-1"} and event.owner_id == str(customer.user_id)
+    assert send_events_for_queryset("order.updated", Order.objects.none()) == []
+    with pytest.raises(UnknownEventType):
+        send_events_for_queryset("nope.nope", Order.objects.all())
