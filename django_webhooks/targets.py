@@ -72,6 +72,7 @@ _IPV4_MAPPED = _net("::ffff:0:0/96")
 _NAT64 = _net("64:ff9b::/96")
 _SIX_TO_FOUR = _net("2002::/16")
 
+_IP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 _HOST_LABEL_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 _INET_ATON_PART_RE = re.compile(r"^(0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*)$")
 
@@ -268,27 +269,28 @@ def resolve_target(url: str) -> ResolvedTarget:
     parts, host, port, literal = _parse_target(url)
     scheme = parts.scheme.lower()
     if literal is not None:
-        return ResolvedTarget(scheme=scheme, host=host, port=port, addresses=(str(literal),))
+        return ResolvedTarget(scheme=scheme, host=host, port=port, addresses=(_connect_address(literal),))
     resolver = webhooks_settings.RESOLVER
     try:
         infos = resolver(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise BlockedTarget(f"The host {host} could not be resolved ({exc}).", error_class=DNS_ERROR)
-    addresses: list[str] = []
-    for family, _type, _proto, _canonname, sockaddr in infos:
-        if family not in (socket.AF_INET, socket.AF_INET6):
-            continue
-        address = str(sockaddr[0]).partition("%")[0]
-        if address not in addresses:
-            addresses.append(address)
-    if not addresses:
+    answers = [str(sockaddr[0]).partition("%")[0] for family, *_, sockaddr in infos if family in _IP_FAMILIES]
+    if not answers:
         raise BlockedTarget(f"The host {host} has no IP address.", error_class=DNS_ERROR)
     if not _host_allow_listed(host):
-        for address in addresses:
-            reason = blocked_address_reason(address)
+        for answer in answers:
+            reason = blocked_address_reason(answer)
             if reason:
-                raise BlockedTarget(f"{host} resolves to {address}, {reason}.", error_class=BLOCKED_TARGET)
+                raise BlockedTarget(f"{host} resolves to {answer}, {reason}.", error_class=BLOCKED_TARGET)
+    addresses = dict.fromkeys(_connect_address(ipaddress.ip_address(answer)) for answer in answers)
     return ResolvedTarget(scheme=scheme, host=host, port=port, addresses=tuple(addresses))
+
+
+def _connect_address(ip: IPAddress) -> str:
+    """The address to dial: an IPv4-mapped IPv6 address is dialled as plain IPv4."""
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
 
 
 def target_validator(value: Any) -> None:
