@@ -1,0 +1,479 @@
+"""Serializers of the API: what customers send and read, each field described for OpenAPI."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from .. import events, operations, secret_store, targets, transport
+from ..conf import webhooks_settings
+from ..exceptions import BlockedTarget
+from ..fanout import type_matches
+from ..models import (
+    EVENT_TYPE_NAME_RE,
+    EVENT_TYPE_PATTERN_RE,
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    Subscription,
+)
+
+#: Longest custom header name and value a subscription may set.
+MAX_HEADER_NAME_LENGTH = 100
+MAX_HEADER_VALUE_LENGTH = 1000
+#: Most event types or patterns, and filter entries, one subscription may list.
+MAX_EVENT_TYPES = 100
+MAX_FILTERS = 20
+#: Longest overlap a rotation may give the previous secret (30 days).
+MAX_ROTATION_OVERLAP = 30 * 24 * 3600
+
+#: Header names a subscription may never set, on top of ``transport.PROTECTED_HEADERS``:
+#: framing and hop-by-hop headers, which would corrupt the request or smuggle a second one.
+FORBIDDEN_HEADER_NAMES = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "cookie",
+    }
+)
+#: Prefix of the signature headers (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``).
+FORBIDDEN_HEADER_PREFIXES = ("webhook-",)
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def forbidden_header_names() -> frozenset[str]:
+    """Lower-case header names customers may not set (ours plus the transport's protected ones)."""
+    return FORBIDDEN_HEADER_NAMES | {name.lower() for name in transport.PROTECTED_HEADERS}
+
+
+# -- event catalog ---------------------------------------------------------------------------------
+
+
+class EventTypeSerializer(serializers.Serializer):
+    """One entry of the event catalog (read from a dict of :func:`events.known_event_types`)."""
+
+    name = serializers.CharField(help_text=_("The event type's name, e.g. order.created."))
+    description = serializers.CharField(help_text=_("What happened when an event of this type is sent."))
+    schema = serializers.JSONField(
+        allow_null=True, help_text=_("JSON Schema the event's data matches, or null when none is declared.")
+    )
+    example = serializers.JSONField(
+        allow_null=True, help_text=_("An example of the event's data, or null when none is declared.")
+    )
+    thin = serializers.BooleanField(
+        help_text=_("True when the data holds only the object's id, type and a URL to fetch it.")
+    )
+
+
+# -- subscriptions -----------------------------------------------------------------------------------
+
+
+def validate_target(url: str) -> str:
+    """A 400-ready check of a target URL: syntax, scheme, then the SSRF guard."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise serializers.ValidationError(_("Only http and https URLs can receive webhooks."), code="invalid_scheme")
+    try:
+        targets.validate_target_url(url)
+        targets.resolve_target(url)
+    except BlockedTarget as exc:
+        if exc.error_class != targets.DNS_ERROR:
+            raise serializers.ValidationError(str(exc), code=exc.error_class)
+    return url
+
+
+def validate_event_type_list(values: list[str]) -> list[str]:
+    """Each entry an active catalog name or a well-formed pattern that matches some of them."""
+    known = events.known_event_types()
+    catalog = {name for name, spec in known.items() if not spec["archived"]}
+    archived = set(known) - catalog
+    errors: dict[int, list[str]] = {}
+    for index, value in enumerate(values):
+        if "*" in value:
+            if not EVENT_TYPE_PATTERN_RE.match(value):
+                errors[index] = [
+                    _("%(value)r is not a valid pattern: '*' stands for one whole word (order.*, *).")
+                    % {"value": value}
+                ]
+            elif not any(type_matches(value, name) for name in catalog):
+                errors[index] = [_("%(value)r matches no event type in the catalog.") % {"value": value}]
+        elif not EVENT_TYPE_NAME_RE.match(value):
+            errors[index] = [
+                _("%(value)r is not a valid event type: dot-separated words of letters, digits and _.")
+                % {"value": value}
+            ]
+        elif value in archived:
+            errors[index] = [_("Event type %(value)r is archived.") % {"value": value}]
+        elif value not in catalog:
+            errors[index] = [_("Unknown event type %(value)r; see the event-types endpoint.") % {"value": value}]
+    if errors:
+        raise serializers.ValidationError(errors)
+    if len(set(values)) != len(values):
+        raise serializers.ValidationError(_("Each event type may be listed once."))
+    return values
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    """A webhook endpoint. The signing secret is never part of it: see the ``secret`` action."""
+
+    url = serializers.CharField(
+        max_length=2000,
+        help_text=_("The http(s) URL that receives the webhooks. It must be reachable on the public internet."),
+    )
+    event_types = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        min_length=1,
+        max_length=MAX_EVENT_TYPES,
+        help_text=_("Event types to receive: catalog names (order.created) or patterns (order.*, *)."),
+    )
+    filters = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text=_('Only events whose data matches every entry, dotted keys for nested fields: {"status": "paid"}.'),
+    )
+    headers = serializers.DictField(
+        child=serializers.CharField(max_length=MAX_HEADER_VALUE_LENGTH, allow_blank=True),
+        required=False,
+        help_text=_("Extra HTTP headers sent with every request (at most MAX_CUSTOM_HEADERS, no framing headers)."),
+    )
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        max_length=200,
+        help_text=_(
+            "Only on creation: your own signing secret (whsec_ + base64 of 24 to 64 bytes). "
+            "Omit it to get a generated one."
+        ),
+    )
+    max_in_flight = serializers.IntegerField(
+        min_value=1,
+        max_value=100,
+        required=False,
+        allow_null=True,
+        help_text=_("Concurrent requests to this endpoint; null uses the server's default."),
+    )
+    rate_limit = serializers.IntegerField(
+        min_value=1,
+        max_value=100000,
+        required=False,
+        allow_null=True,
+        help_text=_("Deliveries per second at most; null for no limit."),
+    )
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "url",
+            "description",
+            "event_types",
+            "filters",
+            "headers",
+            "enabled",
+            "disabled_reason",
+            "disabled_at",
+            "ordered",
+            "max_in_flight",
+            "rate_limit",
+            "secret",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["enabled", "disabled_reason", "disabled_at", "created_at", "updated_at"]
+        extra_kwargs = {
+            "id": {"help_text": _("The subscription's id.")},
+            "description": {"help_text": _("A note for yourself, e.g. which system receives these webhooks.")},
+            "enabled": {"help_text": _("False when disabled by you or after failing too long; see disabled_reason.")},
+            "disabled_reason": {"help_text": _("Why the subscription was disabled; empty when enabled.")},
+            "disabled_at": {"help_text": _("When the subscription was disabled; null when enabled.")},
+            "ordered": {"help_text": _("Deliver strictly in event order; each delivery waits for the one before.")},
+            "created_at": {"help_text": _("When the subscription was created.")},
+            "updated_at": {"help_text": _("When the subscription last changed.")},
+        }
+
+    def validate_url(self, value: str) -> str:
+        return validate_target(value)
+
+    def validate_event_types(self, value: list[str]) -> list[str]:
+        return validate_event_type_list(value)
+
+    def validate_filters(self, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > MAX_FILTERS:
+            raise serializers.ValidationError(_("At most %(n)d filter entries.") % {"n": MAX_FILTERS})
+        if any(not key or len(key) > 200 for key in value):
+            raise serializers.ValidationError(_("Filter keys are field names of 1 to 200 characters."))
+        return value
+
+    def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
+        limit = webhooks_settings.MAX_CUSTOM_HEADERS
+        if len(value) > limit:
+            raise serializers.ValidationError(_("At most %(n)d custom headers.") % {"n": limit})
+        forbidden = forbidden_header_names()
+        errors: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for name, header_value in value.items():
+            lower = name.lower()
+            if len(name) > MAX_HEADER_NAME_LENGTH:
+                errors[name] = [_("Header names have at most %(n)d characters.") % {"n": MAX_HEADER_NAME_LENGTH}]
+            elif not HEADER_NAME_RE.match(name):
+                errors[name] = [_("Not a valid HTTP header name.")]
+            elif lower in forbidden or lower.startswith(FORBIDDEN_HEADER_PREFIXES):
+                errors[name] = [_("This header is set by the webhook sender and cannot be overridden.")]
+            elif lower in seen:
+                errors[name] = [_("This header is listed twice (header names are case-insensitive).")]
+            elif any(char in header_value for char in "\r\n\x00"):
+                errors[name] = [_("Header values may not contain line breaks or NUL characters.")]
+            seen.add(lower)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate_secret(self, value: str) -> str:
+        if self.instance is not None:
+            raise serializers.ValidationError(_("Change the secret with the rotate-secret action."))
+        try:
+            secret_store.validate_secret(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(list(exc.messages))
+        return value
+
+    def create(self, validated_data: dict[str, Any]) -> Subscription:
+        secret = validated_data.pop("secret", None)
+        with transaction.atomic():
+            subscription = super().create(validated_data)
+            secret_store.create_secret(subscription, secret)
+        return subscription
+
+
+class DisableSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        help_text=_("Why you disable the subscription; shown as disabled_reason."),
+    )
+
+
+class SecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text=_("The current signing secret (whsec_...). Keep it private."))
+
+
+class RotateSecretSerializer(serializers.Serializer):
+    overlap_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_ROTATION_OVERLAP,
+        required=False,
+        help_text=_("Seconds the previous secret keeps signing next to the new one; default is the server's."),
+    )
+    secret = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text=_("Your own new secret (whsec_ + base64 of 24 to 64 bytes); omit it to get a generated one."),
+    )
+
+    def validate_secret(self, value: str) -> str:
+        try:
+            secret_store.validate_secret(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(list(exc.messages))
+        return value
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text=_("The new current signing secret (whsec_...)."))
+    previous_secrets_expire_at = serializers.DateTimeField(
+        help_text=_("Until then requests carry a signature with the previous secret too.")
+    )
+
+
+class TestEventSerializer(serializers.Serializer):
+    event_type = serializers.RegexField(
+        EVENT_TYPE_NAME_RE,
+        max_length=200,
+        required=False,
+        help_text=_("webhook.test (the default) or an event type of the catalog, to try your receiver on it."),
+        error_messages={"invalid": _("Not a valid event type name (dot-separated words, e.g. order.created).")},
+    )
+    data = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text=_("The test event's data; default the event type's example, or a small test object."),
+    )
+
+    def validate_event_type(self, value: str) -> str:
+        if value == operations.TEST_EVENT_TYPE:
+            return value
+        spec = events.known_event_types().get(value)
+        if spec is None:
+            raise serializers.ValidationError(_("Unknown event type %(value)r.") % {"value": value})
+        if spec["archived"]:
+            raise serializers.ValidationError(_("Event type %(value)r is archived.") % {"value": value})
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.setdefault("event_type", operations.TEST_EVENT_TYPE)
+        if "data" not in attrs:
+            example = (events.known_event_types().get(attrs["event_type"]) or {}).get("example")
+            if isinstance(example, dict):
+                attrs["data"] = example
+        return attrs
+
+
+class RecoverSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(
+        help_text=_("Send again every failed or exhausted delivery of this subscription created since this time.")
+    )
+
+    def validate_since(self, value: Any) -> Any:
+        if value > timezone.now():
+            raise serializers.ValidationError(_("This time is in the future."))
+        return value
+
+
+class RecoverResultSerializer(serializers.Serializer):
+    recovered = serializers.IntegerField(help_text=_("How many deliveries were queued again."))
+
+
+class HealthSerializer(serializers.Serializer):
+    """The figures of :func:`django_webhooks.health.subscription_health`."""
+
+    last_success_at = serializers.DateTimeField(allow_null=True, help_text=_("Time of the last successful attempt."))
+    last_failure_at = serializers.DateTimeField(allow_null=True, help_text=_("Time of the last failed attempt."))
+    consecutive_failures = serializers.IntegerField(help_text=_("Failed attempts since the last success."))
+    failing_since = serializers.DateTimeField(
+        allow_null=True, help_text=_("Start of the current run of failures; null when the last attempt succeeded.")
+    )
+    circuit_state = serializers.ChoiceField(
+        choices=[("open", "open"), ("closed", "closed")],
+        help_text=_("open: deliveries wait for the endpoint to recover; closed: deliveries go out."),
+    )
+    circuit_open_until = serializers.DateTimeField(allow_null=True, help_text=_("When an open circuit is retried."))
+    attempts_24h = serializers.IntegerField(help_text=_("Attempts in the last 24 hours."))
+    success_rate_24h = serializers.FloatField(
+        allow_null=True, help_text=_("Share of successful attempts in the last 24 hours (0 to 1); null without any.")
+    )
+    p50_ms = serializers.FloatField(allow_null=True, help_text=_("Median response time in ms, last 24 hours."))
+    p95_ms = serializers.FloatField(allow_null=True, help_text=_("95th percentile response time in ms, last 24 hours."))
+    last_status = serializers.IntegerField(allow_null=True, help_text=_("HTTP status of the last attempt."))
+    last_error_class = serializers.CharField(
+        allow_null=True, help_text=_("Kind of error of the last attempt (timeout, dns, http_status...), if any.")
+    )
+
+
+# -- events and deliveries ---------------------------------------------------------------------------
+
+
+class EventSerializer(serializers.ModelSerializer):
+    data = serializers.JSONField(source="payload", help_text=_("The event's data, as sent in the body's data."))
+
+    class Meta:
+        model = Event
+        fields = ["id", "event_type", "data", "idempotency_key", "created_at"]
+        extra_kwargs = {
+            "id": {"help_text": _("The event's id.")},
+            "event_type": {"help_text": _("The event type's name.")},
+            "idempotency_key": {"help_text": _("The key the event was recorded with, to avoid duplicates.")},
+            "created_at": {"help_text": _("When the event happened.")},
+        }
+
+
+class EventSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = ["id", "event_type", "created_at"]
+        extra_kwargs = {
+            "id": {"help_text": _("The event's id.")},
+            "event_type": {"help_text": _("The event type's name.")},
+            "created_at": {"help_text": _("When the event happened.")},
+        }
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = [
+            "id",
+            "attempt_number",
+            "created_at",
+            "url",
+            "request_headers",
+            "response_status",
+            "response_headers",
+            "response_body",
+            "duration_ms",
+            "error_class",
+            "error_message",
+            "succeeded",
+        ]
+        extra_kwargs = {
+            "id": {"help_text": _("The attempt's id.")},
+            "attempt_number": {"help_text": _("1 for the first request of a delivery, 2 for the first retry...")},
+            "created_at": {"help_text": _("When the request was sent.")},
+            "url": {"help_text": _("The URL the request went to.")},
+            "request_headers": {"help_text": _("The request's headers, signature included.")},
+            "response_status": {"help_text": _("HTTP status of the response; null when none came.")},
+            "response_headers": {"help_text": _("The response's headers.")},
+            "response_body": {"help_text": _("The start of the response's body.")},
+            "duration_ms": {"help_text": _("Milliseconds from sending to the end of the response.")},
+            "error_class": {
+                "help_text": _("Kind of failure (timeout, connection, dns, http_status...); empty on success.")
+            },
+            "error_message": {"help_text": _("What went wrong, in words.")},
+            "succeeded": {"help_text": _("True when the endpoint answered 2xx.")},
+        }
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    event = EventSummarySerializer(read_only=True, help_text=_("The event delivered."))
+    attempts = DeliveryAttemptSerializer(
+        source="attempt_set", many=True, read_only=True, help_text=_("Every request made, oldest first.")
+    )
+    attempt_count = serializers.IntegerField(source="attempts", read_only=True, help_text=_("Requests made so far."))
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "message_id",
+            "event",
+            "subscription",
+            "status",
+            "attempt_count",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "completed_at",
+            "attempts",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "id": {"help_text": _("The delivery's id.")},
+            "message_id": {"help_text": _("The webhook-id header: the same on every retry; dedupe on it.")},
+            "subscription": {"help_text": _("Id of the subscription the event went to.")},
+            "status": {"help_text": _("Where the delivery stands.")},
+            "next_attempt_at": {"help_text": _("When the next attempt is due; null when none is planned.")},
+            "last_status_code": {"help_text": _("HTTP status of the last attempt.")},
+            "last_error": {"help_text": _("The last attempt's error, if any.")},
+            "created_at": {"help_text": _("When the delivery was created.")},
+            "completed_at": {"help_text": _("When the delivery reached a final status.")},
+        }

@@ -1,0 +1,17 @@
+"""URLs of the API; include them under a prefix of your choice (docs/api.md uses api/webhooks/)."""
+
+from __future__ import annotations
+
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+app_name = "django_webhooks_api"
+
+router = SimpleRouter()
+router.register("event-types", views.EventTypeViewSet, basename="event-type")
+router.register("subscriptions", views.SubscriptionViewSet, basename="subscription")
+router.register("events", views.EventViewSet, basename="event")
+router.register("deliveries", views.DeliveryViewSet, basename="delivery")
+
+urlpatterns = router.urls

@@ -1,0 +1,256 @@
+"""API views. Every queryset is scoped to the requesting owner; another owner's ids are 404s."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import events, health, operations, secret_store
+from ..conf import webhooks_settings
+from ..models import Delivery, DeliveryAttempt, Event, Subscription
+from . import serializers
+from .filters import DeliveryFilter, EventFilter, filter_queryset
+from .pagination import WebhooksCursorPagination
+from .permissions import ALL_OWNERS_PARAM, IsWebhookOwner, sees_all_owners
+from .schema import WebhooksAutoSchema
+from .throttling import WebhooksActionsRateThrottle, WebhooksRateThrottle
+
+ALL_OWNERS = OpenApiParameter(
+    ALL_OWNERS_PARAM,
+    OpenApiTypes.BOOL,
+    description="Staff only, when the server allows it (API_STAFF_SEES_ALL): every owner's objects.",
+    required=False,
+)
+
+
+class WebhooksAPIView:
+    """What every view shares: host authentication, owner permission, throttles, JSON only."""
+
+    permission_classes = [IsWebhookOwner]
+    throttle_classes = [WebhooksRateThrottle, WebhooksActionsRateThrottle]
+    parser_classes = [JSONParser]
+    schema = WebhooksAutoSchema()
+    #: Actions under the stricter ``webhooks_actions`` throttle scope.
+    strict_throttle_actions: tuple[str, ...] = ()
+    #: Path from the view's model to ``owner_id``.
+    owner_field = "owner_id"
+
+    request: Request
+
+    def scoped(self, queryset: QuerySet) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):
+            return queryset.none()
+        if sees_all_owners(self.request):
+            return queryset
+        owner_id = self.request.webhooks_owner_id
+        assert owner_id is not None
+        return queryset.filter(**{self.owner_field: owner_id})
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List event types", description="The catalog of event types you can subscribe to."),
+    retrieve=extend_schema(
+        summary="Get an event type",
+        parameters=[OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="The name.")],
+    ),
+)
+class EventTypeViewSet(WebhooksAPIView, viewsets.ViewSet):
+    """The event catalog: ``EVENT_TYPES`` declared in settings merged with ``EventType`` rows.
+
+    A row wins over a declaration of the same name; archived types are left out.
+    """
+
+    serializer_class = serializers.EventTypeSerializer
+    lookup_field = "name"
+    lookup_value_regex = r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*"
+
+    def active_event_types(self) -> list[dict[str, Any]]:
+        return [
+            {"name": name, **spec, "description": spec["description"] or ""}
+            for name, spec in events.known_event_types().items()
+            if not spec["archived"]
+        ]
+
+    @extend_schema(responses=serializers.EventTypeSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        return Response(serializers.EventTypeSerializer(self.active_event_types(), many=True).data)
+
+    @extend_schema(responses=serializers.EventTypeSerializer)
+    def retrieve(self, request: Request, name: str | None = None) -> Response:
+        for event_type in self.active_event_types():
+            if event_type["name"] == name:
+                return Response(serializers.EventTypeSerializer(event_type).data)
+        raise Http404
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List subscriptions", parameters=[ALL_OWNERS]),
+    create=extend_schema(summary="Create a subscription"),
+    retrieve=extend_schema(summary="Get a subscription", parameters=[ALL_OWNERS]),
+    update=extend_schema(summary="Replace a subscription"),
+    partial_update=extend_schema(summary="Change a subscription"),
+    destroy=extend_schema(summary="Delete a subscription and its delivery log"),
+)
+class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
+    """Your webhook endpoints, their secrets, test events, recovery and health."""
+
+    serializer_class = serializers.SubscriptionSerializer
+    pagination_class = WebhooksCursorPagination
+    strict_throttle_actions = ("test", "recover", "rotate_secret")
+
+    def get_queryset(self) -> QuerySet:
+        return self.scoped(Subscription.objects.all())
+
+    def perform_create(self, serializer: serializers.SubscriptionSerializer) -> None:
+        serializer.save(owner_id=self.request.webhooks_owner_id)
+
+    def subscription_response(self, subscription: Subscription) -> Response:
+        subscription.refresh_from_db()
+        return Response(self.get_serializer(subscription).data)
+
+    @extend_schema(summary="Enable a subscription", request=None, responses=serializers.SubscriptionSerializer)
+    @action(detail=True, methods=["post"])
+    def enable(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        operations.enable(subscription)
+        return self.subscription_response(subscription)
+
+    @extend_schema(
+        summary="Disable a subscription",
+        request=serializers.DisableSerializer,
+        responses=serializers.SubscriptionSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def disable(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        payload = serializers.DisableSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        operations.disable(subscription, payload.validated_data.get("reason") or "Disabled through the API.")
+        return self.subscription_response(subscription)
+
+    @extend_schema(summary="Get the signing secret", responses=serializers.SecretSerializer)
+    @action(detail=True, methods=["get"])
+    def secret(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        return Response({"secret": secret_store.current_secret(subscription)})
+
+    @extend_schema(
+        summary="Rotate the signing secret",
+        description="Makes a new current secret; the previous ones keep signing for the overlap period.",
+        request=serializers.RotateSecretSerializer,
+        responses=serializers.RotatedSecretSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        payload = serializers.RotateSecretSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        overlap = payload.validated_data.get("overlap_seconds")
+        if overlap is None:
+            overlap = webhooks_settings.SECRET_ROTATION_OVERLAP
+        secret = secret_store.rotate_secret(subscription, overlap, secret=payload.validated_data.get("secret"))
+        expires_at = timezone.now() + timedelta(seconds=overlap)
+        return Response(
+            serializers.RotatedSecretSerializer({"secret": secret, "previous_secrets_expire_at": expires_at}).data
+        )
+
+    @extend_schema(
+        summary="Send a test event",
+        description="Sends one request to the endpoint now and returns the attempt with its response.",
+        request=serializers.TestEventSerializer,
+        responses=serializers.DeliveryAttemptSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        payload = serializers.TestEventSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        attempt = operations.send_test_event(
+            subscription, payload.validated_data["event_type"], payload.validated_data.get("data")
+        )
+        return Response(serializers.DeliveryAttemptSerializer(attempt).data)
+
+    @extend_schema(
+        summary="Recover failed deliveries",
+        description="Queues again every failed or exhausted delivery of this subscription since a time.",
+        request=serializers.RecoverSerializer,
+        responses={202: serializers.RecoverResultSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def recover(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        payload = serializers.RecoverSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        count = operations.recover(subscription, payload.validated_data["since"])
+        return Response({"recovered": count}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Endpoint health", responses=serializers.HealthSerializer)
+    @action(detail=True, methods=["get"])
+    def health(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        return Response(serializers.HealthSerializer(health.subscription_health(subscription)).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List events", parameters=[EventFilter, ALL_OWNERS]),
+    retrieve=extend_schema(summary="Get an event", parameters=[ALL_OWNERS]),
+)
+class EventViewSet(WebhooksAPIView, viewsets.ReadOnlyModelViewSet):
+    """Events recorded for you, newest first."""
+
+    serializer_class = serializers.EventSerializer
+    pagination_class = WebhooksCursorPagination
+
+    def get_queryset(self) -> QuerySet:
+        queryset = self.scoped(Event.objects.all())
+        if self.action == "list" and not getattr(self, "swagger_fake_view", False):
+            queryset = filter_queryset(queryset, self.request, EventFilter, event_type_field="event_type")
+        return queryset
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List deliveries", parameters=[DeliveryFilter, ALL_OWNERS]),
+    retrieve=extend_schema(summary="Get a delivery with all its attempts", parameters=[ALL_OWNERS]),
+)
+class DeliveryViewSet(WebhooksAPIView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your delivery log: one delivery per event and subscription, with every attempt."""
+
+    serializer_class = serializers.DeliverySerializer
+    pagination_class = WebhooksCursorPagination
+    owner_field = "subscription__owner_id"
+    strict_throttle_actions = ("resend",)
+
+    def get_queryset(self) -> QuerySet:
+        queryset = (
+            self.scoped(Delivery.objects.all())
+            .select_related("event")
+            .prefetch_related(
+                Prefetch("attempt_set", queryset=DeliveryAttempt.objects.order_by("attempt_number", "id"))
+            )
+        )
+        if self.action == "list" and not getattr(self, "swagger_fake_view", False):
+            queryset = filter_queryset(queryset, self.request, DeliveryFilter, event_type_field="event__event_type")
+        return queryset
+
+    @extend_schema(
+        summary="Send a delivery again",
+        description="Queues the delivery for a new attempt now, whatever its status.",
+        request=None,
+        responses={202: serializers.DeliverySerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def resend(self, request: Request, pk: str | None = None) -> Response:
+        delivery = operations.resend(self.get_object())
+        delivery = self.get_queryset().get(pk=delivery.pk)
+        return Response(self.get_serializer(delivery).data, status=status.HTTP_202_ACCEPTED)
