@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import transaction
+from django_q.brokers import redis_broker
+from django_q.conf import Conf
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
+
+from django_webhooks import queue
+from django_webhooks.models import Delivery, Event, Subscription
+from django_webhooks.secret_store import create_secret
+from example_project.shop.models import Customer, Order
+from tests.receiver import Receiver
+
+
+@pytest.fixture(autouse=True)
+def fresh_brokers():
+    queue.reset_broker()
+    yield
+    queue.reset_broker()
+
+
+@pytest.fixture
+def dead_broker(monkeypatch):
+    """A real django-q2 Redis broker pointed at a loopback port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(Conf, "DJANGO_REDIS", None)
+    monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{port}/0")
+    broker = redis_broker.Redis(list_key="dwh-dead")
+    monkeypatch.setitem(queue._brokers, None, broker)
+    return broker
+
+
+def queued_tasks():
+    return [SignedPackage.loads(row.payload) for row in OrmQ.objects.order_by("id")]
+
+
+needs_orm_broker = pytest.mark.skipif(not Conf.ORM, reason="inspects the ORM broker's queue table")
+
+
+@needs_orm_broker
+@pytest.mark.django_db
+def test_enqueue_processing_puts_one_task_on_the_broker():
+    assert queue.enqueue_processing() is True
+    (task,) = queued_tasks()
+    assert task["func"] == "django_webhooks.tasks.process_events"
+    assert task["save"] is False
+    assert "cluster" not in task
+
+
+@needs_orm_broker
+@pytest.mark.django_db
+def test_enqueue_delivery_puts_n_tasks():
+    assert queue.enqueue_delivery(3) == 3
+    assert [task["func"] for task in queued_tasks()] == ["django_webhooks.tasks.deliver_due"] * 3
+    assert queue.enqueue_delivery(0) == 0
+
+
+@needs_orm_broker
+@pytest.mark.django_db
+def test_queue_setting_names_the_cluster(settings):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "QUEUE": "webhooks-priority"}
+    assert queue.enqueue_processing() is True
+    (row,) = OrmQ.objects.all()
+    assert row.key == "webhooks-priority"
+    assert queued_tasks()[0]["cluster"] == "webhooks-priority"
+
+
+@pytest.mark.django_db
+def test_one_broker_per_process():
+    assert queue.get_broker() is queue.get_broker()
+
+
+@pytest.mark.django_db
+def test_broker_outage_is_logged_not_raised(dead_broker, caplog):
+    with caplog.at_level(logging.ERROR, logger="django_webhooks.queue"):
+        assert queue.enqueue_processing() is False
+        assert queue.enqueue_delivery(2) == 0
+    assert "sweeper" in caplog.text
+    assert [record.name for record in caplog.records] == ["django_webhooks.queue"] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_save_succeeds_with_the_broker_down_and_is_delivered_when_it_is_back(monkeypatch, caplog):
+    user = User.objects.create(username="alice")
+    customer = Customer.objects.create(user=user, name="Alice")
+    with Receiver() as receiver:
+        subscription = Subscription.objects.create(
+            url=receiver.url("/hook"), event_types=["order.created"], owner_id=str(user.pk)
+        )
+        create_secret(subscription)
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        monkeypatch.setattr(Conf, "DJANGO_REDIS", None)
+        monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{port}/0")
+        monkeypatch.setitem(queue._brokers, None, redis_broker.Redis(list_key="dwh-dead"))
+
+        with caplog.at_level(logging.ERROR, logger="django_webhooks.queue"), transaction.atomic():
+            order = Order.objects.create(customer=customer, number="A-1", total="9.99")
+        assert Order.objects.filter(pk=order.pk).exists()
+        event = Event.objects.get(event_type="order.created")
+        assert event.fanned_out_at is None
+        assert "Could not enqueue" in caplog.text
+
+        # The broker is back: the sweeper's task finds the event and delivers it.
+        queue.reset_broker()
+        from django_webhooks import tasks
+
+        tasks.sweep()
+        tasks.deliver_due()
+        receiver.wait_for(1)
+        event.refresh_from_db()
+        assert event.fanned_out_at is not None
+        assert receiver.requests[0].body == event.body.encode()
+        assert Delivery.objects.get().status == "succeeded"
