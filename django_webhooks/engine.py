@@ -88,7 +88,11 @@ def _ordered_heads(subscription_ids: Iterable[int]) -> dict[int, int]:
 
 
 def _candidates(now: datetime, limit: int, full: set[int]) -> list[dict[str, Any]]:
-    """Due deliveries, at most each subscription's cap per subscription, oldest due first."""
+    """Due deliveries, at most each subscription's cap per subscription.
+
+    Taken round-robin across subscriptions (every subscription's first, then every second...),
+    so one subscription with a backlog cannot fill the batch while others wait.
+    """
     per_subscription = Window(
         RowNumber(),
         partition_by=[F("subscription_id")],
@@ -108,7 +112,7 @@ def _candidates(now: datetime, limit: int, full: set[int]) -> list[dict[str, Any
             cap=Coalesce(F("subscription__max_in_flight"), Value(default_max_in_flight())),
         )
         .filter(rank__lte=F("cap"))
-        .order_by("next_attempt_at", "id")
+        .order_by("rank", "next_attempt_at", "id")
         .values("id", "subscription_id", "event_id")
     )
     return list(qs[:limit])

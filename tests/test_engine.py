@@ -1,0 +1,246 @@
+"""Claiming (leases, caps, circuit, ordered mode, rate limit) and delivering over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from django_webhooks import engine, signals
+from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
+from django_webhooks.secret_store import current_secret
+from tests.receiver import Reply
+
+pytestmark = pytest.mark.django_db
+
+
+def claimed_ids(limit=50):
+    return {d.pk for d in engine.claim_due(limit)}
+
+
+@pytest.fixture
+def subscription(make_subscription):
+    return make_subscription()
+
+
+def test_claim_leases_due_deliveries(subscription, make_delivery):
+    due = make_delivery(subscription)
+    later = make_delivery(subscription, next_attempt_at=timezone.now() + timedelta(minutes=5))
+    before = timezone.now()
+    batch = engine.claim_due(10)
+    assert [d.pk for d in batch] == [due.pk]
+    due.refresh_from_db()
+    assert due.status == DeliveryStatus.IN_FLIGHT
+    assert before + timedelta(seconds=59) < due.lease_expires_at <= timezone.now() + timedelta(seconds=60)
+    later.refresh_from_db()
+    assert later.status == DeliveryStatus.PENDING
+    assert claimed_ids() == set()
+
+
+def test_claim_skips_disabled_subscriptions_and_open_circuits(make_subscription, make_delivery):
+    disabled = make_subscription(enabled=False)
+    tripped = make_subscription(circuit_open_until=timezone.now() + timedelta(minutes=1))
+    cooled = make_subscription(circuit_open_until=timezone.now() - timedelta(seconds=1))
+    make_delivery(disabled)
+    waiting = make_delivery(tripped)
+    ready = make_delivery(cooled)
+    assert claimed_ids() == {ready.pk}
+    waiting.refresh_from_db()
+    assert waiting.status == DeliveryStatus.PENDING and waiting.attempts == 0
+
+
+def test_claim_respects_the_in_flight_cap(make_subscription, make_delivery):
+    default_cap = make_subscription()
+    wide = make_subscription(max_in_flight=3)
+    for _ in range(5):
+        make_delivery(default_cap)
+        make_delivery(wide)
+    first = engine.claim_due(50)
+    per_subscription = {s: sum(d.subscription_id == s for d in first) for s in (default_cap.pk, wide.pk)}
+    assert per_subscription == {default_cap.pk: 2, wide.pk: 3}
+    assert claimed_ids() == set()
+
+
+@override_settings(DJANGO_WEBHOOKS={"MAX_IN_FLIGHT_PER_SUBSCRIPTION": 1})
+def test_in_flight_cap_default_comes_from_the_setting(subscription, make_delivery):
+    for _ in range(3):
+        make_delivery(subscription)
+    assert len(claimed_ids()) == 1
+
+
+def test_a_busy_subscription_does_not_starve_the_batch(make_subscription, make_delivery):
+    busy = make_subscription(max_in_flight=100)
+    for _ in range(60):
+        make_delivery(busy, next_attempt_at=timezone.now() - timedelta(hours=1))
+    quiet = make_subscription()
+    late = make_delivery(quiet)
+    at_cap = make_subscription()
+    for _ in range(2):
+        make_delivery(at_cap, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=timezone.now() + timedelta(minutes=1))
+    make_delivery(at_cap, next_attempt_at=timezone.now() - timedelta(days=1))
+    batch = engine.claim_due(10)
+    assert len(batch) == 10
+    assert late.pk in {d.pk for d in batch}
+    assert at_cap.pk not in {d.subscription_id for d in batch}
+
+
+def test_claim_never_holds_more_than_the_lease_allows(make_subscription, make_delivery):
+    subscription = make_subscription(max_in_flight=100)
+    for _ in range(40):
+        make_delivery(subscription)
+    # 8 threads x (60 s lease // 16 s per request) = 24.
+    assert len(engine.claim_due(50)) == 24
+    with override_settings(DJANGO_WEBHOOKS={"LEASE_SECONDS": 10, "TIMEOUT": 4, "SEND_CONCURRENCY": 3}):
+        assert engine.lease_capacity() == 6
+
+
+def test_ordered_subscription_sends_only_its_oldest_open_delivery(make_subscription, make_delivery):
+    subscription = make_subscription(ordered=True, max_in_flight=5)
+    first, second, third = (make_delivery(subscription) for _ in range(3))
+    assert claimed_ids() == {first.pk}
+    # The first failed and waits for its retry: nothing overtakes it.
+    Delivery.objects.filter(pk=first.pk).update(
+        status=DeliveryStatus.PENDING, attempts=1, next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
+    assert claimed_ids() == set()
+    Delivery.objects.filter(pk=first.pk).update(status=DeliveryStatus.EXHAUSTED)
+    assert claimed_ids() == {second.pk}
+    Delivery.objects.filter(pk=second.pk).update(status=DeliveryStatus.SUCCEEDED)
+    assert claimed_ids() == {third.pk}
+
+
+def test_rate_limit_paces_claims(make_subscription, make_delivery):
+    subscription = make_subscription(rate_limit=1, max_in_flight=10)
+    for _ in range(3):
+        make_delivery(subscription)
+    assert len(claimed_ids()) == 1
+    subscription.refresh_from_db()
+    assert timezone.now() < subscription.next_send_at <= timezone.now() + timedelta(seconds=1)
+    assert claimed_ids() == set()
+    Subscription.objects.filter(pk=subscription.pk).update(next_send_at=timezone.now() - timedelta(seconds=1))
+    assert len(claimed_ids()) == 1
+
+
+def test_expired_leases_return_to_pending_with_the_same_message_id(subscription, make_delivery):
+    delivery = make_delivery(subscription)
+    engine.claim_due(1)
+    assert engine.release_expired_leases() == 0
+    Delivery.objects.filter(pk=delivery.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert engine.release_expired_leases() == 1
+    reclaimed = engine.claim_due(1)
+    assert [d.message_id for d in reclaimed] == [delivery.message_id]
+
+
+def test_deliver_signs_sends_and_records(receiver, make_subscription, make_delivery):
+    subscription = make_subscription(url=receiver.url("/hook"), headers={"X-Tenant": "acme"})
+    delivery = make_delivery(subscription, data={"id": 7})
+    succeeded = []
+    signals.delivery_succeeded.connect(lambda **kw: succeeded.append(kw["delivery"].pk), weak=False, dispatch_uid="t")
+    try:
+        attempts = engine.deliver(engine.claim_due(1))
+    finally:
+        signals.delivery_succeeded.disconnect(dispatch_uid="t")
+    [request] = receiver.wait_for(1)
+    assert request.body == delivery.event.body.encode()
+    assert json.loads(request.body)["data"] == {"id": 7}
+    assert request.headers["webhook-id"] == delivery.message_id
+    assert request.headers["x-tenant"] == "acme"
+    StandardWebhook(current_secret(subscription)).verify(request.body, request.headers)
+    [attempt] = attempts
+    assert attempt.succeeded and attempt.response_status == 200 and attempt.attempt_number == 1
+    stored = DeliveryAttempt.objects.get()
+    assert stored.request_headers["webhook-signature"] == "v1,<redacted>"
+    assert request.headers["webhook-signature"] not in json.dumps(stored.request_headers)
+    assert stored.request_headers["webhook-id"] == delivery.message_id
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
+    assert delivery.lease_expires_at is None and delivery.completed_at is not None
+    assert succeeded == [delivery.pk]
+
+
+def test_deliver_schedules_a_retry_on_500(receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(500, body=b"oops")]
+    subscription = make_subscription(url=receiver.url())
+    delivery = make_delivery(subscription)
+    failed = []
+    signals.delivery_failed.connect(lambda **kw: failed.append(kw["next_attempt_at"]), weak=False, dispatch_uid="t")
+    try:
+        engine.deliver(engine.claim_due(1))
+    finally:
+        signals.delivery_failed.disconnect(dispatch_uid="t")
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 1
+    assert delivery.last_status_code == 500 and delivery.last_error == "HTTP 500"
+    assert timezone.now() + timedelta(seconds=3) < delivery.next_attempt_at < timezone.now() + timedelta(seconds=7)
+    assert failed == [delivery.next_attempt_at]
+    assert DeliveryAttempt.objects.get().response_body == "oops"
+    subscription.refresh_from_db()
+    assert subscription.consecutive_failures == 1
+
+
+def test_410_fails_the_delivery_and_disables_the_subscription(receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(410)]
+    subscription = make_subscription(url=receiver.url())
+    delivery = make_delivery(subscription)
+    disabled, exhausted = [], []
+    signals.subscription_disabled.connect(lambda **kw: disabled.append(kw["reason"]), weak=False, dispatch_uid="t")
+    signals.delivery_exhausted.connect(lambda **kw: exhausted.append(kw["delivery"].pk), weak=False, dispatch_uid="t")
+    try:
+        engine.deliver(engine.claim_due(1))
+    finally:
+        signals.subscription_disabled.disconnect(dispatch_uid="t")
+        signals.delivery_exhausted.disconnect(dispatch_uid="t")
+    delivery.refresh_from_db()
+    subscription.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert not subscription.enabled and "410" in subscription.disabled_reason
+    assert len(disabled) == 1 and exhausted == [delivery.pk]
+
+
+def test_a_delivery_whose_lease_was_taken_over_keeps_its_new_state(receiver, subscription, make_delivery):
+    subscription.url = receiver.url()
+    subscription.save()
+    delivery = make_delivery(subscription)
+    [claimed] = engine.claim_due(1)
+    # Our lease expired and another worker holds the delivery now.
+    other_lease = timezone.now() + timedelta(minutes=2)
+    Delivery.objects.filter(pk=delivery.pk).update(lease_expires_at=other_lease)
+    engine.deliver([claimed])
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.IN_FLIGHT and delivery.lease_expires_at == other_lease
+    assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 1
+
+
+def test_blocked_targets_fail_without_retry(make_subscription, make_delivery):
+    subscription = make_subscription(url="http://169.254.169.254/latest/meta-data")
+    delivery = make_delivery(subscription)
+    with override_settings(DJANGO_WEBHOOKS={"ALLOW_LOOPBACK": False, "REQUIRE_HTTPS": False}):
+        [attempt] = engine.deliver(engine.claim_due(1))
+    assert attempt.error_class == "blocked_target"
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+
+
+def test_deliver_due_drains_everything_due(receiver, make_subscription, make_delivery):
+    subscriptions = [make_subscription(url=receiver.url(f"/{i}")) for i in range(3)]
+    for subscription in subscriptions:
+        for _ in range(4):
+            make_delivery(subscription)
+    assert engine.deliver_due(time_budget=60) == 12
+    assert len(receiver.wait_for(12)) == 12
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
+
+
+def test_deliver_due_waits_for_a_retry_due_within_seconds(settings, receiver, make_subscription, make_delivery):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "RETRY_SCHEDULE": [0.2], "RETRY_JITTER": 0}
+    receiver.script = [Reply(503), Reply(200)]
+    delivery = make_delivery(make_subscription(url=receiver.url()))
+    assert engine.deliver_due(time_budget=10) == 2
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 2
+    ids = {r.headers["webhook-id"] for r in receiver.wait_for(2)}
+    assert ids == {delivery.message_id}
