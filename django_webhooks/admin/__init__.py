@@ -1,0 +1,12 @@
+"""Django admin for django-webhooks: subscriptions, the event catalog, the delivery log and a dashboard.
+
+Importing this package registers every admin with ``django.contrib.admin.site``.
+"""
+
+from __future__ import annotations
+
+from .event_types import EventTypeAdmin
+from .log import DeliveryAdmin, DeliveryAttemptAdmin, EventAdmin
+from .subscriptions import SubscriptionAdmin
+
+__all__ = ["DeliveryAdmin", "DeliveryAttemptAdmin", "EventAdmin", "EventTypeAdmin", "SubscriptionAdmin"]

@@ -1,0 +1,352 @@
+"""Subscription admin: health at a glance, validated form, secret reveal/rotation and operations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .. import operations, secret_store
+from ..forms import ActionForm, DisableForm, RecoverForm, SubscriptionAdminForm
+from ..health import health_for
+from ..models import DeliveryAttempt, Subscription
+from .common import OwnerFilter, PageChangeList, SubscribedEventTypeFilter
+from .log import OwnersOnPageMixin, status_badge
+
+#: Subscriptions a "send test event" click sends to at most (each is a synchronous request).
+TEST_EVENT_LIMIT = 10
+
+
+class HealthFilter(admin.SimpleListFilter):
+    title = _("health")
+    parameter_name = "health"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [("failing", _("failing")), ("healthy", _("healthy")), ("circuit_open", _("circuit open"))]
+
+    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+        now = timezone.now()
+        failing = Q(consecutive_failures__gt=0) | Q(failing_since__isnull=False)
+        if self.value() == "failing":
+            return queryset.filter(failing)
+        if self.value() == "healthy":
+            return queryset.exclude(failing).exclude(circuit_open_until__gt=now)
+        if self.value() == "circuit_open":
+            return queryset.filter(circuit_open_until__gt=now)
+        return queryset
+
+
+def describe_attempt(attempt: DeliveryAttempt) -> str:
+    """How a test attempt went, for a message: status code or error, and duration."""
+    if attempt.response_status:
+        outcome = f"HTTP {attempt.response_status}"
+    else:
+        outcome = attempt.get_error_class_display() or str(_("no response"))
+    if attempt.duration_ms is not None:
+        outcome += f" in {attempt.duration_ms} ms"
+    if attempt.error_message and not attempt.succeeded:
+        outcome += f" ({attempt.error_message[:200]})"
+    return outcome
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
+    form = SubscriptionAdminForm
+    show_full_result_count = False
+    list_display = [
+        "id",
+        "url",
+        "owner",
+        "event_types_column",
+        "enabled",
+        "circuit_state",
+        "success_rate_24h",
+        "last_delivery",
+    ]
+    list_display_links = ["id", "url"]
+    list_filter = ["enabled", OwnerFilter, SubscribedEventTypeFilter, HealthFilter]
+    search_fields = ["url", "=owner_id", "description"]
+    actions = [
+        "send_test_event",
+        "enable_subscriptions",
+        "disable_subscriptions",
+        "rotate_secrets",
+        "recover_subscriptions",
+    ]
+    change_form_template = "django_webhooks/admin/subscription_change_form.html"
+    readonly_fields = ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["owner_id", "url", "description", "event_types"]}),
+        (_("Delivery"), {"fields": ["filters", "headers", "ordered", "max_in_flight", "rate_limit"]}),
+        (_("State"), {"fields": ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]}),
+    ]
+
+    def get_changelist(self, request: Any, **kwargs: Any) -> type[ChangeList]:
+        return PageChangeList
+
+    def prepare_page(self, request: Any, page: list[Subscription]) -> None:
+        super().prepare_page(request, page)
+        health = health_for(page)
+        for subscription in page:
+            subscription.dwh_health = health.get(subscription.pk, {})
+
+    def get_fieldsets(self, request: Any, obj: Any = None) -> list:
+        return self.fieldsets if obj is not None else self.fieldsets[:2]
+
+    # -- list columns ---------------------------------------------------------------------------
+
+    @admin.display(description=_("event types"))
+    def event_types_column(self, obj: Subscription) -> str:
+        return ", ".join(obj.event_types) or "—"
+
+    def _health(self, obj: Subscription) -> dict[str, Any]:
+        if not hasattr(obj, "dwh_health"):
+            obj.dwh_health = health_for([obj]).get(obj.pk, {})
+        return obj.dwh_health
+
+    @admin.display(description=_("circuit"))
+    def circuit_state(self, obj: Subscription) -> str:
+        state = self._health(obj).get("circuit_state") or ("open" if obj.circuit_is_open() else "closed")
+        return status_badge(state != "open", state)
+
+    @admin.display(description=_("success 24 h"))
+    def success_rate_24h(self, obj: Subscription) -> str:
+        rate = self._health(obj).get("success_rate_24h")
+        if rate is None:
+            return "—"
+        return status_badge(rate >= 0.95, f"{rate * 100:.0f} %")
+
+    @admin.display(description=_("last delivery"))
+    def last_delivery(self, obj: Subscription) -> str:
+        health = self._health(obj)
+        times = [t for t in (health.get("last_success_at"), health.get("last_failure_at")) if t]
+        if not times:
+            return "—"
+        last: datetime = max(times)
+        succeeded = health.get("last_success_at") == last
+        status = health.get("last_status") or health.get("last_error_class") or ("ok" if succeeded else "failed")
+        return format_html(
+            "{} <span class='quiet'>{}</span>",
+            status_badge(succeeded, status),
+            timezone.localtime(last).strftime("%Y-%m-%d %H:%M"),
+        )
+
+    # -- change page ----------------------------------------------------------------------------
+
+    @admin.display(description=_("state"))
+    def state(self, obj: Subscription) -> str:
+        if obj.enabled:
+            return status_badge(True, _("enabled"))
+        return format_html(
+            "{} <span class='quiet'>{} — {}</span>",
+            status_badge(False, _("disabled")),
+            obj.disabled_at and timezone.localtime(obj.disabled_at).strftime("%Y-%m-%d %H:%M"),
+            obj.disabled_reason or "",
+        )
+
+    @admin.display(description=_("health"))
+    def health_summary(self, obj: Subscription) -> str:
+        health = self._health(obj)
+        rate = health.get("success_rate_24h")
+        return format_html(
+            "{}: {} · {}: {} · p50 {} ms · p95 {} ms · {}: {} · {}: {}",
+            _("success 24 h"),
+            "—" if rate is None else f"{rate * 100:.1f} %",
+            _("attempts 24 h"),
+            health.get("attempts_24h", 0),
+            "—" if health.get("p50_ms") is None else f"{health['p50_ms']:.0f}",
+            "—" if health.get("p95_ms") is None else f"{health['p95_ms']:.0f}",
+            _("consecutive failures"),
+            obj.consecutive_failures,
+            _("circuit"),
+            self.circuit_state(obj),
+        )
+
+    @admin.display(description=_("deliveries"))
+    def deliveries_link(self, obj: Subscription) -> str:
+        url = reverse("admin:django_webhooks_delivery_changelist") + f"?subscription={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, _("Deliveries to this subscription"))
+
+    def changeform_view(
+        self, request: Any, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        extra_context = dict(extra_context or {})
+        if object_id and str(object_id).isdigit():
+            subscription = Subscription.objects.filter(pk=object_id).first()
+            if subscription is not None and self.has_change_permission(request, subscription):
+                secret = secret_store.current_secret(subscription)
+                extra_context["signing_secret"] = {
+                    "masked": f"whsec_{'•' * 12}{secret[-4:]}",
+                    "value": secret,
+                    "rotate_url": reverse("admin:django_webhooks_subscription_rotate_secret", args=[subscription.pk]),
+                }
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: Any, obj: Subscription, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            secret_store.create_secret(obj)
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<int:object_id>/rotate-secret/",
+                self.admin_site.admin_view(self.rotate_secret_view),
+                name="django_webhooks_subscription_rotate_secret",
+            ),
+            *super().get_urls(),
+        ]
+
+    def rotate_secret_view(self, request: Any, object_id: int) -> Any:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        subscription = get_object_or_404(Subscription, pk=object_id)
+        if not self.has_change_permission(request, subscription):
+            raise PermissionDenied
+        secret_store.rotate_secret(subscription)
+        self.message_user(request, self._rotated_message(1), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:django_webhooks_subscription_change", args=[subscription.pk]))
+
+    @staticmethod
+    def _rotated_message(count: int) -> str:
+        from ..conf import webhooks_settings
+
+        hours = webhooks_settings.SECRET_ROTATION_OVERLAP / 3600
+        return ngettext(
+            "Rotated the signing secret of %(count)d subscription; the previous secret keeps signing for %(hours)g hours.",
+            "Rotated the signing secrets of %(count)d subscriptions; the previous secrets keep signing for %(hours)g hours.",
+            count,
+        ) % {"count": count, "hours": hours}
+
+    # -- actions --------------------------------------------------------------------------------
+
+    @admin.action(description=_("Send a test event"), permissions=["change"])
+    def send_test_event(self, request: Any, queryset: QuerySet) -> None:
+        subscriptions = list(queryset.order_by("pk")[: TEST_EVENT_LIMIT + 1])
+        for subscription in subscriptions[:TEST_EVENT_LIMIT]:
+            attempt = operations.send_test_event(subscription)
+            delivery_url = reverse("admin:django_webhooks_delivery_change", args=[attempt.delivery_id])
+            self.message_user(
+                request,
+                format_html(
+                    'Test event to #{} {}: <strong>{}</strong>. <a href="{}">View the delivery</a>.',
+                    subscription.pk,
+                    subscription.url,
+                    describe_attempt(attempt),
+                    delivery_url,
+                ),
+                messages.SUCCESS if attempt.succeeded else messages.ERROR,
+            )
+        if len(subscriptions) > TEST_EVENT_LIMIT:
+            self.message_user(
+                request,
+                _("Test events are sent to %(limit)d subscriptions at a time; the others were skipped.")
+                % {"limit": TEST_EVENT_LIMIT},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Enable"), permissions=["change"])
+    def enable_subscriptions(self, request: Any, queryset: QuerySet) -> None:
+        count = 0
+        for subscription in queryset:
+            operations.enable(subscription)
+            count += 1
+        self.message_user(
+            request,
+            ngettext("Enabled %(count)d subscription.", "Enabled %(count)d subscriptions.", count) % {"count": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Disable with a reason…"), permissions=["change"])
+    def disable_subscriptions(self, request: Any, queryset: QuerySet) -> TemplateResponse | None:
+        def disable(data: dict[str, Any]) -> None:
+            count = 0
+            for subscription in queryset:
+                operations.disable(subscription, data["reason"])
+                count += 1
+            self.message_user(
+                request,
+                ngettext(
+                    "Disabled %(count)d subscription: %(reason)s", "Disabled %(count)d subscriptions: %(reason)s", count
+                )
+                % {"count": count, "reason": data["reason"]},
+                messages.SUCCESS,
+            )
+
+        return self._intermediate(request, queryset, DisableForm, _("Disable subscriptions"), disable)
+
+    @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
+    def rotate_secrets(self, request: Any, queryset: QuerySet) -> None:
+        count = 0
+        for subscription in queryset:
+            secret_store.rotate_secret(subscription)
+            count += 1
+        self.message_user(request, self._rotated_message(count), messages.SUCCESS)
+
+    @admin.action(description=_("Recover failed deliveries since…"), permissions=["change"])
+    def recover_subscriptions(self, request: Any, queryset: QuerySet) -> TemplateResponse | None:
+        def recover(data: dict[str, Any]) -> None:
+            total = sum(operations.recover(subscription, data["since"]) for subscription in queryset)
+            self.message_user(
+                request,
+                ngettext(
+                    "Queued %(count)d failed delivery since %(since)s to be sent again.",
+                    "Queued %(count)d failed deliveries since %(since)s to be sent again.",
+                    total,
+                )
+                % {"count": total, "since": timezone.localtime(data["since"]).strftime("%Y-%m-%d %H:%M %Z")},
+                messages.SUCCESS,
+            )
+
+        return self._intermediate(request, queryset, RecoverForm, _("Recover failed deliveries"), recover)
+
+    def _intermediate(
+        self,
+        request: Any,
+        queryset: QuerySet,
+        form_class: type[ActionForm],
+        title: str,
+        perform: Callable[[dict[str, Any]], None],
+    ) -> TemplateResponse | None:
+        """Show ``form_class`` for the selection; once it validates, ``perform`` the action."""
+        if "apply" in request.POST:
+            form = form_class(request.POST)
+            if form.is_valid():
+                perform(form.cleaned_data)
+                return None
+        else:
+            form = form_class()
+        return action_form_response(self, request, queryset, form, title)
+
+
+def action_form_response(
+    model_admin: admin.ModelAdmin, request: Any, queryset: QuerySet, form: ActionForm, title: str
+) -> TemplateResponse:
+    """The intermediate page of an action: ``form`` plus the selection, posted back to the changelist."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "objects": list(queryset[:100]),
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "select_across": request.POST.get("select_across", "0"),
+        "action": form.action_name,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "opts": model_admin.opts,
+        "media": model_admin.media + form.media,
+    }
+    return TemplateResponse(request, "django_webhooks/admin/action_form.html", context)
