@@ -120,8 +120,14 @@ SPECTACULAR_SETTINGS = {
 
 DJANGO_WEBHOOKS = {
     "EVENT_TYPES": {
-        "order.created": {"description": "An order was placed.", "example": {"id": 1, "number": "A-1001", "total": "25.00", "status": "new"}},
-        "order.updated": {"description": "An order changed (status, total...).", "example": {"id": 1, "number": "A-1001", "total": "25.00", "status": "paid"}},
+        "order.created": {
+            "description": "An order was placed.",
+            "example": {"id": 1, "number": "A-1001", "total": "25.00", "status": "new"},
+        },
+        "order.updated": {
+            "description": "An order changed (status, total...).",
+            "example": {"id": 1, "number": "A-1001", "total": "25.00", "status": "paid"},
+        },
         "order.deleted": {"description": "An order was deleted.", "example": {"id": 1, "number": "A-1001"}},
     },
     "BINDINGS": [

@@ -3,6 +3,8 @@ from django.urls import include, path
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from example_project.shop import views as shop_views
+
 
 @extend_schema(exclude=True)
 class WebhooksSchemaView(SpectacularAPIView):
@@ -15,4 +17,7 @@ urlpatterns = [
     path("api/schema/", WebhooksSchemaView.as_view(), name="schema"),
     path("api/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # The demo's local receiver: verifies and records what the shop's webhooks deliver.
+    path("receiver/", shop_views.received, name="received-webhooks"),
+    path("receiver/<slug:name>/", shop_views.receive, name="receiver"),
 ]

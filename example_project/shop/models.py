@@ -31,3 +31,23 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.number}"
+
+
+class ReceivedWebhook(models.Model):
+    """A webhook that reached the shop's own demo receiver (``/receiver/<name>/``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    receiver = models.CharField(max_length=100)
+    received_at = models.DateTimeField(auto_now_add=True)
+    verified = models.BooleanField(default=False)
+    rejection = models.CharField(max_length=255, blank=True)
+    webhook_id = models.CharField(max_length=100, blank=True)
+    event_type = models.CharField(max_length=200, blank=True)
+    headers = models.JSONField(default=dict)
+    body = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id or 'webhook'} to {self.receiver} ({'verified' if self.verified else 'rejected'})"
