@@ -16,6 +16,7 @@ public; ``ALLOW_LOOPBACK`` allows 127.0.0.0/8 and ::1 only.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -238,12 +239,17 @@ def _host_allow_listed(host: str) -> bool:
     return False
 
 
-def _allowed_targets() -> tuple[list[IPNetwork], list[str]]:
+def _allowed_targets() -> tuple[tuple[IPNetwork, ...], tuple[str, ...]]:
+    entries = webhooks_settings.ALLOWED_TARGETS
+    if not isinstance(entries, list | tuple) or not all(isinstance(entry, str) for entry in entries):
+        raise WebhooksConfigurationError(f"{SETTING_NAME}['ALLOWED_TARGETS'] must be a list of strings.")
+    return _parse_allowed_targets(tuple(entries))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_allowed_targets(entries: tuple[str, ...]) -> tuple[tuple[IPNetwork, ...], tuple[str, ...]]:
     networks: list[IPNetwork] = []
     names: list[str] = []
-    entries = webhooks_settings.ALLOWED_TARGETS
-    if isinstance(entries, str):
-        raise WebhooksConfigurationError(f"{SETTING_NAME}['ALLOWED_TARGETS'] must be a list, not a string.")
     for entry in entries:
         try:
             networks.append(ipaddress.ip_network(entry, strict=False))
@@ -253,7 +259,7 @@ def _allowed_targets() -> tuple[list[IPNetwork], list[str]]:
                     f"{SETTING_NAME}['ALLOWED_TARGETS'] entry {entry!r} is not a valid CIDR."
                 )
             names.append(entry.lower().rstrip("."))
-    return networks, names
+    return tuple(networks), tuple(names)
 
 
 # -- resolution ----------------------------------------------------------------------------------

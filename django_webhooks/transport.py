@@ -9,7 +9,6 @@ response body are read before the connection is dropped.
 
 from __future__ import annotations
 
-import http.cookiejar
 import threading
 import time
 from dataclasses import dataclass, field
@@ -124,16 +123,6 @@ class VettedAddressAdapter(HTTPAdapter):
         request.headers["Host"] = urlsplit(request.url).netloc
 
 
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """Webhook targets of different owners share a session: never store or send cookies."""
-
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-
 class _DeadlineExceeded(Exception):
     pass
 
@@ -144,7 +133,6 @@ class Transport:
     def __init__(self) -> None:
         self.session = requests.Session()
         self.session.trust_env = False
-        self.session.cookies.set_policy(_NoCookies())
         self.adapter = VettedAddressAdapter(pool_connections=64, pool_maxsize=4, max_retries=0)
         self.session.mount("http://", self.adapter)
         self.session.mount("https://", self.adapter)
@@ -162,6 +150,9 @@ class Transport:
             self._exchange(url, body, headers, deadline, result)
         except BlockedTarget as exc:
             result.error_class, result.error_message = exc.error_class, str(exc)
+        except requests.ConnectTimeout:
+            result.error_class = ErrorClass.TIMEOUT.value
+            result.error_message = f"Could not connect within {webhooks_settings.CONNECT_TIMEOUT:g} s."
         except (_DeadlineExceeded, requests.Timeout, urllib3.exceptions.TimeoutError):
             result.error_class = ErrorClass.TIMEOUT.value
             result.error_message = f"No complete response within {webhooks_settings.TIMEOUT:g} s."
@@ -189,7 +180,12 @@ class Transport:
         total = float(webhooks_settings.TIMEOUT)
         timeout = urllib3.Timeout(connect=float(webhooks_settings.CONNECT_TIMEOUT), read=total, total=total)
         request = self.session.prepare_request(requests.Request("POST", url, data=body, headers=headers))
-        response = self.session.send(request, stream=True, timeout=timeout, allow_redirects=False, proxies={})
+        # Straight to the adapter: Session.send would read a redirect's whole body to follow it,
+        # and would store cookies shared between different owners' targets.
+        adapter = self.session.get_adapter(request.url or url)
+        response = adapter.send(
+            request, stream=True, timeout=timeout, verify=self.session.verify, cert=self.session.cert, proxies={}
+        )
         result.status = response.status_code
         result.headers = dict(response.headers)
         raw = response.raw

@@ -265,7 +265,7 @@ def test_allowed_targets_host_name_may_resolve_anywhere(strict):
         assert refusal("http://corp.example.evil/").error_class == "dns"
 
 
-@pytest.mark.parametrize("entries", [["10.0.0.0/33"], ["fd00::/129"], "10.0.0.0/8"])
+@pytest.mark.parametrize("entries", [["10.0.0.0/33"], ["fd00::/129"], "10.0.0.0/8", [10]])
 def test_malformed_allowed_targets_name_the_setting(strict, entries):
     with webhooks(ALLOWED_TARGETS=entries), pytest.raises(WebhooksConfigurationError, match="ALLOWED_TARGETS"):
         validate_target_url("http://10.0.0.1/")

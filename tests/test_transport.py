@@ -105,6 +105,19 @@ def test_redirect_is_recorded_and_not_followed(transport, receiver):
     assert receiver.received("/elsewhere") == []
 
 
+def test_redirect_body_is_capped_and_bounded_in_time(transport, receiver):
+    location = {"Location": receiver.url("/elsewhere")}
+    receiver.script = [Reply(307, headers=location, stream_bytes=30 * 1024 * 1024)]
+    huge = transport.send(receiver.url(), BODY, {})
+    assert (huge.status, huge.error_class, len(huge.body)) == (307, "redirect", 20 * 1024)
+
+    receiver.script = [Reply(301, headers=location, body=b"x" * 400, drip=0.05)]
+    with webhooks(TIMEOUT=1.0):
+        dripping = transport.send(receiver.url(), BODY, {})
+    assert (dripping.status, dripping.error_class) == (301, "timeout")
+    assert receiver.received("/elsewhere") == []
+
+
 def test_undecodable_response_body_is_kept_with_replacement_characters(transport, receiver):
     receiver.script = [Reply(200, body=b"ok \xff\xfe", headers={"Content-Type": "text/plain; charset=utf-8"})]
     assert transport.send(receiver.url(), BODY, {}).body == "ok \ufffd\ufffd"
