@@ -299,6 +299,16 @@ def test_rebinding_between_check_and_connect_cannot_redirect_the_connection(tran
     assert receiver.requests == []
 
 
+def _ipv6_loopback_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback_available(), reason="this machine has no IPv6 loopback (::1)")
 def test_ipv6_loopback_receiver():
     transport = Transport()
     with Receiver(host="::1") as receiver:
