@@ -47,6 +47,7 @@ class EventTypesField(forms.CharField):
 class SubscriptionAdminForm(forms.ModelForm):
     """Validates the target against the SSRF guard, event types against the catalog and the headers."""
 
+    url = forms.URLField(label=_("URL"), max_length=2000, assume_scheme="https")
     event_types = EventTypesField(
         label=_("Event types"),
         help_text=_("One per line: names from the catalog, or patterns such as order.* or *."),
