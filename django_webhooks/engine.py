@@ -52,10 +52,14 @@ class _Failure:
     error_class: str = ErrorClass.INTERNAL
 
 
-def lease_capacity() -> int:
-    """Deliveries one batch may hold: what ``SEND_CONCURRENCY`` threads finish within the lease."""
+def lease_capacity(seconds: float | None = None) -> int:
+    """Deliveries one batch may hold: what ``SEND_CONCURRENCY`` threads finish within the lease
+    (or within ``seconds``, if shorter), every request taking up to ``TIMEOUT``."""
+    window = float(webhooks_settings.LEASE_SECONDS)
+    if seconds is not None:
+        window = min(window, seconds)
     per_request = float(webhooks_settings.TIMEOUT) + 1.0
-    per_thread = max(1, int(float(webhooks_settings.LEASE_SECONDS) // per_request))
+    per_thread = max(1, int(window // per_request))
     return max(1, int(webhooks_settings.SEND_CONCURRENCY)) * per_thread
 
 
@@ -398,14 +402,16 @@ def _next_due_soon(now: datetime, horizon: float) -> datetime | None:
 def deliver_due(time_budget: float | None = None) -> int:
     """Claim and deliver batches until nothing is due or the time budget is spent; return the count.
 
-    A retry falling due within a few seconds is waited for, so the first quick retry does not
+    A batch claimed late in the budget is sized to end with it, so a task lasts at most
+    ``TASK_TIME_BUDGET`` + ``TIMEOUT`` (plus bookkeeping). A retry falling due within a few seconds is waited for, so the first quick retry does not
     wait for the next sweep.
     """
     budget = float(webhooks_settings.TASK_TIME_BUDGET if time_budget is None else time_budget)
     deadline = time.monotonic() + budget
     delivered = 0
     while time.monotonic() < deadline:
-        batch = claim_due()
+        remaining = deadline - time.monotonic()
+        batch = claim_due(min(int(webhooks_settings.CLAIM_BATCH_SIZE), lease_capacity(remaining)))
         if batch:
             deliver(batch)
             delivered += len(batch)

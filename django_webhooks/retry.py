@@ -65,7 +65,7 @@ class DefaultRetryPolicy(BaseRetryPolicy):
 
     Retried: connection errors, timeouts, DNS and TLS errors, 5xx, 408 and 429. ``Retry-After``
     (seconds or an HTTP date) is honoured, never shorter than the scheduled wait and never longer
-    than twice that wait or the schedule's longest step, whichever is more. Any other 4xx fails
+    than twice that wait or ``MAX_RETRY_AFTER``, whichever is more. Any other 4xx fails
     at once; ``410 Gone`` also disables the subscription. A redirect or a blocked target fails
     at once. When the schedule is spent the delivery is ``exhausted``.
     """
@@ -96,20 +96,20 @@ class DefaultRetryPolicy(BaseRetryPolicy):
                 DeliveryStatus.EXHAUSTED,
                 reason=f"Gave up after {delivery.attempts} attempts: {self.describe(result)}",
             )
-        delay = self.delay(schedule[step], max(schedule), result, now)
+        delay = self.delay(schedule[step], result, now)
         return RetryDecision(
             DeliveryStatus.PENDING,
             next_attempt_at=now + timedelta(seconds=delay),
             reason=self.describe(result),
         )
 
-    def delay(self, scheduled: float, longest: float, result: Any, now: datetime) -> float:
+    def delay(self, scheduled: float, result: Any, now: datetime) -> float:
         """Seconds to wait: the jittered scheduled wait, or a longer ``Retry-After`` within bounds."""
         jitter = float(webhooks_settings.RETRY_JITTER)
         wait = scheduled * random.uniform(1 - jitter, 1 + jitter)
         asked = retry_after_seconds(getattr(result, "headers", None) or {}, now)
         if asked is not None:
-            ceiling = max(2 * scheduled, longest)
+            ceiling = max(2 * scheduled, float(webhooks_settings.MAX_RETRY_AFTER))
             wait = max(wait, min(asked, ceiling))
         return max(wait, 0.0)
 

@@ -107,9 +107,15 @@ def test_retry_after_never_shortens_the_schedule():
 
 
 def test_retry_after_is_capped():
-    # At most max(2x the scheduled wait, the schedule's longest step): never a week.
-    assert wait_of(decide(429, attempts=1, headers={"Retry-After": str(7 * 86400)})) == 36000
+    # At most max(2x the scheduled wait, MAX_RETRY_AFTER): never a week.
+    assert wait_of(decide(429, attempts=1, headers={"Retry-After": str(7 * 86400)})) == 3600
     assert wait_of(decide(429, attempts=7, headers={"Retry-After": str(7 * 86400)})) == 72000
+
+
+@override_settings(DJANGO_WEBHOOKS={"RETRY_SCHEDULE": [1, 1], "MAX_RETRY_AFTER": 60})
+def test_max_retry_after_comes_from_the_setting():
+    assert wait_of(decide(429, headers={"Retry-After": "120"})) == 60
+    assert wait_of(decide(429, headers={"Retry-After": "30"})) == 30
 
 
 @pytest.mark.parametrize("value", ["soon", "", "-5", "Wed, 99 Foo 2026"])
