@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds to wait before each retry (after the 1st, 2nd, ... attempt). Svix's schedule.
     "RETRY_SCHEDULE": [5, 300, 1800, 7200, 18000, 36000, 36000],
     "RETRY_JITTER": 0.2,
+    # Longest wait (seconds) a receiver's Retry-After header may ask for; twice the scheduled wait
+    # is always allowed.
+    "MAX_RETRY_AFTER": 3600,
     # Seconds a worker's claim on a delivery lasts; a dead worker's claims expire after it.
     "LEASE_SECONDS": 60,
     "CLAIM_BATCH_SIZE": 50,
