@@ -9,6 +9,7 @@ response body are read before the connection is dropped.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -239,8 +240,11 @@ _local = threading.local()
 
 
 def get_transport() -> Transport:
-    """The calling thread's :class:`Transport`; its pooled connections are reused across calls."""
-    transport = getattr(_local, "transport", None)
-    if transport is None:
-        transport = _local.transport = Transport()
-    return transport
+    """The calling thread's :class:`Transport`; its pooled connections are reused across calls.
+
+    A forked worker process gets its own: pooled sockets are never shared with the parent.
+    """
+    pid = os.getpid()
+    if getattr(_local, "pid", None) != pid:
+        _local.transport, _local.pid = Transport(), pid
+    return _local.transport

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import threading
@@ -249,6 +250,14 @@ def test_get_transport_is_one_per_thread():
     worker.start()
     worker.join(timeout=10)
     assert other and other[0] is not mine
+
+
+def test_get_transport_is_new_after_a_fork(monkeypatch):
+    parents = get_transport()
+    monkeypatch.setattr(os, "getpid", lambda: -1)
+    childs = get_transport()
+    assert childs is not parents
+    assert get_transport() is childs
 
 
 # -- SSRF guard on the wire -------------------------------------------------------------------------------
