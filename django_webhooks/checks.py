@@ -37,7 +37,6 @@ from .conf import DEFAULTS, IMPORT_STRINGS, SETTING_NAME, webhooks_settings
 HOST_NAME_RE = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
-BINDING_EVENTS = {"create", "update", "delete"}
 SCHEMA_VALIDATION_MODES = {"raise", "record"}
 
 #: (setting, minimum, whether the minimum itself is allowed, whether it must be an int)
@@ -375,6 +374,9 @@ def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[
 @register()
 def check_bindings(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
     """E011: each ``BINDINGS`` entry names an installed model, valid ``on`` values and a declared type."""
+    from .bindings import BINDING_KEYS, CHANGES
+
+    binding_events = set(CHANGES)
     conf = _configured()
     if conf is None:
         return []
@@ -393,6 +395,11 @@ def check_bindings(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[Che
             errors.append(Error(f"{where} must be a dict.", hint=hint, id=_id("E011")))
             continue
         problems = []
+        unknown = sorted(set(binding) - BINDING_KEYS, key=str)
+        if unknown:
+            problems.append(
+                f"unknown key(s) {', '.join(map(repr, unknown))}; valid are {', '.join(sorted(BINDING_KEYS))}"
+            )
         label = binding.get("model")
         try:
             apps.get_model(label, require_ready=False)
@@ -400,8 +407,8 @@ def check_bindings(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[Che
             problems.append(f"model {label!r} is not an installed model")
         on = binding.get("on")
         on_values = [on] if isinstance(on, str) else on
-        if not isinstance(on_values, list | tuple) or not on_values or not set(on_values) <= BINDING_EVENTS:
-            problems.append(f"'on' is {on!r}; use a list of {', '.join(sorted(BINDING_EVENTS))}")
+        if not isinstance(on_values, list | tuple) or not on_values or not set(on_values) <= binding_events:
+            problems.append(f"'on' is {on!r}; use a list of {', '.join(sorted(binding_events))}")
         event_type = binding.get("event_type")
         if event_type not in declared:
             problems.append(f"event type {event_type!r} is not declared in {_name('EVENT_TYPES')}")

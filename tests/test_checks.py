@@ -131,6 +131,7 @@ def test_e011_bindings():
         {**good, "on": ["created"]},
         {**good, "on": []},
         {**good, "event_type": "order.paid"},
+        {**good, "owner_field": "customer.user"},
         "shop.Order",
     ]:
         assert ids(webhook_messages(EVENT_TYPES=declared, BINDINGS=[bad])) == {"E011"}, bad
