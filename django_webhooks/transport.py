@@ -87,18 +87,48 @@ def _unsendable(text: str) -> bool:
 
 
 class VettedAddressAdapter(HTTPAdapter):
-    """Connects to the address :func:`resolve_target` vetted, never to a second DNS answer.
+    """Connects to an address :func:`resolve_target` vetted, never to a second DNS answer.
 
-    Connection pools are keyed by (scheme, vetted address, port, host name), so keep-alive
-    connections are reused per target host. For https, SNI and the certificate check use the
-    URL's host name while the TCP connection goes to the vetted address. Proxies are never used:
-    they would bypass the address check.
+    The target is resolved once per request; when connecting to one vetted address fails
+    (nothing was sent yet), the next one is tried within the same time budget. Connection pools
+    are keyed by (scheme, vetted address, port, host name), so keep-alive connections are reused
+    per target host. For https, SNI and the certificate check use the URL's host name while the
+    TCP connection goes to the vetted address. Proxies are never used: they would bypass the
+    address check.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         self._ssl_context = create_urllib3_context()
         self._ssl_context.load_verify_locations(requests.certs.where())
+        self._dialling = threading.local()
         super().__init__(**kwargs)
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        target = resolve_target(request.url or "")
+        started = time.monotonic()
+        attempt_timeout = timeout
+        try:
+            for index, address in enumerate(target.addresses):
+                self._dialling.current = (target, address)
+                try:
+                    return super().send(request, stream, attempt_timeout, verify, cert, proxies)
+                except requests.ConnectionError as exc:
+                    if index + 1 == len(target.addresses) or not _never_connected(exc):
+                        raise
+                    attempt_timeout = _shrink(timeout, time.monotonic() - started)
+                    if attempt_timeout is _BUDGET_SPENT:
+                        raise
+        finally:
+            self._dialling.current = None
+        raise AssertionError("unreachable: resolve_target returns at least one address")
 
     def get_connection_with_tls_context(
         self,
@@ -107,14 +137,18 @@ class VettedAddressAdapter(HTTPAdapter):
         proxies: dict[str, str] | None = None,
         cert: Any = None,
     ) -> urllib3.HTTPConnectionPool:
-        target = resolve_target(request.url or "")
+        dialling = getattr(self._dialling, "current", None)
+        if dialling is None:
+            target = resolve_target(request.url or "")
+            dialling = (target, target.addresses[0])
+        target, address = dialling
         host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
         if target.scheme == "https":
             if verify is True:
                 pool_kwargs["ssl_context"] = self._ssl_context
             pool_kwargs["server_hostname"] = target.host
             pool_kwargs["assert_hostname"] = target.host
-        host_params.update(host=target.addresses[0], port=target.port, scheme=target.scheme)
+        host_params.update(host=address, port=target.port, scheme=target.scheme)
         return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
 
     def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
@@ -122,6 +156,28 @@ class VettedAddressAdapter(HTTPAdapter):
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
         request.headers["Host"] = urlsplit(request.url).netloc
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether the request failed while connecting, so nothing reached the target."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+
+
+_BUDGET_SPENT = object()
+
+
+def _shrink(timeout: Any, elapsed: float) -> Any:
+    """``timeout`` with its total budget reduced by ``elapsed`` seconds (``_BUDGET_SPENT`` if none is left)."""
+    if not isinstance(timeout, urllib3.Timeout) or not isinstance(timeout.total, int | float):
+        return timeout
+    left = timeout.total - elapsed
+    if left <= 0:
+        return _BUDGET_SPENT
+    connect = timeout.connect_timeout
+    return urllib3.Timeout(
+        connect=min(connect, left) if isinstance(connect, int | float) else left, read=left, total=left
+    )
 
 
 class _DeadlineExceeded(Exception):

@@ -31,6 +31,12 @@ def scripted_resolver(host, port, *args, **kwargs):
     return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
 
 
+def two_address_resolver(host, port, *args, **kwargs):
+    """Answers with an address nothing listens on (127.0.0.2) before the receiver's."""
+    LOOKUPS.append(host)
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in ("127.0.0.2", "127.0.0.1")]
+
+
 def webhooks(**overrides):
     return override_settings(DJANGO_WEBHOOKS={**settings.DJANGO_WEBHOOKS, **overrides})
 
@@ -294,6 +300,15 @@ def test_connection_goes_to_the_vetted_address_after_one_lookup(transport, recei
     rebound = transport.send(f"http://hooks.example.com:{receiver.port}/hook", BODY, {})
     assert rebound.error_class == "blocked_target"
     assert "resolves to 169.254.169.254" in rebound.error_message
+    assert len(receiver.requests) == 1
+
+
+def test_next_vetted_address_is_tried_when_connecting_fails(transport, receiver):
+    LOOKUPS.clear()
+    with webhooks(RESOLVER="tests.test_transport.two_address_resolver"):
+        result = transport.send(f"http://two.example.com:{receiver.port}/hook", BODY, {})
+    assert result.succeeded, result.error_message
+    assert LOOKUPS == ["two.example.com"]
     assert len(receiver.requests) == 1
 
 
