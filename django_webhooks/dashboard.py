@@ -81,7 +81,9 @@ def hourly_outcomes(hours: int = 24, now: datetime | None = None) -> list[Hourly
         DeliveryAttempt.objects.filter(created_at__gte=start, created_at__lte=now)
         .annotate(hour=TruncHour("created_at", tzinfo=tz), latency_bucket=_latency_bucket())
         .values("hour", "latency_bucket")
-        .annotate(succeeded=Count("id", filter=Q(succeeded=True)), failed=Count("id", filter=Q(succeeded=False)))
+        .annotate(
+            succeeded_count=Count("id", filter=Q(succeeded=True)), failed_count=Count("id", filter=Q(succeeded=False))
+        )
         .order_by()
     )
     by_hour = {start + timedelta(hours=n): HourlyOutcomes(start + timedelta(hours=n)) for n in range(hours)}
@@ -89,10 +91,10 @@ def hourly_outcomes(hours: int = 24, now: datetime | None = None) -> list[Hourly
         bucket = by_hour.get(row["hour"])
         if bucket is None:
             continue
-        bucket.succeeded += row["succeeded"]
-        bucket.failed += row["failed"]
+        bucket.succeeded += row["succeeded_count"]
+        bucket.failed += row["failed_count"]
         if row["latency_bucket"] >= 0:
-            bucket.histogram[row["latency_bucket"]] += row["succeeded"] + row["failed"]
+            bucket.histogram[row["latency_bucket"]] += row["succeeded_count"] + row["failed_count"]
     return list(by_hour.values())
 
 
@@ -119,9 +121,9 @@ def top_failing_subscriptions(hours: int = 24, limit: int = 10, now: datetime | 
     rows = list(
         DeliveryAttempt.objects.filter(created_at__gte=now - timedelta(hours=hours), created_at__lte=now)
         .values("subscription_id")
-        .annotate(failed=Count("id", filter=Q(succeeded=False)), attempts=Count("id"))
-        .filter(failed__gt=0)
-        .order_by("-failed", "subscription_id")[:limit]
+        .annotate(failed_count=Count("id", filter=Q(succeeded=False)), attempt_count=Count("id"))
+        .filter(failed_count__gt=0)
+        .order_by("-failed_count", "subscription_id")[:limit]
     )
     subscriptions = Subscription.objects.in_bulk([row["subscription_id"] for row in rows])
     result = []
@@ -132,9 +134,9 @@ def top_failing_subscriptions(hours: int = 24, limit: int = 10, now: datetime | 
         result.append(
             {
                 "subscription": subscription,
-                "failed": row["failed"],
-                "attempts": row["attempts"],
-                "success_rate": (row["attempts"] - row["failed"]) / row["attempts"],
+                "failed": row["failed_count"],
+                "attempts": row["attempt_count"],
+                "success_rate": (row["attempt_count"] - row["failed_count"]) / row["attempt_count"],
                 "circuit_open": subscription.circuit_is_open(now),
             }
         )
@@ -171,7 +173,7 @@ def _hour_label(start: datetime, hours: int) -> str | None:
 def _frame(title: str, y_max: float, unit: str, buckets: list[HourlyOutcomes]) -> list[str]:
     plot_h = HEIGHT - TOP - BOTTOM
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
+        f'<svg class="dwh-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
         f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
         f"<title>{escape(title)}</title>",
     ]
