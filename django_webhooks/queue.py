@@ -19,14 +19,36 @@ DELIVER_DUE_TASK = "django_webhooks.tasks.deliver_due"
 _brokers: dict[str | None, Any] = {}
 
 
+def _request_safe_orm_broker(list_key: str | None) -> Any:
+    """django-q2's ORM broker, minus the ``close_old_connections()`` it runs before every enqueue.
+
+    That call is meant for worker threads; in a request under autocommit it closes the user's
+    database connection after each handoff and forces a reconnect on the next query.
+    """
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    class RequestSafeORM(ORM):
+        @staticmethod
+        def get_connection(list_key: str | None = None) -> Any:
+            return OrmQ.objects.using(Conf.ORM)
+
+    return RequestSafeORM(list_key=list_key)
+
+
 def get_broker() -> Any:
     """The django-q2 broker for the ``QUEUE`` cluster, created once per process."""
     cluster = webhooks_settings.QUEUE
     broker = _brokers.get(cluster)
     if broker is None:
         from django_q.brokers import get_broker as build_broker
+        from django_q.brokers.orm import ORM
 
-        broker = _brokers[cluster] = build_broker(cluster)
+        broker = build_broker(cluster)
+        if type(broker) is ORM:
+            broker = _request_safe_orm_broker(cluster)
+        _brokers[cluster] = broker
     return broker
 
 

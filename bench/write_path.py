@@ -1,0 +1,135 @@
+"""Write-path benchmark: what the ``order.created`` binding adds to ``Order.objects.create()``.
+
+Runs on SQLite, and on PostgreSQL + Redis when DATABASE_URL and REDIS_URL are set::
+
+    .venv/bin/python bench/write_path.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/9 \\
+        .venv/bin/python bench/write_path.py
+
+Creates its own database (the test database of the selected connection) and drops it at the
+end. Bare and bound creates alternate in rounds inside one run, so both see the same machine
+noise; the ratio is bound median / bare median. No worker runs: the write path only records the
+event and hands one task to the broker, whose queue the benchmark empties when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+os.environ.setdefault("WEBHOOKS_LOG_LEVEL", "WARNING")
+QUEUE_NAME = "dwh-bench-write-path"
+
+
+def setup_django(sqlite_path: str) -> None:
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from django.db import connection
+
+    database = connection.settings_dict
+    database["TEST"]["NAME"] = sqlite_path if connection.vendor == "sqlite" else "dwh_bench_write_path"
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "QUEUE": QUEUE_NAME}
+    # django-q2 logs one INFO line per enqueued task; a production setup would not print those.
+    logging.getLogger("django-q").setLevel(logging.WARNING)
+
+
+def time_creates(customer, count: int, atomic: bool) -> list[float]:
+    from django.db import transaction
+
+    from example_project.shop.models import Order
+
+    samples = []
+    for number in range(count):
+        started = time.perf_counter()
+        if atomic:
+            with transaction.atomic():
+                Order.objects.create(customer=customer, number=f"B-{number}", total="25.00")
+        else:
+            Order.objects.create(customer=customer, number=f"B-{number}", total="25.00")
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float, float]:
+    from django_webhooks.bindings import registry
+    from example_project.shop.models import Order
+
+    bare: list[float] = []
+    bound: list[float] = []
+    time_creates(customer, 50, atomic)  # warm-up: connections, broker, catalog cache
+    for _ in range(rounds):
+        for binding in registry.bindings_for(Order):
+            registry.unregister(binding)
+        bare.extend(time_creates(customer, per_round, atomic))
+        registry.load_from_settings()
+        bound.extend(time_creates(customer, per_round, atomic))
+    return statistics.median(bare), statistics.median(bound)
+
+
+def run(rounds: int, per_round: int) -> list[str]:
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from django_webhooks import queue
+    from django_webhooks.models import Event, Subscription
+    from example_project.shop.models import Customer, Order
+
+    backend = connection.vendor
+    broker = "redis" if settings.Q_CLUSTER.get("redis") else "orm"
+    user = User.objects.create(username="bench")
+    customer = Customer.objects.create(user=user, name="Bench")
+    lines = [f"backend={backend} broker={broker} rounds={rounds} creates/round/mode={per_round}"]
+    for subscriptions in (1, 1000):
+        Subscription.objects.all().delete()
+        Subscription.objects.bulk_create(
+            Subscription(url=f"https://example.com/hook/{i}", event_types=["order.created"], owner_id=str(user.pk))
+            for i in range(subscriptions)
+        )
+        for atomic in (False, True):
+            bare, bound = measure(customer, rounds, per_round, atomic)
+            mode = "atomic() per create" if atomic else "autocommit"
+            lines.append(
+                f"{backend:10} {mode:20} subscriptions={subscriptions:5}  bare={bare * 1e6:7.0f} us  "
+                f"bound={bound * 1e6:7.0f} us  ratio={bound / bare:4.2f}"
+            )
+            print(lines[-1], flush=True)
+            Order.objects.all().delete()
+            Event.objects.all().delete()
+            queue.get_broker().purge_queue()
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--per-round", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dwh-bench-") as directory:
+        setup_django(os.path.join(directory, "bench.sqlite3"))
+        from django.db import connection
+
+        from django_webhooks import queue
+
+        old_name = connection.settings_dict["NAME"]
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        try:
+            run(args.rounds, args.per_round)
+        finally:
+            queue.get_broker().purge_queue()
+            connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()
