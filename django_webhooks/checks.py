@@ -47,6 +47,7 @@ NUMERIC_SETTINGS = [
     ("TIMEOUT", 0, False, False),
     ("MAX_RESPONSE_BYTES", 1, True, True),
     ("MAX_CUSTOM_HEADERS", 0, True, True),
+    ("MAX_RETRY_AFTER", 0, True, False),
     ("LEASE_SECONDS", 0, False, False),
     ("CLAIM_BATCH_SIZE", 1, True, True),
     ("SEND_CONCURRENCY", 1, True, True),
