@@ -204,7 +204,7 @@ def _legend(items: list[tuple[str, str]]) -> list[str]:
     parts = []
     x = LEFT
     for label, color in items:
-        parts.append(f'<rect x="{x}" y="8" width="10" height="10" fill="{color}"/>')
+        parts.append(f'<rect class="legend" x="{x}" y="8" width="10" height="10" fill="{color}"/>')
         parts.append(f'<text x="{x + 14}" y="17" fill="#24292f">{escape(label)}</text>')
         x += 24 + 7 * len(label)
     return parts
