@@ -160,7 +160,7 @@ def _prepare_payload(event_type: str, data: Any, spec: dict) -> tuple[Any, list[
 
 
 def _enqueue_after_commit() -> None:
-    queue.enqueue_processing()
+    queue.request_processing()
 
 
 def schedule_processing(using: str) -> None:

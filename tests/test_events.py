@@ -24,7 +24,7 @@ ORDER_SCHEMA = {
 @pytest.fixture
 def enqueued(monkeypatch):
     calls = []
-    monkeypatch.setattr(queue, "enqueue_processing", lambda: calls.append(1) or True)
+    monkeypatch.setattr(queue, "request_processing", lambda: calls.append(1))
     return calls
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 
 import pytest
 from django.contrib.auth.models import User
@@ -87,6 +88,40 @@ def test_broker_outage_is_logged_not_raised(dead_broker, caplog):
     assert [record.name for record in caplog.records] == ["django_webhooks.queue"] * 2
 
 
+@needs_orm_broker
+@pytest.mark.django_db
+def test_request_processing_with_the_orm_broker_enqueues_at_once():
+    queue.request_processing()
+    assert [task["func"] for task in queued_tasks()] == ["django_webhooks.tasks.process_events"]
+
+
+@pytest.mark.django_db
+def test_network_broker_handoff_runs_off_the_request_thread(dead_broker, monkeypatch):
+    pushes = []
+    release = threading.Event()
+
+    def slow_push():
+        pushes.append(threading.current_thread().name)
+        release.wait(timeout=10)
+        return True
+
+    monkeypatch.setattr(queue, "enqueue_processing", slow_push)
+    for _ in range(50):
+        queue.request_processing()  # returns although the first push is still blocked
+    release.set()
+    assert queue.flush_handoff(timeout=10)
+    assert 1 <= len(pushes) <= 2  # a burst shares pushes
+    assert set(pushes) == {"django-webhooks-handoff"}
+
+
+@pytest.mark.django_db
+def test_handoff_thread_logs_a_dead_broker(dead_broker, caplog):
+    with caplog.at_level(logging.ERROR, logger="django_webhooks.queue"):
+        queue.request_processing()
+        assert queue.flush_handoff(timeout=10)
+    assert "Could not enqueue" in caplog.text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_save_succeeds_with_the_broker_down_and_is_delivered_when_it_is_back(monkeypatch, caplog):
     user = User.objects.create(username="alice")
@@ -106,6 +141,7 @@ def test_save_succeeds_with_the_broker_down_and_is_delivered_when_it_is_back(mon
 
         with caplog.at_level(logging.ERROR, logger="django_webhooks.queue"), transaction.atomic():
             order = Order.objects.create(customer=customer, number="A-1", total="9.99")
+        assert queue.flush_handoff(timeout=10)
         assert Order.objects.filter(pk=order.pk).exists()
         event = Event.objects.get(event_type="order.created")
         assert event.fanned_out_at is None
