@@ -97,10 +97,11 @@ class QCluster:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
+        """Ask the cluster to stop; kill it if it takes longer than a moment (tests don't wait)."""
         if not self.process or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             self.kill()

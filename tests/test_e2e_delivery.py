@@ -1,0 +1,273 @@
+"""End to end: a real ``manage.py qcluster`` subprocess delivers to a loopback receiver.
+
+Runs on the test database (SQLite file + ORM broker, or PostgreSQL via DATABASE_URL + Redis via
+REDIS_URL). Retries, leases and timeouts are shortened through the cluster's settings; every
+wait is a bounded poll of the database or the receiver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+from svix.webhooks import Webhook as SvixWebhook
+
+from django_webhooks import queue, signals
+from django_webhooks.engine import deliver_due
+from django_webhooks.events import send_event
+from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
+from django_webhooks.operations import recover, resend, send_test_event
+from django_webhooks.secret_store import current_secret, rotate_secret
+from tests.receiver import Reply
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+#: What the cluster (and this process) run with: quick retries, short timeouts and leases.
+FAST = {
+    "RETRY_SCHEDULE": [1, 1],
+    "RETRY_JITTER": 0,
+    "TIMEOUT": 2,
+    "CONNECT_TIMEOUT": 1,
+    "LEASE_SECONDS": 6,
+    "TASK_TIME_BUDGET": 5,
+}
+
+
+@pytest.fixture(autouse=True)
+def fast_settings(settings):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, **FAST}
+    queue.reset_broker()
+
+
+@pytest.fixture
+def cluster(qcluster):
+    return qcluster(FAST)
+
+
+def wait_until(condition, timeout: float = 30.0, interval: float = 0.1):
+    """Poll ``condition`` until it returns something truthy (bounded); return its last value."""
+    deadline = time.monotonic() + timeout
+    value = condition()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = condition()
+    return value
+
+
+def wait_for_status(delivery: Delivery, *statuses: str, timeout: float = 30.0) -> Delivery:
+    def settled():
+        delivery.refresh_from_db()
+        return delivery.status in statuses
+
+    wait_until(settled, timeout)
+    return delivery
+
+
+def deliver_to(make_subscription, make_delivery, receiver, path="/hook", **fields):
+    subscription = make_subscription(url=receiver.url(path), **fields)
+    delivery = make_delivery(subscription)
+    queue.enqueue_delivery(1)
+    return subscription, delivery
+
+
+def test_2xx_is_delivered_once_signed_and_verifiable(cluster, receiver, make_subscription):
+    subscription = make_subscription(url=receiver.url(), event_types=["order.created"])
+    old_secret = current_secret(subscription)
+    new_secret = rotate_secret(subscription)
+    event = send_event("order.created", {"id": 1, "number": "A-1001", "total": "25.00", "status": "new"})
+    [request] = receiver.wait_for(1)
+    delivery = wait_for_status(Delivery.objects.get(event=event), DeliveryStatus.SUCCEEDED)
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
+    assert {"webhook-id", "webhook-timestamp", "webhook-signature"} <= set(request.headers)
+    assert request.headers["webhook-id"] == delivery.message_id
+    assert request.body == Event.objects.get(pk=event.pk).body.encode()
+    assert len(request.headers["webhook-signature"].split()) == 2
+    for secret in (old_secret, new_secret):
+        StandardWebhook(secret).verify(request.body, request.headers)
+        SvixWebhook(secret).verify(request.body, request.headers)
+    # Nothing more arrives: exactly once.
+    call_command("webhooks_sweep")
+    time.sleep(1)
+    assert len(receiver.received()) == 1
+    assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 1
+
+
+def test_500_then_200_makes_two_attempts_with_one_webhook_id(cluster, receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(500), Reply(200)]
+    _, delivery = deliver_to(make_subscription, make_delivery, receiver)
+    wait_for_status(delivery, DeliveryStatus.SUCCEEDED)
+    assert delivery.attempts == 2
+    assert [r.headers["webhook-id"] for r in receiver.received()] == [delivery.message_id] * 2
+    assert list(delivery.attempt_set.order_by("attempt_number").values_list("response_status", flat=True)) == [
+        500,
+        200,
+    ]
+
+
+def test_400_fails_after_one_attempt(cluster, receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(400)]
+    _, delivery = deliver_to(make_subscription, make_delivery, receiver)
+    wait_for_status(delivery, DeliveryStatus.FAILED)
+    assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 1
+    time.sleep(1.5)
+    assert len(receiver.received()) == 1
+
+
+def test_410_disables_the_subscription(cluster, receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(410)]
+    subscription, delivery = deliver_to(make_subscription, make_delivery, receiver)
+    wait_for_status(delivery, DeliveryStatus.FAILED)
+    subscription.refresh_from_db()
+    assert not subscription.enabled and "410" in subscription.disabled_reason
+
+
+def test_429_with_retry_after_waits(cluster, receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(429, headers={"Retry-After": "120"})]
+    _, delivery = deliver_to(make_subscription, make_delivery, receiver)
+    assert wait_until(lambda: DeliveryAttempt.objects.filter(delivery=delivery).first())
+    wait_for_status(delivery, DeliveryStatus.PENDING)
+    attempt = delivery.attempt_set.get()
+    assert delivery.attempts == 1 and delivery.last_status_code == 429
+    assert delivery.next_attempt_at >= attempt.created_at + timedelta(seconds=120)
+
+
+@pytest.mark.parametrize(
+    "reply", [Reply(200, delay=30), Reply(200, body=b"x" * 60, drip=0.5)], ids=["hanging", "dripping"]
+)
+def test_slow_receivers_are_cut_at_the_timeout(cluster, receiver, make_subscription, make_delivery, reply):
+    receiver.script = [reply]
+    _, delivery = deliver_to(make_subscription, make_delivery, receiver)
+    attempt = wait_until(lambda: DeliveryAttempt.objects.filter(delivery=delivery).first())
+    assert attempt.error_class == "timeout" and not attempt.succeeded
+    # The receiver would take 30 s; the attempt ended near TIMEOUT (2 s).
+    assert attempt.duration_ms < 15_000
+
+
+def test_302_is_a_failure_and_is_not_followed(cluster, receiver, make_subscription, make_delivery):
+    receiver.routes = {"/hook": [Reply(302, headers={"Location": receiver.url("/elsewhere")})]}
+    _, delivery = deliver_to(make_subscription, make_delivery, receiver)
+    wait_for_status(delivery, DeliveryStatus.FAILED)
+    assert delivery.attempts == 1 and delivery.last_status_code == 302
+    assert receiver.received("/elsewhere") == []
+
+
+def _peak_rss_kb(pgid: int) -> int:
+    peak = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) != pgid:
+                continue
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except (OSError, ValueError):
+            continue
+    return peak
+
+
+def test_a_30_mb_response_keeps_only_the_cap(cluster, receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(200)]
+    warm_subscription, warm = deliver_to(make_subscription, make_delivery, receiver, path="/warm")
+    wait_for_status(warm, DeliveryStatus.SUCCEEDED)
+    baseline = _peak_rss_kb(cluster.process.pid)
+    receiver.routes = {"/big": [Reply(200, stream_bytes=30 * 1024 * 1024)]}
+    _, delivery = deliver_to(make_subscription, make_delivery, receiver, path="/big")
+    wait_for_status(delivery, DeliveryStatus.SUCCEEDED)
+    attempt = delivery.attempt_set.get()
+    assert 0 < len(attempt.response_body.encode()) <= 20 * 1024
+    assert _peak_rss_kb(cluster.process.pid) < baseline + 15 * 1024
+
+
+def test_killed_worker_delivery_completes_after_the_lease(qcluster, receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(200, delay=30), Reply(200)]
+    first = qcluster(FAST)
+    _, delivery = deliver_to(make_subscription, make_delivery, receiver)
+    receiver.wait_for(1)
+    first.kill()
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.IN_FLIGHT
+    qcluster(FAST)
+
+    def swept_and_done():
+        call_command("webhooks_sweep", stdout=open(os.devnull, "w"))  # noqa: SIM115
+        delivery.refresh_from_db()
+        return delivery.status == DeliveryStatus.SUCCEEDED
+
+    assert wait_until(swept_and_done, timeout=45, interval=1)
+    ids = [r.headers["webhook-id"] for r in receiver.received()]
+    assert len(ids) >= 2 and set(ids) == {delivery.message_id}
+
+
+def test_two_clusters_never_send_a_delivery_twice(qcluster, receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(200, delay=0.05)]
+    qcluster(FAST)
+    qcluster(FAST)
+    subscriptions = [make_subscription(url=receiver.url(f"/{i}"), max_in_flight=4) for i in range(8)]
+    deliveries = [make_delivery(subscription) for subscription in subscriptions for _ in range(5)]
+    queue.enqueue_delivery(6)
+    assert wait_until(
+        lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == len(deliveries), timeout=60
+    )
+    ids = [r.headers["webhook-id"] for r in receiver.received()]
+    assert sorted(ids) == sorted(d.message_id for d in deliveries)
+    assert DeliveryAttempt.objects.count() == len(deliveries)
+
+
+def test_resend_and_recover_send_again_with_the_same_webhook_id(cluster, receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(200)]
+    subscription, delivered = deliver_to(make_subscription, make_delivery, receiver)
+    wait_for_status(delivered, DeliveryStatus.SUCCEEDED)
+    resend(delivered)
+    assert wait_until(lambda: len(receiver.received()) == 2)
+    wait_for_status(delivered, DeliveryStatus.SUCCEEDED)
+    assert delivered.attempts == 2
+    assert {r.headers["webhook-id"] for r in receiver.received()} == {delivered.message_id}
+
+    receiver.routes = {"/hook": [Reply(400), Reply(400), Reply(200)]}
+    since = timezone.now()
+    refused = [make_delivery(subscription) for _ in range(2)]
+    queue.enqueue_delivery(1)
+    for delivery in refused:
+        wait_for_status(delivery, DeliveryStatus.FAILED)
+    assert recover(subscription, since) == 2
+    for delivery in refused:
+        wait_for_status(delivery, DeliveryStatus.SUCCEEDED)
+        assert delivery.attempts == 2
+
+
+def test_send_test_event_returns_the_attempt(receiver, make_subscription):
+    subscription = make_subscription(url=receiver.url())
+    attempt = send_test_event(subscription)
+    assert attempt.succeeded and attempt.response_status == 200
+    [request] = receiver.wait_for(1)
+    assert json.loads(request.body)["type"] == "webhook.test"
+    StandardWebhook(current_secret(subscription)).verify(request.body, request.headers)
+    assert Delivery.objects.get(subscription=subscription).status == DeliveryStatus.SUCCEEDED
+
+
+def test_exhausted_after_the_schedule_and_signal_fires(cluster, receiver, make_subscription, make_delivery):
+    receiver.script = [Reply(503)]
+    _, delivery = deliver_to(make_subscription, make_delivery, receiver)
+    wait_for_status(delivery, DeliveryStatus.EXHAUSTED)
+    assert delivery.attempts == 3 and len(receiver.received()) == 3
+
+    # The same path in this process, to observe the signal.
+    exhausted = []
+    signals.delivery_exhausted.connect(lambda **kw: exhausted.append(kw["delivery"].pk), weak=False, dispatch_uid="t")
+    try:
+        cluster.stop()
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.PENDING, attempts=2, next_attempt_at=timezone.now()
+        )
+        assert deliver_due(time_budget=10) == 1
+    finally:
+        signals.delivery_exhausted.disconnect(dispatch_uid="t")
+    assert exhausted == [delivery.pk]
+    assert Subscription.objects.get(pk=delivery.subscription_id).consecutive_failures == 4
