@@ -149,18 +149,21 @@ WIDTH, HEIGHT = 880, 240
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 28, 30
 
 
-def _nice_ceiling(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+def _axis_max(value: float, *, whole: bool) -> float:
+    """The top of a y axis with four gridline steps of 1, 2, 2.5 or 5 times a power of ten."""
+    needed = max(value, 1.0 if whole else 0.0) / 4
+    if needed <= 0:
+        return 4.0
+    magnitude = 10 ** math.floor(math.log10(needed))
+    steps = (1, 2, 5, 10) if whole else (1, 2, 2.5, 5, 10)
+    step = next(s * magnitude for s in steps if needed <= s * magnitude)
+    if whole:
+        step = max(math.ceil(step), 1)
+    return 4 * step
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+    return f"{value:,.0f}" if value == int(value) else f"{value:g}"
 
 
 def _hour_label(start: datetime, hours: int) -> str | None:
@@ -212,7 +215,7 @@ def _legend(items: list[tuple[str, str]]) -> list[str]:
 
 def outcomes_chart_svg(buckets: list[HourlyOutcomes], title: str) -> SafeString:
     """Stacked bars per hour: succeeded attempts below, failed ones above."""
-    y_max = _nice_ceiling(max((b.total for b in buckets), default=0))
+    y_max = _axis_max(max((b.total for b in buckets), default=0), whole=True)
     parts = _frame(title, y_max, "", buckets)
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / max(len(buckets), 1)
@@ -239,7 +242,7 @@ def outcomes_chart_svg(buckets: list[HourlyOutcomes], title: str) -> SafeString:
 def latency_chart_svg(buckets: list[HourlyOutcomes], title: str) -> SafeString:
     """One line per percentile (p50, p95, p99) of each hour's attempt latency, in milliseconds."""
     series = {name: [b.percentile(fraction) for b in buckets] for name, fraction in PERCENTILES}
-    y_max = _nice_ceiling(max((v for values in series.values() for v in values if v is not None), default=0))
+    y_max = _axis_max(max((v for values in series.values() for v in values if v is not None), default=0), whole=False)
     parts = _frame(title, y_max, " ms", buckets)
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / max(len(buckets), 1)

@@ -47,7 +47,12 @@ class EventTypesField(forms.CharField):
 class SubscriptionAdminForm(forms.ModelForm):
     """Validates the target against the SSRF guard, event types against the catalog and the headers."""
 
-    url = forms.URLField(label=_("URL"), max_length=2000, assume_scheme="https")
+    url = forms.URLField(
+        label=_("URL"),
+        max_length=2000,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"class": "vURLField"}),
+    )
     event_types = EventTypesField(
         label=_("Event types"),
         help_text=_("One per line: names from the catalog, or patterns such as order.* or *."),

@@ -137,6 +137,7 @@ class LogAdmin(admin.ModelAdmin):
 
     paginator = CappedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     change_list_template = "django_webhooks/admin/log_change_list.html"
     list_per_page = 50
 

@@ -88,6 +88,7 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
         "recover_subscriptions",
     ]
     change_form_template = "django_webhooks/admin/subscription_change_form.html"
+    change_list_template = "django_webhooks/admin/subscription_change_list.html"
     readonly_fields = ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["owner_id", "url", "description", "event_types"]}),
