@@ -196,7 +196,11 @@ def fan_out(event: Event) -> list[Delivery]:
 
 
 def fan_out_pending(limit: int = 1000) -> int:
-    """Fan out up to ``limit`` events with ``fanned_out_at`` NULL, oldest first; returns how many."""
+    """Fan out up to ``limit`` events with ``fanned_out_at`` NULL, oldest first; returns how many.
+
+    A full batch asks for one more processing task, so a large import drains batch after batch
+    without waiting for the sweeper.
+    """
     using = router.db_for_write(Event)
     features = connections[using].features
     with transaction.atomic(using=using):
@@ -207,4 +211,8 @@ def fan_out_pending(limit: int = 1000) -> int:
         if not events:
             return 0
         _fan_out_events(events, using)
+    if len(events) >= limit:
+        from . import queue
+
+        queue.request_processing()
     return len(events)

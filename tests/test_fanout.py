@@ -165,7 +165,23 @@ def test_events_that_failed_their_schema_are_never_sent(caplog):
     assert "failed the schema" in caplog.text
 
 
-def test_a_batch_of_events_takes_few_queries():
+def test_a_full_batch_asks_for_another_task(monkeypatch):
+    from django_webhooks import queue
+
+    requested = []
+    monkeypatch.setattr(queue, "request_processing", lambda: requested.append(1))
+    for _ in range(3):
+        record()
+    assert fan_out_pending(limit=2) == 2
+    assert requested == [1]
+    assert fan_out_pending(limit=2) == 1
+    assert requested == [1]
+
+
+def test_a_batch_of_events_takes_few_queries(monkeypatch):
+    from django_webhooks import queue
+
+    monkeypatch.setattr(queue, "request_processing", lambda: None)
     for owner in range(20):
         subscribe("order.*", owner_id=str(owner), name=str(owner))
     subscribe("*", name="staff")
@@ -189,3 +205,43 @@ def test_one_event_to_ten_thousand_subscriptions():
     assert len(other_than_inserts(captured)) <= 8
     message_ids = set(Delivery.objects.values_list("message_id", flat=True))
     assert len(message_ids) == 10_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_fanning_out_at_once_send_each_event_once(monkeypatch):
+    import threading
+
+    from django.db import connections
+
+    from django_webhooks import queue
+
+    monkeypatch.setattr(queue, "request_processing", lambda: None)
+    subscribe("*", name="a")
+    subscribe("order.*", name="b")
+    Event.objects.bulk_create(Event(event_type="order.created", payload={"id": i}) for i in range(400))
+    counts: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2, timeout=30)
+
+    def worker():
+        try:
+            start.wait()
+            while True:
+                done = fan_out_pending(limit=50)
+                counts.append(done)
+                if not done:
+                    break
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    assert sum(counts) == 400
+    assert Delivery.objects.count() == 800
+    assert not Event.objects.filter(fanned_out_at__isnull=True).exists()
