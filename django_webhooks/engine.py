@@ -331,13 +331,18 @@ def _apply(delivery: Delivery, attempt: DeliveryAttempt, decision: RetryDecision
         "completed_at": now if final else None,
         "lease_expires_at": None,
     }
-    updated = Delivery.objects.filter(
-        pk=delivery.pk, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=delivery.lease_expires_at
-    ).update(**changes)
+    subscription = delivery.subscription
+    with transaction.atomic():
+        updated = Delivery.objects.filter(
+            pk=delivery.pk, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=delivery.lease_expires_at
+        ).update(**changes)
+        health.record_outcome(subscription, attempt.succeeded, now)
+        if updated and decision.disable_subscription and subscription.enabled:
+            from .operations import disable
+
+            disable(subscription, decision.reason)
     for name, value in changes.items():
         setattr(delivery, name, value)
-    subscription = delivery.subscription
-    health.record_outcome(subscription, attempt.succeeded, now)
     outcome = "succeeded" if attempt.succeeded else ("retry" if decision.will_retry else decision.status)
     log = logger.info if attempt.succeeded else logger.warning
     log(
@@ -379,10 +384,6 @@ def _apply(delivery: Delivery, attempt: DeliveryAttempt, decision: RetryDecision
         )
     else:
         signals.delivery_exhausted.send(sender=Delivery, delivery=delivery, attempt=attempt)
-    if decision.disable_subscription and subscription.enabled:
-        from .operations import disable
-
-        disable(subscription, decision.reason)
 
 
 def _next_due_soon(now: datetime, horizon: float) -> datetime | None:
