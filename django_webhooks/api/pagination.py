@@ -12,3 +12,11 @@ class WebhooksCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
     ordering = ("-created_at", "-id")
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        paginated = super().get_paginated_response_schema(schema)
+        properties = paginated["properties"]
+        properties["next"]["description"] = "URL of the next (older) page; null on the last page."
+        properties["previous"]["description"] = "URL of the previous (newer) page; null on the first page."
+        properties["results"]["description"] = "This page's objects, newest first."
+        return paginated

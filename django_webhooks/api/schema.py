@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 
 DETAIL_ERROR = {
     "type": "object",
@@ -28,7 +30,21 @@ ERROR_RESPONSES: dict[str, tuple[dict, str]] = {
 
 
 class WebhooksAutoSchema(AutoSchema):
-    """Adds the API's error responses to every operation, so clients and schema checkers know them."""
+    """Adds the API's error responses to every operation, so clients and schema checkers know them,
+    and types ``{id}`` as the integer it is (the URL pattern accepts any segment, so a malformed id
+    gets the same JSON 404 as an unknown one)."""
+
+    def get_override_parameters(self) -> list:
+        parameters = list(super().get_override_parameters())
+        if "{id}" in self.path:
+            meta = getattr(getattr(self.view, "serializer_class", None), "Meta", None)
+            name = meta.model._meta.verbose_name if meta is not None else "object"
+            parameters.append(
+                OpenApiParameter(
+                    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description=f"The {name}'s id (one of yours)."
+                )
+            )
+        return parameters
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)

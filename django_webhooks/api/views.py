@@ -45,6 +45,8 @@ class WebhooksAPIView:
     strict_throttle_actions: tuple[str, ...] = ()
     #: Path from the view's model to ``owner_id``.
     owner_field = "owner_id"
+    #: Any path segment reaches the view, so a malformed id is a JSON 404 like an unknown one.
+    lookup_value_regex = r"[^/]+"
 
     request: Request
 
@@ -73,7 +75,6 @@ class EventTypeViewSet(WebhooksAPIView, viewsets.ViewSet):
 
     serializer_class = serializers.EventTypeSerializer
     lookup_field = "name"
-    lookup_value_regex = r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*"
 
     def active_event_types(self) -> list[dict[str, Any]]:
         return [
