@@ -6,12 +6,14 @@ Screenshots of every page land in ``tests/artifacts/`` (ignored by git) for revi
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from django_webhooks import secret_store
-from django_webhooks.models import DeliveryAttempt, Subscription
+from django_webhooks.models import DeliveryAttempt, DeliveryStatus, Subscription
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -46,7 +48,28 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
 
 
-def test_staff_journey_in_the_admin(live_server, transactional_db, django_user_model, receiver, browser_page):
+def seed_failures(make_subscription, make_delivery) -> Subscription:
+    """A partner endpoint that failed for a few hours, so the dashboard has something to show."""
+    down = make_subscription("http://127.0.0.1:9/partner", description="Partner (down)")
+    now = timezone.now()
+    for hours_ago in range(1, 30):
+        delivery = make_delivery(down, status=DeliveryStatus.FAILED)
+        DeliveryAttempt.objects.create(
+            delivery=delivery,
+            subscription=down,
+            attempt_number=1,
+            url=down.url,
+            created_at=now - timedelta(hours=hours_ago, minutes=7),
+            succeeded=hours_ago > 6,
+            response_status=200 if hours_ago > 6 else 503,
+            duration_ms=40 + 35 * (hours_ago % 7),
+        )
+    return down
+
+
+def test_staff_journey_in_the_admin(
+    live_server, transactional_db, django_user_model, receiver, browser_page, make_subscription, make_delivery
+):
     django_user_model.objects.create_superuser("ops", "ops@example.com", "correct-horse")
     page = browser_page
     admin = f"{live_server.url}/admin/"
@@ -65,7 +88,7 @@ def test_staff_journey_in_the_admin(live_server, transactional_db, django_user_m
     screenshot(page, "1-subscription-add")
     page.click("input[name=_save]")
     page.wait_for_selector("ul.messagelist")
-    subscription = Subscription.objects.get()
+    subscription = Subscription.objects.get(description="Shop receiver")
     assert subscription.event_types == ["order.created", "order.*"]
     screenshot(page, "2-subscription-list")
 
@@ -97,9 +120,12 @@ def test_staff_journey_in_the_admin(live_server, transactional_db, django_user_m
     assert secret_store.current_secret(subscription) != before
     screenshot(page, "6-secret-rotated")
 
+    down = seed_failures(make_subscription, make_delivery)
     page.goto(f"{admin}django_webhooks/")
+    screenshot(page, "7-app-index")
     page.click("a.dwh-dashboard-link")
     page.wait_for_selector("svg.dwh-chart")
     assert page.locator("svg.dwh-chart").count() == 4
-    assert "Attempts: 1 (1 succeeded, 0 failed)" in page.inner_text("#window-24h")
-    screenshot(page, "7-dashboard")
+    assert "succeeded, 6 failed)" in page.inner_text("#window-24h")
+    assert page.locator(f"#window-24h .dwh-top-failing a:has-text('{down.url}')").count() == 1
+    screenshot(page, "8-dashboard")
