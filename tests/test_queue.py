@@ -40,15 +40,25 @@ def dead_broker(monkeypatch):
 
 
 def queued_tasks():
-    return [SignedPackage.loads(row.payload) for row in OrmQ.objects.order_by("id")]
+    """Tasks waiting on the configured broker (ORM table or Redis list), oldest first."""
+    if Conf.ORM:
+        return [SignedPackage.loads(row.payload) for row in OrmQ.objects.order_by("id")]
+    broker = queue.get_broker()
+    return [SignedPackage.loads(payload) for payload in broker.connection.lrange(broker.list_key, 0, -1)]
 
 
-needs_orm_broker = pytest.mark.skipif(not Conf.ORM, reason="inspects the ORM broker's queue table")
+@pytest.fixture
+def empty_queue(db):
+    queue.get_broker().purge_queue()
+    yield
+    queue.get_broker().purge_queue()
+    queue.reset_broker()
 
 
-@needs_orm_broker
-@pytest.mark.django_db
-def test_enqueue_processing_puts_one_task_on_the_broker():
+needs_orm_broker = pytest.mark.skipif(not Conf.ORM, reason="checks the synchronous ORM-broker path")
+
+
+def test_enqueue_processing_puts_one_task_on_the_broker(empty_queue):
     assert queue.enqueue_processing() is True
     (task,) = queued_tasks()
     assert task["func"] == "django_webhooks.tasks.process_events"
@@ -56,22 +66,20 @@ def test_enqueue_processing_puts_one_task_on_the_broker():
     assert "cluster" not in task
 
 
-@needs_orm_broker
-@pytest.mark.django_db
-def test_enqueue_delivery_puts_n_tasks():
+def test_enqueue_delivery_puts_n_tasks(empty_queue):
     assert queue.enqueue_delivery(3) == 3
     assert [task["func"] for task in queued_tasks()] == ["django_webhooks.tasks.deliver_due"] * 3
     assert queue.enqueue_delivery(0) == 0
 
 
-@needs_orm_broker
-@pytest.mark.django_db
-def test_queue_setting_names_the_cluster(settings):
+def test_queue_setting_names_the_cluster(settings, empty_queue):
     settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "QUEUE": "webhooks-priority"}
+    queue.get_broker().purge_queue()
     assert queue.enqueue_processing() is True
-    (row,) = OrmQ.objects.all()
-    assert row.key == "webhooks-priority"
-    assert queued_tasks()[0]["cluster"] == "webhooks-priority"
+    assert "webhooks-priority" in queue.get_broker().list_key
+    (task,) = queued_tasks()
+    assert task["cluster"] == "webhooks-priority"
+    queue.get_broker().purge_queue()
 
 
 @pytest.mark.django_db
