@@ -98,7 +98,7 @@ def event_type_spec(event_type: str) -> dict:
     row = rows.get(event_type)
     if row is None and declared is None and rows is _catalog["rows"]:
         # Perhaps created in another process since we cached the table.
-        invalidate_catalog()
+        _catalog["rows"] = None
         row = _catalog_rows().get(event_type)
     if row is None and declared is None:
         raise UnknownEventType(

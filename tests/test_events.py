@@ -280,3 +280,10 @@ def test_bulk_helper_payload_and_fixed_owner(customer, enqueued):
     assert send_events_for_queryset("order.updated", Order.objects.none()) == []
     with pytest.raises(UnknownEventType):
         send_events_for_queryset("nope.nope", Order.objects.all())
+
+
+@pytest.mark.django_db
+def test_a_type_added_elsewhere_is_found_despite_the_cache(enqueued):
+    known_event_types()  # caches the catalog table
+    EventType.objects.bulk_create([EventType(name="refund.issued")])  # no signals, as from another process
+    assert send_event("refund.issued", {"id": 1}).event_type == "refund.issued"
