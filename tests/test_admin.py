@@ -717,3 +717,38 @@ def test_dashboard_needs_the_delivery_view_permission(staff):
 
 def test_dashboard_for_staff_who_may_view_deliveries(staff):
     assert staff("view_delivery").get(url("dashboard")).status_code == 200
+
+
+# --- cheap counts -----------------------------------------------------------------------------
+
+
+def test_list_counts_stop_at_the_limit(admin_client, make_subscription, monkeypatch):
+    from django_webhooks.admin import common
+
+    monkeypatch.setattr(common, "COUNT_LIMIT", 5)
+    _bulk_log([make_subscription()], 8)
+    response = admin_client.get(url("delivery_changelist"))
+    assert response.context["cl"].result_count == 5
+    assert response.context["cl"].full_result_count is None
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL)")
+def test_unfiltered_list_uses_the_row_estimate_on_postgresql(admin_client, make_subscription, monkeypatch):
+    from django_webhooks.admin import common
+
+    monkeypatch.setattr(common, "COUNT_LIMIT", 5)
+    _bulk_log([make_subscription()], 40)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE django_webhooks_delivery")
+    unfiltered = admin_client.get(url("delivery_changelist"))
+    assert unfiltered.context["cl"].result_count == 40
+    filtered = admin_client.get(url("delivery_changelist") + "?status__exact=pending")
+    assert filtered.context["cl"].result_count == 5
+
+
+def test_event_page_links_to_its_deliveries(admin_client, log):
+    event_html = admin_client.get(url("event_change", log["ok"].event_id)).content.decode()
+    link = url("delivery_changelist") + f"?event__id__exact={log['ok'].event_id}"
+    assert link in event_html
+    assert [d.pk for d in changelist_rows(admin_client.get(link))] == [log["ok"].pk]
