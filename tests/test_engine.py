@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.db.models import Count
 from django.test import override_settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
@@ -244,3 +248,50 @@ def test_deliver_due_waits_for_a_retry_due_within_seconds(settings, receiver, ma
     assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 2
     ids = {r.headers["webhook-id"] for r in receiver.wait_for(2)}
     assert ids == {delivery.message_id}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slow_endpoints_do_not_hold_back_the_others(settings, receiver, make_subscription, make_delivery):
+    """20 subscriptions, 5 of which never answer: the 15 get everything while the 5 time out."""
+    settings.DJANGO_WEBHOOKS = {
+        **settings.DJANGO_WEBHOOKS,
+        "TIMEOUT": 1,
+        "CONNECT_TIMEOUT": 0.5,
+        "LEASE_SECONDS": 10,
+        "RETRY_SCHEDULE": [0.5] * 20,
+        "RETRY_JITTER": 0,
+        "CIRCUIT_BREAKER_THRESHOLD": 1000,
+    }
+    receiver.routes = {"/slow": [Reply(200, delay=30)]}
+    slow = [make_subscription(url=receiver.url(f"/slow/{i}")) for i in range(5)]
+    fast = [make_subscription(url=receiver.url(f"/fast/{i}")) for i in range(15)]
+    for subscription in slow + fast:
+        for _ in range(4):
+            make_delivery(subscription)
+
+    def work():
+        try:
+            engine.deliver_due(time_budget=60)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    fast_ids = [s.pk for s in fast]
+    most_in_flight = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        in_flight = Delivery.objects.filter(subscription__in=slow, status=DeliveryStatus.IN_FLIGHT)
+        per_subscription = in_flight.values("subscription").annotate(n=Count("id")).values_list("n", flat=True)
+        most_in_flight = max([most_in_flight, *per_subscription])
+        if Delivery.objects.filter(subscription__in=fast_ids, status=DeliveryStatus.SUCCEEDED).count() == 60:
+            break
+        time.sleep(0.05)
+    assert Delivery.objects.filter(subscription__in=fast_ids, status=DeliveryStatus.SUCCEEDED).count() == 60
+    # The slow ones are still at it: none of their deliveries is done.
+    assert not Delivery.objects.filter(subscription__in=slow, status=DeliveryStatus.SUCCEEDED).exists()
+    assert Delivery.objects.filter(subscription__in=slow, attempt_set__error_class="timeout").exists()
+    assert 0 < most_in_flight <= 2
+    for subscription in slow:
+        Subscription.objects.filter(pk=subscription.pk).update(enabled=False)
+    worker.join(timeout=30)
