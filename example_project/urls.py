@@ -13,6 +13,8 @@ class WebhooksSchemaView(SpectacularAPIView):
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Log-in pages for the browsable API and Swagger UI (the demo customer is not staff).
+    path("api-auth/", include("rest_framework.urls")),
     path("api/webhooks/", include("django_webhooks.api.urls")),
     path("api/schema/", WebhooksSchemaView.as_view(), name="schema"),
     path("api/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

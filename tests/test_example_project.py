@@ -89,3 +89,15 @@ def test_demo_no_serve_sets_up_data():
     call_command("demo", "--no-serve", stdout=io.StringIO())
     assert Subscription.objects.count() == 1
     assert get_user_model().objects.filter(username="admin").count() == 1
+
+
+def test_customer_can_log_in_to_the_api(client):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("demo", password="demo")
+    assert client.get("/api-auth/login/").status_code == 200
+    response = client.post(
+        "/api-auth/login/?next=/api/webhooks/subscriptions/", {"username": "demo", "password": "demo"}
+    )
+    assert response.status_code == 302
+    assert client.get("/api/webhooks/subscriptions/", HTTP_ACCEPT="application/json").status_code == 200

@@ -106,6 +106,10 @@ class Command(BaseCommand):
         self.stdout.write(f"  Received webhooks:   {base_url}/receiver/")
         self.stdout.write(f"  API docs (Swagger):  {base_url}/api/schema/swagger-ui/")
         self.stdout.write(f"  API root:            {base_url}/api/webhooks/subscriptions/")
+        self.stdout.write(
+            f"  API log-in ({CUSTOMER_USERNAME} / {CUSTOMER_PASSWORD}): "
+            f"{base_url}/api-auth/login/?next=/api/schema/swagger-ui/"
+        )
         self.stdout.write("")
 
     def serve(self, base_url: str, addrport: str, customer) -> None:
