@@ -752,3 +752,21 @@ def test_event_page_links_to_its_deliveries(admin_client, log):
     link = url("delivery_changelist") + f"?event__id__exact={log['ok'].event_id}"
     assert link in event_html
     assert [d.pk for d in changelist_rows(admin_client.get(link))] == [log["ok"].pk]
+
+
+def test_change_page_shows_health_and_why_a_subscription_is_disabled(admin_client, log):
+    from django_webhooks import operations
+
+    operations.disable(log["globex"], "Endpoint returns 500 since Monday")
+    html = admin_client.get(url("subscription_change", log["globex"].pk)).content.decode()
+    assert "disabled" in html and "Endpoint returns 500 since Monday" in html
+    assert "success 24 h: 0.0 %" in html
+    assert url("delivery_changelist") + f"?subscription={log['globex'].pk}" in html
+
+
+def test_disable_action_with_select_across(admin_client, log):
+    data = {"action": "disable_subscriptions", "_selected_action": [log["acme"].pk], "select_across": "1", "index": 0}
+    form = admin_client.post(url("subscription_changelist"), data)
+    assert 'name="select_across" value="1"' in form.content.decode()
+    admin_client.post(url("subscription_changelist"), {**data, "apply": "Apply", "reason": "migration"})
+    assert not Subscription.objects.filter(enabled=True).exists()

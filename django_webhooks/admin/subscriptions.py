@@ -155,8 +155,8 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
         return format_html(
             "{} <span class='quiet'>{} — {}</span>",
             status_badge(False, _("disabled")),
-            obj.disabled_at and timezone.localtime(obj.disabled_at).strftime("%Y-%m-%d %H:%M"),
-            obj.disabled_reason or "",
+            timezone.localtime(obj.disabled_at).strftime("%Y-%m-%d %H:%M") if obj.disabled_at else "—",
+            obj.disabled_reason or _("no reason given"),
         )
 
     @admin.display(description=_("health"))
