@@ -167,4 +167,8 @@ def aim_at_real_objects(case, ids: dict[str, int]) -> None:
 @hypothesis_settings(deadline=None, suppress_health_check=list(HealthCheck))
 def test_schemathesis_finds_no_server_errors_and_no_schema_violations(case, customer):
     aim_at_real_objects(case, customer)
+    # Negative mode invents extra headers; a made-up Host is refused by Django's ALLOWED_HOSTS
+    # (an HTML 400) before any API code runs, so it says nothing about the API.
+    for name in [name for name in case.headers or {} if name.lower() == "host"]:
+        del case.headers[name]
     case.call_and_validate(headers={"Authorization": "Basic Y3VzdG9tZXI6Y3VzdG9tZXItcGFzcw=="}, checks=CHECKS)

@@ -55,8 +55,9 @@ class WebhooksAPIView:
             return queryset.none()
         if sees_all_owners(self.request):
             return queryset
-        owner_id = self.request.webhooks_owner_id
-        assert owner_id is not None
+        owner_id = getattr(self.request, "webhooks_owner_id", None)
+        if owner_id is None:
+            return queryset.none()
         return queryset.filter(**{self.owner_field: owner_id})
 
 
@@ -64,7 +65,14 @@ class WebhooksAPIView:
     list=extend_schema(summary="List event types", description="The catalog of event types you can subscribe to."),
     retrieve=extend_schema(
         summary="Get an event type",
-        parameters=[OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="The name.")],
+        parameters=[
+            OpenApiParameter(
+                "name",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="The event type's name, e.g. order.created.",
+            )
+        ],
     ),
 )
 class EventTypeViewSet(WebhooksAPIView, viewsets.ViewSet):
