@@ -37,7 +37,11 @@ logger = logging.getLogger("django_webhooks.delivery")
 NEAR_DUE_SECONDS = 5.0
 #: Candidates read per claim, as a multiple of the batch size.
 CANDIDATE_FACTOR = 4
+REDACTED = "<redacted>"
 REDACTED_SIGNATURE = "v1,<redacted>"
+#: Custom header names whose values are credentials, not kept in attempt records.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+CREDENTIAL_WORDS = ("token", "secret", "password", "api-key", "apikey", "auth")
 
 
 @dataclass
@@ -67,9 +71,10 @@ def default_max_in_flight() -> int:
     return int(webhooks_settings.MAX_IN_FLIGHT_PER_SUBSCRIPTION)
 
 
-def _in_flight_counts() -> dict[int, int]:
+def _in_flight_counts(now: datetime) -> dict[int, int]:
+    """Live leases per subscription (an expired one belongs to a dead worker: not a request)."""
     rows = (
-        Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT)
+        Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT, lease_expires_at__gt=now)
         .values("subscription_id")
         .annotate(n=Count("id"))
         .order_by()
@@ -135,7 +140,7 @@ def claim_due(limit: int | None = None) -> list[Delivery]:
     now = timezone.now()
     lease = now + timedelta(seconds=float(webhooks_settings.LEASE_SECONDS))
     with transaction.atomic():
-        in_flight = _in_flight_counts()
+        in_flight = _in_flight_counts(now)
         caps = dict(Subscription.objects.filter(id__in=list(in_flight)).values_list("id", "max_in_flight"))
         full = {sid for sid, n in in_flight.items() if n >= (caps.get(sid) or default_max_in_flight())}
         candidates = _candidates(now, limit * CANDIDATE_FACTOR, full)
@@ -231,10 +236,21 @@ def release_expired_leases() -> int:
 
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Request headers as stored on an attempt: signatures replaced, never kept."""
-    return {
-        name: (REDACTED_SIGNATURE if name.lower() == "webhook-signature" else value) for name, value in headers.items()
-    }
+    """Request headers as stored on an attempt: signatures and credentials are never kept.
+
+    ``webhook-signature`` keeps one ``v1,<redacted>`` per signature sent, so the log still
+    shows that a rotation sent two.
+    """
+    stored = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "webhook-signature":
+            stored[name] = " ".join(REDACTED_SIGNATURE for _ in str(value).split()) or REDACTED_SIGNATURE
+        elif lowered in CREDENTIAL_HEADERS or any(word in lowered for word in CREDENTIAL_WORDS):
+            stored[name] = REDACTED
+        else:
+            stored[name] = value
+    return stored
 
 
 def _send(delivery: Delivery, secrets: list[str]) -> tuple[dict[str, str], Any, datetime]:

@@ -295,3 +295,31 @@ def test_slow_endpoints_do_not_hold_back_the_others(settings, receiver, make_sub
     for subscription in slow:
         Subscription.objects.filter(pk=subscription.pk).update(enabled=False)
     worker.join(timeout=30)
+
+
+def test_stored_request_headers_keep_no_signatures_or_credentials():
+    stored = engine.redact_headers(
+        {
+            "webhook-id": "msg_1",
+            "webhook-signature": "v1,AAAA v1,BBBB",
+            "Authorization": "Bearer s3cr3t",
+            "X-Api-Token": "t0k3n",
+            "X-Tenant": "acme",
+        }
+    )
+    assert stored == {
+        "webhook-id": "msg_1",
+        "webhook-signature": "v1,<redacted> v1,<redacted>",
+        "Authorization": "<redacted>",
+        "X-Api-Token": "<redacted>",
+        "X-Tenant": "acme",
+    }
+
+
+def test_expired_leases_do_not_count_against_the_cap(subscription, make_delivery):
+    for _ in range(2):
+        make_delivery(
+            subscription, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+    waiting = make_delivery(subscription)
+    assert claimed_ids() == {waiting.pk}
