@@ -429,7 +429,9 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
             "attempt_number": {"help_text": _("1 for the first request of a delivery, 2 for the first retry...")},
             "created_at": {"help_text": _("When the request was sent.")},
             "url": {"help_text": _("The URL the request went to.")},
-            "request_headers": {"help_text": _("The request's headers, signature included.")},
+            "request_headers": {
+                "help_text": _("The request's headers; signature values and credentials are redacted.")
+            },
             "response_status": {"help_text": _("HTTP status of the response; null when none came.")},
             "response_headers": {"help_text": _("The response's headers.")},
             "response_body": {"help_text": _("The start of the response's body.")},
