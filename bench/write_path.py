@@ -91,6 +91,7 @@ def run(rounds: int, per_round: int) -> list[str]:
     user = User.objects.create(username="bench")
     customer = Customer.objects.create(user=user, name="Bench")
     lines = [f"backend={backend} broker={broker} rounds={rounds} creates/round/mode={per_round}"]
+    print(lines[0], flush=True)
     for subscriptions in (1, 1000):
         Subscription.objects.all().delete()
         Subscription.objects.bulk_create(
