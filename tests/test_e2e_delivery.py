@@ -11,6 +11,7 @@ import json
 import os
 import time
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -92,7 +93,7 @@ def test_2xx_is_delivered_once_signed_and_verifiable(cluster, receiver, make_sub
         StandardWebhook(secret).verify(request.body, request.headers)
         SvixWebhook(secret).verify(request.body, request.headers)
     # Nothing more arrives: exactly once.
-    call_command("webhooks_sweep")
+    call_command("webhooks_sweep", stdout=StringIO())
     time.sleep(1)
     assert len(receiver.received()) == 1
     assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 1
@@ -196,7 +197,7 @@ def test_killed_worker_delivery_completes_after_the_lease(qcluster, receiver, ma
     qcluster(FAST)
 
     def swept_and_done():
-        call_command("webhooks_sweep", stdout=open(os.devnull, "w"))  # noqa: SIM115
+        call_command("webhooks_sweep", stdout=StringIO())
         delivery.refresh_from_db()
         return delivery.status == DeliveryStatus.SUCCEEDED
 
