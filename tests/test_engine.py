@@ -323,3 +323,16 @@ def test_expired_leases_do_not_count_against_the_cap(subscription, make_delivery
         )
     waiting = make_delivery(subscription)
     assert claimed_ids() == {waiting.pk}
+
+
+def test_ordered_subscription_holds_back_later_events_until_the_first_succeeds(
+    settings, receiver, make_subscription, make_delivery
+):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "RETRY_SCHEDULE": [0.2, 0.2], "RETRY_JITTER": 0}
+    receiver.script = [Reply(500), Reply(200)]
+    subscription = make_subscription(url=receiver.url(), ordered=True, max_in_flight=5)
+    first, second, third = (make_delivery(subscription) for _ in range(3))
+    assert engine.deliver_due(time_budget=20) == 4
+    sent = [r.headers["webhook-id"] for r in receiver.wait_for(4)]
+    assert sent == [first.message_id, first.message_id, second.message_id, third.message_id]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
