@@ -13,7 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -287,27 +287,34 @@ def _sender_pool() -> ThreadPoolExecutor:
         return _pool[2]
 
 
+def _secrets_for(deliveries: Iterable[Delivery], cache: dict[int, list[str]]) -> dict[int, list[str]]:
+    """Signing secrets per subscription, read in the calling thread (sender threads use no DB)."""
+    for delivery in deliveries:
+        if delivery.subscription_id not in cache:
+            cache[delivery.subscription_id] = signing_secrets(delivery.subscription)
+    return cache
+
+
 def deliver(deliveries: Iterable[Delivery]) -> list[DeliveryAttempt]:
     """Send claimed deliveries concurrently, record one attempt each and apply the retry policy."""
     deliveries = list(deliveries)
     if not deliveries:
         return []
-    secrets_by_subscription: dict[int, list[str]] = {}
-    for delivery in deliveries:
-        sid = delivery.subscription_id
-        if sid not in secrets_by_subscription:
-            secrets_by_subscription[sid] = signing_secrets(delivery.subscription)
-    workers = max(1, min(int(webhooks_settings.SEND_CONCURRENCY), len(deliveries)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks-send") as pool:
-        outcomes = list(pool.map(lambda d: _send(d, secrets_by_subscription[d.subscription_id]), deliveries))
+    secrets = _secrets_for(deliveries, {})
+    pool = _sender_pool()
+    outcomes = list(pool.map(lambda d: _send(d, secrets[d.subscription_id]), deliveries))
+    return _record(list(zip(deliveries, outcomes, strict=True)))
+
+
+def _record(sent: list[tuple[Delivery, tuple[dict[str, str], Any, datetime]]]) -> list[DeliveryAttempt]:
+    """Store one attempt per sent delivery (one INSERT) and apply each decision."""
     policy = get_retry_policy()
     max_body = int(webhooks_settings.MAX_RESPONSE_BYTES)
     attempts = []
     decisions = []
-    for delivery, (headers, result, started) in zip(deliveries, outcomes, strict=True):
+    for delivery, (headers, result, started) in sent:
         delivery.attempts += 1
-        now = timezone.now()
-        decision = policy.decide(delivery, result, now)
+        decision = policy.decide(delivery, result, timezone.now())
         decisions.append(decision)
         body = result.body or b""
         attempts.append(
@@ -330,7 +337,7 @@ def deliver(deliveries: Iterable[Delivery]) -> list[DeliveryAttempt]:
             )
         )
     DeliveryAttempt.objects.bulk_create(attempts)
-    for delivery, attempt, decision in zip(deliveries, attempts, decisions, strict=True):
+    for (delivery, _), attempt, decision in zip(sent, attempts, decisions, strict=True):
         _apply(delivery, attempt, decision)
     return attempts
 
@@ -417,28 +424,44 @@ def _next_due_soon(now: datetime, horizon: float) -> datetime | None:
 
 
 def deliver_due(time_budget: float | None = None) -> int:
-    """Claim and deliver batches until nothing is due or the time budget is spent; return the count.
+    """Claim and send due deliveries until none is due or the time budget is spent; return the count.
 
-    A batch claimed late in the budget is sized to end with it, so a task lasts at most
-    ``TASK_TIME_BUDGET`` + ``TIMEOUT`` (plus bookkeeping). A retry falling due within a few seconds is waited for, so the first quick retry does not
-    wait for the next sweep.
+    Sending is a pipeline: whenever half of the ``SEND_CONCURRENCY`` sender threads are free, more
+    deliveries are claimed for them, so a slow endpoint holds only its own threads, never a
+    whole batch. Claims made late in the budget are sized to end with it: a task lasts at most
+    ``TASK_TIME_BUDGET`` + ``TIMEOUT`` (plus bookkeeping). A retry falling due within a few
+    seconds is waited for, so a quick first retry does not wait for the next sweep.
     """
     budget = float(webhooks_settings.TASK_TIME_BUDGET if time_budget is None else time_budget)
     deadline = time.monotonic() + budget
+    threads = max(1, int(webhooks_settings.SEND_CONCURRENCY))
+    pool = _sender_pool()
+    secrets: dict[int, list[str]] = {}
+    running: dict[Future, Delivery] = {}
     delivered = 0
-    while time.monotonic() < deadline:
+    while True:
         remaining = deadline - time.monotonic()
-        batch = claim_due(min(int(webhooks_settings.CLAIM_BATCH_SIZE), lease_capacity(remaining)))
-        if batch:
-            deliver(batch)
-            delivered += len(batch)
+        free = threads - len(running)
+        if remaining > 0 and (not running or free >= max(1, threads // 2)):
+            room = min(int(webhooks_settings.CLAIM_BATCH_SIZE), lease_capacity(remaining) - len(running))
+            batch = claim_due(room) if room > 0 else []
+            _secrets_for(batch, secrets)
+            for delivery in batch:
+                running[pool.submit(_send, delivery, secrets[delivery.subscription_id])] = delivery
+        if running:
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            sent = [(running.pop(future), future.result()) for future in done]
+            _record(sent)
+            delivered += len(sent)
             continue
         remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
         now = timezone.now()
         soonest = _next_due_soon(now, min(NEAR_DUE_SECONDS, remaining))
         if soonest is None:
             break
-        time.sleep(min(max((soonest - now).total_seconds(), 0.05), max(remaining, 0)))
+        time.sleep(min(max((soonest - now).total_seconds(), 0.05), remaining))
     return delivered
 
 
