@@ -14,7 +14,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +28,7 @@ from .models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorClass, Subsc
 from .retry import RetryDecision, get_retry_policy
 from .secret_store import signing_secrets
 from .signing import webhook_headers
+from .transport import TransportResult, get_transport, request_headers
 
 logger = logging.getLogger("django_webhooks.delivery")
 
@@ -42,18 +42,6 @@ REDACTED_SIGNATURE = "v1,<redacted>"
 #: Custom header names whose values are credentials, not kept in attempt records.
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 CREDENTIAL_WORDS = ("token", "secret", "password", "api-key", "apikey", "auth")
-
-
-@dataclass
-class _Failure:
-    """Stands in for a TransportResult when sending raised (a bug, never a network error)."""
-
-    error_message: str
-    status: int | None = None
-    headers: dict | None = None
-    body: bytes = b""
-    duration_ms: int | None = None
-    error_class: str = ErrorClass.INTERNAL
 
 
 def lease_capacity(seconds: float | None = None) -> int:
@@ -255,8 +243,6 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
 
 def _send(delivery: Delivery, secrets: list[str]) -> tuple[dict[str, str], Any, datetime]:
     """Sign and send one delivery (runs in a sender thread; no database access)."""
-    from .transport import get_transport, request_headers
-
     subscription = delivery.subscription
     body = delivery.event.body.encode("utf-8")
     headers: dict[str, str] = {}
@@ -267,7 +253,7 @@ def _send(delivery: Delivery, secrets: list[str]) -> tuple[dict[str, str], Any, 
         result = get_transport().send(subscription.url, body, headers)
     except Exception as exc:
         logger.exception("Sending delivery %s failed unexpectedly", delivery.pk)
-        result = _Failure(error_message=f"{type(exc).__name__}: {exc}"[:500])
+        result = TransportResult(error_class=ErrorClass.INTERNAL, error_message=f"{type(exc).__name__}: {exc}"[:500])
     return headers, result, started
 
 
