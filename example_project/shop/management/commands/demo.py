@@ -16,13 +16,16 @@ import urllib.error
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+
+if TYPE_CHECKING:
+    from example_project.shop.models import Customer
 
 ADDRESS = "127.0.0.1:8000"
 STAFF_USERNAME = "admin"
@@ -32,6 +35,7 @@ CUSTOMER_PASSWORD = "demo"
 RECEIVER_PATH = "/receiver/demo/"
 STARTUP_WAIT_SECONDS = 60
 SHUTDOWN_WAIT_SECONDS = 15
+CTRL_C_GRACE_SECONDS = 3
 
 
 class Command(BaseCommand):
@@ -57,7 +61,7 @@ class Command(BaseCommand):
             return
         self.serve(base_url, addrport, customer)
 
-    def create_data(self, base_url: str):
+    def create_data(self, base_url: str) -> Customer:
         from django_webhooks import secret_store
         from django_webhooks.models import Subscription
         from example_project.shop.models import Customer, Order
@@ -112,10 +116,12 @@ class Command(BaseCommand):
         )
         self.stdout.write("")
 
-    def serve(self, base_url: str, addrport: str, customer) -> None:
+    def serve(self, base_url: str, addrport: str, customer: Customer) -> None:
         manage_py = str(Path(settings.BASE_DIR) / "manage.py")
         children: list[subprocess.Popen] = []
         previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        # Started from a script as a background job, SIGINT is ignored; Ctrl-C must still stop us.
+        previous_int_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             self.stdout.write(f"Starting the web server on {base_url} and a django-q2 cluster...")
             children.append(subprocess.Popen([sys.executable, manage_py, "runserver", addrport, "--noreload"]))
@@ -137,6 +143,7 @@ class Command(BaseCommand):
         finally:
             _stop(children)
             signal.signal(signal.SIGTERM, previous_handler)
+            signal.signal(signal.SIGINT, previous_int_handler)
             self.stdout.write("Stopped.")
 
     def wait_until_up(self, base_url: str, children: list[subprocess.Popen]) -> bool:
@@ -151,7 +158,7 @@ class Command(BaseCommand):
                 time.sleep(0.3)
         return False
 
-    def place_orders(self, customer) -> None:
+    def place_orders(self, customer: Customer) -> None:
         from example_project.shop.models import Order
 
         next_number = 2001 + Order.objects.count()
@@ -167,7 +174,11 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 def _stop(children: list[subprocess.Popen]) -> None:
-    """Interrupt the children like Ctrl-C would, then terminate or kill any that linger."""
+    """Stop the children: Ctrl-C in a terminal reaches them too, so give them a moment; then
+    interrupt, terminate and finally kill any that linger."""
+    deadline = time.monotonic() + CTRL_C_GRACE_SECONDS
+    while time.monotonic() < deadline and any(child.poll() is None for child in children):
+        time.sleep(0.1)
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGINT)
