@@ -61,12 +61,16 @@ def time_creates(customer, count: int, atomic: bool) -> list[float]:
     return samples
 
 
-def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float, float]:
+def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float, float, float]:
+    """Medians of: no binding, the binding with its handoff, the binding with the handoff skipped."""
+    from django_webhooks import queue
     from django_webhooks.bindings import registry
     from example_project.shop.models import Order
 
     bare: list[float] = []
     bound: list[float] = []
+    row_only: list[float] = []
+    handoff = queue.request_processing
     time_creates(customer, 50, atomic)  # warm-up: connections, broker, catalog cache
     for _ in range(rounds):
         for binding in registry.bindings_for(Order):
@@ -74,7 +78,13 @@ def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float,
         bare.extend(time_creates(customer, per_round, atomic))
         registry.load_from_settings()
         bound.extend(time_creates(customer, per_round, atomic))
-    return statistics.median(bare), statistics.median(bound)
+        queue.request_processing = lambda: None
+        try:
+            row_only.extend(time_creates(customer, per_round, atomic))
+        finally:
+            queue.request_processing = handoff
+        queue.flush_handoff()
+    return statistics.median(bare), statistics.median(bound), statistics.median(row_only)
 
 
 def run(rounds: int, per_round: int) -> list[str]:
@@ -99,11 +109,12 @@ def run(rounds: int, per_round: int) -> list[str]:
             for i in range(subscriptions)
         )
         for atomic in (False, True):
-            bare, bound = measure(customer, rounds, per_round, atomic)
+            bare, bound, row_only = measure(customer, rounds, per_round, atomic)
             mode = "atomic() per create" if atomic else "autocommit"
             lines.append(
-                f"{backend:10} {mode:20} subscriptions={subscriptions:5}  bare={bare * 1e6:7.0f} us  "
-                f"bound={bound * 1e6:7.0f} us  ratio={bound / bare:4.2f}"
+                f"{backend:10} {mode:20} subscriptions={subscriptions:5}  bare={bare * 1e6:6.0f} us  "
+                f"bound={bound * 1e6:6.0f} us  ratio={bound / bare:4.2f}  "
+                f"(event row without handoff: {row_only * 1e6:6.0f} us, ratio {row_only / bare:4.2f})"
             )
             print(lines[-1], flush=True)
             Order.objects.all().delete()
