@@ -184,6 +184,41 @@ def schedule_processing(using: str) -> None:
 # --- recording ---------------------------------------------------------------------------------
 
 
+_insert_sql: dict[str, tuple[str, bool]] = {}
+
+
+def _insert(event: Event, using: str) -> None:
+    """INSERT ``event`` with a statement compiled once per database.
+
+    This is the whole cost we add to a bound ``save()``; the ORM's per-call INSERT compilation
+    costs about as much as the round trip itself. Fields, defaults and value adaptation are the
+    model's own, so the row is the one ``event.save()`` would write (without Event signals).
+    """
+    connection = connections[using]
+    fields = [field for field in Event._meta.concrete_fields if not field.primary_key]
+    compiled = _insert_sql.get(using)
+    if compiled is None:
+        quote = connection.ops.quote_name
+        returning = connection.features.can_return_columns_from_insert
+        sql = "INSERT INTO {} ({}) VALUES ({}){}".format(  # noqa: S608 (quoted model names only)
+            quote(Event._meta.db_table),
+            ", ".join(quote(field.column) for field in fields),
+            ", ".join(["%s"] * len(fields)),
+            f" RETURNING {quote(Event._meta.pk.column)}" if returning else "",
+        )
+        compiled = _insert_sql[using] = (sql, returning)
+    sql, returning = compiled
+    params = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if returning:
+            event.pk = cursor.fetchone()[0]
+        else:
+            event.pk = connection.ops.last_insert_id(cursor, Event._meta.db_table, Event._meta.pk.column)
+    event._state.adding = False
+    event._state.db = using
+
+
 def _existing(using: str, owner_id: str | None, idempotency_key: str) -> Event | None:
     return Event.objects.using(using).filter(owner_id=owner_id, idempotency_key=idempotency_key).order_by("id").first()
 
@@ -208,7 +243,7 @@ def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key
     )
     using = router.db_for_write(Event)
     if idempotency_key is None:
-        event.save(using=using, force_insert=True)
+        _insert(event, using)
     else:
         existing = _existing(using, owner_id, idempotency_key)
         if existing is not None:

@@ -17,6 +17,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from .conf import webhooks_settings
@@ -25,6 +26,9 @@ logger = logging.getLogger("django_webhooks.queue")
 
 PROCESS_EVENTS_TASK = "django_webhooks.tasks.process_events"
 DELIVER_DUE_TASK = "django_webhooks.tasks.deliver_due"
+
+#: How long the handoff thread waits for more commits before pushing one task for all of them.
+HANDOFF_COALESCE_SECONDS = 0.005
 
 _brokers: dict[str | None, Any] = {}
 
@@ -125,6 +129,9 @@ class _HandoffThread:
     def _run(self) -> None:
         while True:
             self._wake.wait()
+            # Let the requests of the next few milliseconds share this push: one task fans out
+            # every event committed before it runs, so a burst of commits needs one push.
+            time.sleep(HANDOFF_COALESCE_SECONDS)
             self._wake.clear()
             enqueue_processing()
             with self._lock:
