@@ -64,9 +64,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RETRY_AFTER": 3600,
     # Seconds a worker's claim on a delivery lasts; a dead worker's claims expire after it.
     "LEASE_SECONDS": 60,
+    # Most deliveries in one lane: claimed together for one subscription and sent one after
+    # another over one keep-alive connection.
     "CLAIM_BATCH_SIZE": 50,
-    # Concurrent HTTP requests inside one worker task.
-    "SEND_CONCURRENCY": 8,
+    # Concurrent HTTP requests (lanes) inside one worker task.
+    "SEND_CONCURRENCY": 16,
     # Seconds a delivery task keeps claiming before it returns its worker.
     "TASK_TIME_BUDGET": 30,
     # Name of the django-q2 cluster (Q_CLUSTER["name"]) our tasks go to; None = default.

@@ -1,8 +1,11 @@
 """The delivery engine: claim due deliveries, send them, record attempts, decide what follows.
 
-A claim is a lease (``status=in_flight`` + ``lease_expires_at``). A worker that dies leaves its
-leases to expire; :func:`release_expired_leases` returns them to ``pending`` and another worker
-sends them again with the same ``webhook-id``: delivery is at-least-once.
+A claim is a lease (``status=in_flight`` + ``lease_expires_at`` + ``lease_token``) on a *lane*:
+up to ``CLAIM_BATCH_SIZE`` due deliveries of one subscription, sent one after another by one
+sender thread over its keep-alive connection (claiming: :mod:`django_webhooks.claiming`). A
+worker that dies leaves its leases to expire; :func:`release_expired_leases` returns them to
+``pending`` and another worker sends them again with the same ``webhook-id``: delivery is
+at-least-once.
 """
 
 from __future__ import annotations
@@ -17,26 +20,39 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Count, F, Min, Value, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db import transaction
+from django.db.models import F, Min
 from django.utils import timezone
 
 from . import health, signals
+from .claiming import Lane, claim_lanes, due_count, release_expired_leases, release_unsent
 from .conf import webhooks_settings
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorClass, Subscription
-from .retry import RetryDecision, get_retry_policy
+from .retry import RETRYABLE_CLIENT_STATUSES, RETRYABLE_ERRORS, RetryDecision, get_retry_policy
 from .secret_store import signing_secrets
 from .signing import webhook_headers
 from .transport import TransportResult, get_transport, request_headers
 
 logger = logging.getLogger("django_webhooks.delivery")
 
+__all__ = ["claim_due", "deliver", "deliver_due", "due_count", "release_expired_leases"]
+
+#: What a sender thread returns for one delivery: the request headers, the transport's
+#: result and when the request started.
+Sent = tuple[dict[str, str], Any, datetime]
+
 #: How long ``deliver_due`` waits for a retry that falls due soon (Svix's first retry is 5 s),
 #: rather than leaving it to the next sweep, a minute away.
 NEAR_DUE_SECONDS = 5.0
-#: Candidates read per claim, as a multiple of the batch size.
-CANDIDATE_FACTOR = 4
+#: A lane starts no request unless its lease outlasts it by ``TIMEOUT`` plus this margin
+#: (this fraction of ``LEASE_SECONDS``, at least ``LEASE_MARGIN_MIN`` seconds).
+LEASE_MARGIN_FRACTION = 0.1
+LEASE_MARGIN_MIN = 1.0
+#: A request taking this long marks its endpoint slow in this process for a while.
+SLOW_REQUEST_SECONDS = 1.0
+SLOW_MEMORY_SECONDS = 60.0
+#: How often a task with lanes running looks for new work when its last claim found none.
+CLAIM_POLL_SECONDS = 0.25
 REDACTED = "<redacted>"
 REDACTED_SIGNATURE = "v1,<redacted>"
 #: Custom header names whose values are credentials, not kept in attempt records.
@@ -44,183 +60,15 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"
 CREDENTIAL_WORDS = ("token", "secret", "password", "api-key", "apikey", "auth")
 
 
-def lease_capacity(seconds: float | None = None) -> int:
-    """Deliveries one batch may hold: what ``SEND_CONCURRENCY`` threads finish within the lease
-    (or within ``seconds``, if shorter), every request taking up to ``TIMEOUT``."""
-    window = float(webhooks_settings.LEASE_SECONDS)
-    if seconds is not None:
-        window = min(window, seconds)
-    per_request = float(webhooks_settings.TIMEOUT) + 1.0
-    per_thread = max(1, int(window // per_request))
-    return max(1, int(webhooks_settings.SEND_CONCURRENCY)) * per_thread
-
-
-def default_max_in_flight() -> int:
-    return int(webhooks_settings.MAX_IN_FLIGHT_PER_SUBSCRIPTION)
-
-
-def _in_flight_counts(now: datetime) -> dict[int, int]:
-    """Live leases per subscription (an expired one belongs to a dead worker: not a request)."""
-    rows = (
-        Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT, lease_expires_at__gt=now)
-        .values("subscription_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    return {row["subscription_id"]: row["n"] for row in rows}
-
-
-def _ordered_heads(subscription_ids: Iterable[int]) -> dict[int, int]:
-    """For ordered subscriptions: the event id of the oldest delivery not yet final."""
-    rows = (
-        Delivery.objects.filter(
-            subscription_id__in=list(subscription_ids),
-            status__in=[DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT],
-        )
-        .values("subscription_id")
-        .annotate(head=Min("event_id"))
-        .order_by()
-    )
-    return {row["subscription_id"]: row["head"] for row in rows}
-
-
-def _candidates(now: datetime, limit: int, full: set[int]) -> list[dict[str, Any]]:
-    """Due deliveries, at most each subscription's cap per subscription.
-
-    Taken round-robin across subscriptions (every subscription's first, then every second...),
-    so one subscription with a backlog cannot fill the batch while others wait.
-    """
-    per_subscription = Window(
-        RowNumber(),
-        partition_by=[F("subscription_id")],
-        order_by=[F("event_id").asc(), F("id").asc()],
-    )
-    qs = (
-        Delivery.objects.filter(
-            status=DeliveryStatus.PENDING,
-            next_attempt_at__lte=now,
-            subscription__enabled=True,
-        )
-        .exclude(subscription__circuit_open_until__gt=now)
-        .exclude(subscription__next_send_at__gt=now)
-        .exclude(subscription_id__in=full)
-        .annotate(
-            rank=per_subscription,
-            cap=Coalesce(F("subscription__max_in_flight"), Value(default_max_in_flight())),
-        )
-        .filter(rank__lte=F("cap"))
-        .order_by("rank", "next_attempt_at", "id")
-        .values("id", "subscription_id", "event_id")
-    )
-    return list(qs[:limit])
-
-
 def claim_due(limit: int | None = None) -> list[Delivery]:
-    """Lease up to ``limit`` due deliveries to this worker and return them.
+    """Lease up to ``limit`` due deliveries to this worker and return them (lanes, flattened).
 
-    Skips subscriptions that are disabled, have their circuit open, are at their in-flight cap
-    or paced by their rate limit, and in ordered subscriptions everything but the oldest
-    delivery not yet final. Safe with any number of concurrent workers.
+    At most one lane per subscription is taken; see :func:`~django_webhooks.claiming.claim_lanes`
+    for what is skipped. Safe with any number of concurrent workers.
     """
-    limit = min(int(limit or webhooks_settings.CLAIM_BATCH_SIZE), lease_capacity())
-    if limit <= 0:
-        return []
-    now = timezone.now()
-    lease = now + timedelta(seconds=float(webhooks_settings.LEASE_SECONDS))
-    with transaction.atomic():
-        in_flight = _in_flight_counts(now)
-        caps = dict(Subscription.objects.filter(id__in=list(in_flight)).values_list("id", "max_in_flight"))
-        full = {sid for sid, n in in_flight.items() if n >= (caps.get(sid) or default_max_in_flight())}
-        candidates = _candidates(now, limit * CANDIDATE_FACTOR, full)
-        if not candidates:
-            return []
-        subscriptions = {
-            s["id"]: s
-            for s in Subscription.objects.filter(id__in={c["subscription_id"] for c in candidates}).values(
-                "id", "max_in_flight", "rate_limit", "next_send_at", "ordered"
-            )
-        }
-        heads = _ordered_heads(sid for sid, s in subscriptions.items() if s["ordered"])
-        chosen = _apply_subscription_rules(candidates, subscriptions, in_flight, heads, limit)
-        if not chosen:
-            return []
-        claimed_ids = _lease(chosen, lease)
-        _pace(claimed_ids, chosen, subscriptions, now)
-    return list(
-        Delivery.objects.filter(id__in=claimed_ids, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=lease)
-        .select_related("event", "subscription")
-        .order_by("next_attempt_at", "id")
-    )
-
-
-def _apply_subscription_rules(
-    candidates: list[dict[str, Any]],
-    subscriptions: dict[int, dict[str, Any]],
-    in_flight: dict[int, int],
-    heads: dict[int, int],
-    limit: int,
-) -> list[dict[str, Any]]:
-    taken: dict[int, int] = defaultdict(int)
-    chosen = []
-    for candidate in candidates:
-        sid = candidate["subscription_id"]
-        sub = subscriptions[sid]
-        if sub["ordered"] and (heads.get(sid) != candidate["event_id"] or in_flight.get(sid)):
-            continue
-        room = (sub["max_in_flight"] or default_max_in_flight()) - in_flight.get(sid, 0) - taken[sid]
-        if sub["rate_limit"]:
-            room = min(room, max(1, int(sub["rate_limit"])) - taken[sid])
-        if room <= 0:
-            continue
-        taken[sid] += 1
-        chosen.append(candidate)
-        if len(chosen) >= limit:
-            break
-    return chosen
-
-
-def _lease(chosen: list[dict[str, Any]], lease: datetime) -> list[int]:
-    """Mark ``chosen`` in flight, skipping rows another worker holds or took meanwhile."""
-    ids = [c["id"] for c in chosen]
-    if connection.features.has_select_for_update_skip_locked:
-        ids = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(id__in=ids, status=DeliveryStatus.PENDING)
-            .values_list("id", flat=True)
-        )
-    if ids:
-        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).update(
-            status=DeliveryStatus.IN_FLIGHT, lease_expires_at=lease
-        )
-    # The exact lease timestamp marks our rows: on SQLite the conditional UPDATE may lose some.
-    return list(
-        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=lease).values_list(
-            "id", flat=True
-        )
-    )
-
-
-def _pace(claimed_ids: list[int], chosen: list[dict[str, Any]], subscriptions: dict[int, dict], now: datetime) -> None:
-    """Push rate-limited subscriptions' ``next_send_at`` past the deliveries just claimed."""
-    claimed = set(claimed_ids)
-    per_subscription: dict[int, int] = defaultdict(int)
-    for candidate in chosen:
-        if candidate["id"] in claimed and subscriptions[candidate["subscription_id"]]["rate_limit"]:
-            per_subscription[candidate["subscription_id"]] += 1
-    for sid, count in per_subscription.items():
-        sub = subscriptions[sid]
-        start = max(now, sub["next_send_at"] or now)
-        Subscription.objects.filter(id=sid).update(
-            next_send_at=start + timedelta(seconds=count / float(sub["rate_limit"]))
-        )
-
-
-def release_expired_leases() -> int:
-    """Return in-flight deliveries whose lease expired to ``pending``, due now; return how many."""
-    now = timezone.now()
-    return Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT, lease_expires_at__lt=now).update(
-        status=DeliveryStatus.PENDING, lease_expires_at=None, next_attempt_at=now
-    )
+    limit = int(limit or webhooks_settings.CLAIM_BATCH_SIZE)
+    lanes = claim_lanes(limit, max_deliveries=limit)
+    return [delivery for lane in lanes for delivery in lane.deliveries]
 
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -241,7 +89,7 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return stored
 
 
-def _send(delivery: Delivery, secrets: list[str]) -> tuple[dict[str, str], Any, datetime]:
+def _send(delivery: Delivery, secrets: list[str]) -> Sent:
     """Sign and send one delivery (runs in a sender thread; no database access)."""
     subscription = delivery.subscription
     body = delivery.event.body.encode("utf-8")
@@ -292,93 +140,224 @@ def deliver(deliveries: Iterable[Delivery]) -> list[DeliveryAttempt]:
     return _record(list(zip(deliveries, outcomes, strict=True)))
 
 
-def _record(sent: list[tuple[Delivery, tuple[dict[str, str], Any, datetime]]]) -> list[DeliveryAttempt]:
-    """Store one attempt per sent delivery (one INSERT) and apply each decision."""
+def endpoint_unwell(result: Any) -> bool:
+    """The answer says the endpoint is in trouble (timeout, connection error, 5xx, 408, 429):
+    a lane stops there rather than send it more."""
+    status = getattr(result, "status", None)
+    if result.error_class in RETRYABLE_ERRORS:
+        return True
+    return status is not None and (status >= 500 or status in RETRYABLE_CLIENT_STATUSES)
+
+
+def _lane_stop_at(lane: Lane, task_deadline: float) -> float:
+    """Monotonic time after which the lane starts no new request: its lease must outlast one."""
+    timeout = float(webhooks_settings.TIMEOUT)
+    lease = float(webhooks_settings.LEASE_SECONDS)
+    margin = max(LEASE_MARGIN_MIN, LEASE_MARGIN_FRACTION * lease)
+    return min(lane.claimed_at + lease - timeout - margin, task_deadline)
+
+
+def send_lane(lane: Lane, secrets: list[str], stop_at: float) -> list[tuple[Delivery, Sent]]:
+    """Send a lane's deliveries one after another (runs in a sender thread; no database access).
+
+    Stops early after an answer that says the endpoint is unwell, or once ``stop_at`` has
+    passed (the lease would not outlast another request). The first delivery is always sent.
+    """
+    sent = []
+    for delivery in lane.deliveries:
+        if sent and time.monotonic() >= stop_at:
+            break
+        lane.request_started = time.monotonic()
+        outcome = _send(delivery, secrets)
+        lane.request_started = None
+        sent.append((delivery, outcome))
+        if endpoint_unwell(outcome[1]):
+            break
+    return sent
+
+
+def finish_lane(lane: Lane, sent: list[tuple[Delivery, Sent]]) -> list[DeliveryAttempt]:
+    """Record a lane's attempts and hand what it did not send back to ``pending`` at once."""
+    attempts = _record(sent)
+    unsent = lane.deliveries[len(sent) :]
+    if unsent:
+        released = release_unsent(lane, unsent)
+        logger.info(
+            "Lane of subscription %s stopped early; %d delivery(ies) back to pending.", lane.subscription.pk, released
+        )
+    return attempts
+
+
+def _build_attempt(delivery: Delivery, sent: Sent, decision: RetryDecision, max_body: int) -> DeliveryAttempt:
+    headers, result, started = sent
+    body = result.body or b""
+    return DeliveryAttempt(
+        delivery=delivery,
+        subscription_id=delivery.subscription_id,
+        attempt_number=delivery.attempts,
+        created_at=started,
+        url=delivery.subscription.url,
+        request_headers=redact_headers(headers),
+        response_status=result.status,
+        response_headers=dict(result.headers or {}),
+        response_body=body[:max_body].decode("utf-8", errors="replace")
+        if isinstance(body, bytes)
+        else str(body)[:max_body],
+        duration_ms=result.duration_ms,
+        error_class=result.error_class or "",
+        error_message=(result.error_message or "")[:2000],
+        succeeded=decision.status == DeliveryStatus.SUCCEEDED,
+    )
+
+
+def _record(sent: list[tuple[Delivery, Sent]]) -> list[DeliveryAttempt]:
+    """Store the attempts (one INSERT), apply the decisions and update health once per subscription.
+
+    Successes are written with one ``UPDATE`` per lease (and status code), guarded by the lease
+    so a delivery another worker took over keeps its new state; failures one by one.
+    """
+    if not sent:
+        return []
     policy = get_retry_policy()
     max_body = int(webhooks_settings.MAX_RESPONSE_BYTES)
     attempts = []
     decisions = []
-    for delivery, (headers, result, started) in sent:
+    for delivery, outcome in sent:
         delivery.attempts += 1
-        decision = policy.decide(delivery, result, timezone.now())
+        decision = policy.decide(delivery, outcome[1], timezone.now())
         decisions.append(decision)
-        body = result.body or b""
-        attempts.append(
-            DeliveryAttempt(
-                delivery=delivery,
-                subscription_id=delivery.subscription_id,
-                attempt_number=delivery.attempts,
-                created_at=started,
-                url=delivery.subscription.url,
-                request_headers=redact_headers(headers),
-                response_status=result.status,
-                response_headers=dict(result.headers or {}),
-                response_body=body[:max_body].decode("utf-8", errors="replace")
-                if isinstance(body, bytes)
-                else str(body)[:max_body],
-                duration_ms=result.duration_ms,
-                error_class=result.error_class or "",
-                error_message=(result.error_message or "")[:2000],
-                succeeded=decision.status == DeliveryStatus.SUCCEEDED,
-            )
-        )
+        attempts.append(_build_attempt(delivery, outcome, decision, max_body))
     DeliveryAttempt.objects.bulk_create(attempts)
+    now = timezone.now()
+    outcomes: dict[int, list[bool]] = defaultdict(list)
+    subscriptions: dict[int, Subscription] = {}
+    successes: dict[tuple[str, datetime | None, int | None], list[tuple[Delivery, DeliveryAttempt]]] = defaultdict(list)
+    failures = []
     for (delivery, _), attempt, decision in zip(sent, attempts, decisions, strict=True):
-        _apply(delivery, attempt, decision)
+        outcomes[delivery.subscription_id].append(attempt.succeeded)
+        subscriptions[delivery.subscription_id] = delivery.subscription
+        if attempt.succeeded:
+            successes[(delivery.lease_token, delivery.lease_expires_at, attempt.response_status)].append(
+                (delivery, attempt)
+            )
+        else:
+            failures.append((delivery, attempt, decision))
+    with transaction.atomic():
+        held = _apply_successes(successes, now)
+        applied = [
+            (delivery, attempt, decision, _apply_failure(delivery, attempt, decision, now))
+            for delivery, attempt, decision in failures
+        ]
+        for sid, subscription_outcomes in outcomes.items():
+            health.record_outcomes(subscriptions[sid], subscription_outcomes, now)
+    for group in successes.values():
+        for delivery, attempt in group:
+            _announce(delivery, attempt, None, delivery.pk in held)
+    for delivery, attempt, decision, updated in applied:
+        _announce(delivery, attempt, decision, updated)
     return attempts
 
 
-def _apply(delivery: Delivery, attempt: DeliveryAttempt, decision: RetryDecision) -> None:
-    now = timezone.now()
+def _apply_successes(
+    successes: dict[tuple[str, datetime | None, int | None], list[tuple[Delivery, DeliveryAttempt]]], now: datetime
+) -> set[int]:
+    """Mark succeeded deliveries done, one ``UPDATE`` per lease; return the ids still held."""
+    held: set[int] = set()
+    for (token, lease_expires_at, status_code), group in successes.items():
+        ids = [delivery.pk for delivery, _ in group]
+        updated = Delivery.objects.filter(
+            pk__in=ids, status=DeliveryStatus.IN_FLIGHT, lease_token=token, lease_expires_at=lease_expires_at
+        ).update(
+            status=DeliveryStatus.SUCCEEDED,
+            attempts=F("attempts") + 1,
+            next_attempt_at=None,
+            last_status_code=status_code,
+            last_error="",
+            completed_at=now,
+            lease_expires_at=None,
+            lease_token="",
+        )
+        if updated == len(ids):
+            held.update(ids)
+        elif updated:
+            held.update(
+                Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.SUCCEEDED, completed_at=now).values_list(
+                    "pk", flat=True
+                )
+            )
+        for delivery, _ in group:
+            if delivery.pk in held:
+                delivery.status = DeliveryStatus.SUCCEEDED
+                delivery.next_attempt_at = None
+                delivery.last_status_code = status_code
+                delivery.last_error = ""
+                delivery.completed_at = now
+                delivery.lease_expires_at = None
+                delivery.lease_token = ""
+    return held
+
+
+def _apply_failure(delivery: Delivery, attempt: DeliveryAttempt, decision: RetryDecision, now: datetime) -> bool:
     final = decision.status != DeliveryStatus.PENDING
     changes = {
         "status": decision.status,
         "attempts": delivery.attempts,
         "next_attempt_at": decision.next_attempt_at,
         "last_status_code": attempt.response_status,
-        "last_error": "" if decision.status == DeliveryStatus.SUCCEEDED else decision.reason[:255],
+        "last_error": decision.reason[:255],
         "completed_at": now if final else None,
         "lease_expires_at": None,
+        "lease_token": "",
     }
     subscription = delivery.subscription
-    with transaction.atomic():
-        updated = Delivery.objects.filter(
-            pk=delivery.pk, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=delivery.lease_expires_at
-        ).update(**changes)
-        health.record_outcome(subscription, attempt.succeeded, now)
-        if updated and decision.disable_subscription and subscription.enabled:
-            from .operations import disable
+    updated = Delivery.objects.filter(
+        pk=delivery.pk,
+        status=DeliveryStatus.IN_FLIGHT,
+        lease_token=delivery.lease_token,
+        lease_expires_at=delivery.lease_expires_at,
+    ).update(**changes)
+    if updated and decision.disable_subscription and subscription.enabled:
+        from .operations import disable
 
-            disable(subscription, decision.reason)
-    for name, value in changes.items():
-        setattr(delivery, name, value)
-    outcome = "succeeded" if attempt.succeeded else ("retry" if decision.will_retry else decision.status)
+        disable(subscription, decision.reason)
+    if updated:
+        for name, value in changes.items():
+            setattr(delivery, name, value)
+    return bool(updated)
+
+
+def _announce(delivery: Delivery, attempt: DeliveryAttempt, decision: RetryDecision | None, updated: bool) -> None:
+    """Log the outcome and send its signal (only while the lease was still ours)."""
+    will_retry = decision is not None and decision.will_retry
+    outcome = "succeeded" if attempt.succeeded else ("retry" if will_retry else decision.status)
     log = logger.info if attempt.succeeded else logger.warning
-    log(
-        "webhook delivery %s: event=%s delivery=%s message=%s attempt=%s status=%s error=%s duration_ms=%s",
-        outcome,
-        delivery.event_id,
-        delivery.pk,
-        delivery.message_id,
-        attempt.attempt_number,
-        attempt.response_status,
-        attempt.error_class or "-",
-        attempt.duration_ms,
-        extra={
-            "webhook": {
-                "event_id": delivery.event_id,
-                "delivery_id": delivery.pk,
-                "subscription_id": delivery.subscription_id,
-                "message_id": delivery.message_id,
-                "attempt": attempt.attempt_number,
-                "outcome": outcome,
-                "status": attempt.response_status,
-                "error_class": attempt.error_class,
-                "duration_ms": attempt.duration_ms,
-                "next_attempt_at": decision.next_attempt_at.isoformat() if decision.next_attempt_at else None,
-            }
-        },
-    )
+    next_attempt_at = decision.next_attempt_at if decision is not None else None
+    if log is logger.warning or logger.isEnabledFor(logging.INFO):
+        log(
+            "webhook delivery %s: event=%s delivery=%s message=%s attempt=%s status=%s error=%s duration_ms=%s",
+            outcome,
+            delivery.event_id,
+            delivery.pk,
+            delivery.message_id,
+            attempt.attempt_number,
+            attempt.response_status,
+            attempt.error_class or "-",
+            attempt.duration_ms,
+            extra={
+                "webhook": {
+                    "event_id": delivery.event_id,
+                    "delivery_id": delivery.pk,
+                    "subscription_id": delivery.subscription_id,
+                    "message_id": delivery.message_id,
+                    "attempt": attempt.attempt_number,
+                    "outcome": outcome,
+                    "status": attempt.response_status,
+                    "error_class": attempt.error_class,
+                    "duration_ms": attempt.duration_ms,
+                    "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
+                }
+            },
+        )
     if not updated:
         logger.warning(
             "Delivery %s lost its lease while sending; the attempt is recorded, its state left to the new holder.",
@@ -387,9 +366,9 @@ def _apply(delivery: Delivery, attempt: DeliveryAttempt, decision: RetryDecision
         return
     if attempt.succeeded:
         signals.delivery_succeeded.send(sender=Delivery, delivery=delivery, attempt=attempt)
-    elif decision.will_retry:
+    elif will_retry:
         signals.delivery_failed.send(
-            sender=Delivery, delivery=delivery, attempt=attempt, next_attempt_at=decision.next_attempt_at
+            sender=Delivery, delivery=delivery, attempt=attempt, next_attempt_at=next_attempt_at
         )
     else:
         signals.delivery_exhausted.send(sender=Delivery, delivery=delivery, attempt=attempt)
@@ -409,54 +388,84 @@ def _next_due_soon(now: datetime, horizon: float) -> datetime | None:
     return soonest
 
 
+class _SlowEndpoints:
+    """Subscriptions this process saw answer slowly lately (per process, forgotten after a while)."""
+
+    def __init__(self) -> None:
+        self.until: dict[int, float] = {}
+
+    def current(self) -> set[int]:
+        now = time.monotonic()
+        for sid in [sid for sid, until in self.until.items() if until <= now]:
+            del self.until[sid]
+        return set(self.until)
+
+    def observe(self, lane: Lane, sent: list[tuple[Delivery, Sent]]) -> None:
+        slowest = max(((outcome[1].duration_ms or 0) for _, outcome in sent), default=0) / 1000
+        if slowest >= SLOW_REQUEST_SECONDS or any(o[1].error_class == ErrorClass.TIMEOUT for _, o in sent):
+            self.until[lane.subscription.pk] = time.monotonic() + SLOW_MEMORY_SECONDS
+        else:
+            self.until.pop(lane.subscription.pk, None)
+
+
+_slow_endpoints = _SlowEndpoints()
+
+
+def _is_suspect(lane: Lane, now: float) -> bool:
+    started = lane.request_started
+    return lane.suspect or (started is not None and now - started >= SLOW_REQUEST_SECONDS)
+
+
 def deliver_due(time_budget: float | None = None) -> int:
     """Claim and send due deliveries until none is due or the time budget is spent; return the count.
 
-    Sending is a pipeline: whenever half of the ``SEND_CONCURRENCY`` sender threads are free, more
-    deliveries are claimed for them, so a slow endpoint holds only its own threads, never a
-    whole batch. Claims made late in the budget are sized to end with it: a task lasts at most
-    ``TASK_TIME_BUDGET`` + ``TIMEOUT`` (plus bookkeeping). A retry falling due within a few
+    Sending is a pipeline of lanes: whenever a sender thread is free, another lane is claimed for
+    it, so a slow endpoint holds only its own lanes. Lanes to endpoints that are failing or were
+    seen answering slowly may take at most half of the ``SEND_CONCURRENCY`` threads, so the
+    others always have room. No lane starts a request after the budget is spent: a task lasts at
+    most ``TASK_TIME_BUDGET`` + ``TIMEOUT`` (plus bookkeeping). A retry falling due within a few
     seconds is waited for, so a quick first retry does not wait for the next sweep.
     """
     budget = float(webhooks_settings.TASK_TIME_BUDGET if time_budget is None else time_budget)
     deadline = time.monotonic() + budget
     threads = max(1, int(webhooks_settings.SEND_CONCURRENCY))
+    suspect_threads = max(1, threads // 2)
     pool = _sender_pool()
     secrets: dict[int, list[str]] = {}
-    running: dict[Future, Delivery] = {}
+    running: dict[Future, Lane] = {}
     delivered = 0
+    next_claim = 0.0
     while True:
-        remaining = deadline - time.monotonic()
+        now = time.monotonic()
         free = threads - len(running)
-        if remaining > 0 and (not running or free >= max(1, threads // 2)):
-            room = min(int(webhooks_settings.CLAIM_BATCH_SIZE), lease_capacity(remaining) - len(running))
-            batch = claim_due(room) if room > 0 else []
-            _secrets_for(batch, secrets)
-            for delivery in batch:
-                running[pool.submit(_send, delivery, secrets[delivery.subscription_id])] = delivery
+        if now < deadline and free > 0 and now >= next_claim:
+            slow = _slow_endpoints.current()
+            suspects = sum(_is_suspect(lane, now) for lane in running.values())
+            lanes = claim_lanes(free, slow=slow, exclude_suspect=suspects >= suspect_threads)
+            _secrets_for((lane.deliveries[0] for lane in lanes), secrets)
+            for lane in lanes:
+                future = pool.submit(send_lane, lane, secrets[lane.subscription.pk], _lane_stop_at(lane, deadline))
+                running[future] = lane
+            next_claim = 0.0 if lanes else now + CLAIM_POLL_SECONDS
         if running:
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            sent = [(running.pop(future), future.result()) for future in done]
-            _record(sent)
-            delivered += len(sent)
+            timeout = max(0.0, next_claim - time.monotonic()) if next_claim else None
+            done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                lane = running.pop(future)
+                sent = future.result()
+                _slow_endpoints.observe(lane, sent)
+                finish_lane(lane, sent)
+                delivered += len(sent)
+            if done:
+                next_claim = 0.0
             continue
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        now = timezone.now()
-        soonest = _next_due_soon(now, min(NEAR_DUE_SECONDS, remaining))
+        wall = timezone.now()
+        soonest = _next_due_soon(wall, min(NEAR_DUE_SECONDS, remaining))
         if soonest is None:
             break
-        time.sleep(min(max((soonest - now).total_seconds(), 0.05), remaining))
+        time.sleep(min(max((soonest - wall).total_seconds(), 0.05), remaining))
+        next_claim = 0.0
     return delivered
-
-
-def due_count(limit: int = 10_000) -> int:
-    """How many deliveries are due now (bounded by ``limit``, to stay cheap)."""
-    now = timezone.now()
-    return (
-        Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now, subscription__enabled=True)
-        .exclude(subscription__circuit_open_until__gt=now)
-        .values("id")[:limit]
-        .count()
-    )

@@ -1,6 +1,6 @@
 """Endpoint health: the circuit breaker, auto-disable, and the figures the admin and API show.
 
-The delivery engine calls :func:`record_outcome` once per attempt, possibly from many worker
+The delivery engine calls :func:`record_outcomes` once per lane of attempts, possibly from many worker
 threads and processes at once, so every change is one conditional ``UPDATE`` with ``F()``
 expressions computed by the database, never a read-modify-write in Python.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,6 +88,25 @@ def record_outcome(subscription: Subscription, succeeded: bool, now: datetime | 
     if succeeded:
         _record_success(subscription, now)
     else:
+        _record_failure(subscription, now)
+
+
+def record_outcomes(subscription: Subscription, outcomes: Sequence[bool], now: datetime | None = None) -> None:
+    """Update ``subscription``'s health after several attempts, ``outcomes`` in the order sent.
+
+    The same end state as calling :func:`record_outcome` for each, in one ``UPDATE`` when the
+    last attempt succeeded (the usual case): the failures before the last success are wiped out
+    by it anyway; only the failures after it count towards the circuit breaker.
+    """
+    outcomes = list(outcomes)
+    if not outcomes:
+        return
+    now = now or timezone.now()
+    trailing_failures = len(outcomes)
+    if True in outcomes:
+        _record_success(subscription, now)
+        trailing_failures = len(outcomes) - 1 - max(i for i, succeeded in enumerate(outcomes) if succeeded)
+    for _ in range(trailing_failures):
         _record_failure(subscription, now)
 
 

@@ -202,6 +202,8 @@ class Delivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    #: Shared by the deliveries claimed together as one lane (sent one after another).
+    lease_token = models.CharField(max_length=32, blank=True, default="")
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -216,6 +218,16 @@ class Delivery(models.Model):
             ),
             models.Index(
                 fields=["lease_expires_at"], condition=Q(status="in_flight"), name="dwh_delivery_lease_idx"
+            ),
+            models.Index(
+                fields=["subscription", "next_attempt_at", "id"],
+                condition=Q(status="pending"),
+                name="dwh_delivery_sub_due_idx",
+            ),
+            models.Index(
+                fields=["subscription", "lease_expires_at", "lease_token"],
+                condition=Q(status="in_flight"),
+                name="dwh_delivery_lane_idx",
             ),
             models.Index(fields=["subscription", "status", "id"], name="dwh_delivery_sub_status_idx"),
             models.Index(fields=["subscription", "-created_at"], name="dwh_delivery_sub_recent_idx"),

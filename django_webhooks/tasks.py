@@ -9,18 +9,24 @@ from . import engine, fanout, queue
 from .conf import webhooks_settings
 
 
-def _helpers_for(due: int) -> int:
-    """Extra delivery tasks worth enqueuing for ``due`` deliveries, beyond the running one."""
+def _workers() -> int:
     from django_q.conf import Conf
 
+    return int(Conf.WORKERS or 1)
+
+
+def _helpers_for(due: int) -> int:
+    """Extra delivery tasks worth enqueuing for ``due`` deliveries, beyond the running one."""
     batches = math.ceil(due / max(1, int(webhooks_settings.CLAIM_BATCH_SIZE)))
-    return max(0, min(batches - 1, int(Conf.WORKERS or 1)))
+    return max(0, min(batches - 1, _workers()))
 
 
 def process_events() -> int:
     """Fan out new events, ask idle workers to help when much is due, then deliver."""
     fanout.fan_out_pending()
-    helpers = _helpers_for(engine.due_count())
+    # Counting further than what would change the number of helpers only costs time.
+    enough = (_workers() + 1) * max(1, int(webhooks_settings.CLAIM_BATCH_SIZE))
+    helpers = _helpers_for(engine.due_count(limit=enough))
     if helpers:
         queue.enqueue_delivery(helpers)
     return engine.deliver_due()

@@ -8,13 +8,14 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count
 from django.test import override_settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from django_webhooks import engine, signals
+from django_webhooks import claiming, engine, signals
 from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
 from django_webhooks.secret_store import current_secret
 from tests.receiver import Reply
@@ -57,49 +58,113 @@ def test_claim_skips_disabled_subscriptions_and_open_circuits(make_subscription,
     assert waiting.status == DeliveryStatus.PENDING and waiting.attempts == 0
 
 
-def test_claim_respects_the_in_flight_cap(make_subscription, make_delivery):
+def lanes_of(subscription) -> int:
+    return claiming.lanes_in_use([subscription.pk]).get(subscription.pk, 0)
+
+
+@override_settings(DJANGO_WEBHOOKS={**settings.DJANGO_WEBHOOKS, "CLAIM_BATCH_SIZE": 2})
+def test_the_in_flight_cap_limits_lanes_not_claimed_rows(make_subscription, make_delivery):
     default_cap = make_subscription()
     wide = make_subscription(max_in_flight=3)
-    for _ in range(5):
+    for _ in range(6):
         make_delivery(default_cap)
         make_delivery(wide)
-    first = engine.claim_due(50)
-    per_subscription = {s: sum(d.subscription_id == s for d in first) for s in (default_cap.pk, wide.pk)}
-    assert per_subscription == {default_cap.pk: 2, wide.pk: 3}
-    assert claimed_ids() == set()
+    rounds = []
+    for _ in range(4):
+        lanes = engine.claim_lanes(10)
+        rounds.append(sorted((lane.subscription.pk, len(lane.deliveries)) for lane in lanes))
+    assert rounds == [
+        [(default_cap.pk, 2), (wide.pk, 2)],
+        [(default_cap.pk, 2), (wide.pk, 2)],
+        [(wide.pk, 2)],
+        [],
+    ]
+    assert (lanes_of(default_cap), lanes_of(wide)) == (2, 3)
+    assert Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT).values("lease_token").distinct().count() == 5
 
 
-@override_settings(DJANGO_WEBHOOKS={"MAX_IN_FLIGHT_PER_SUBSCRIPTION": 1})
+@override_settings(DJANGO_WEBHOOKS={**settings.DJANGO_WEBHOOKS, "MAX_IN_FLIGHT_PER_SUBSCRIPTION": 1})
 def test_in_flight_cap_default_comes_from_the_setting(subscription, make_delivery):
     for _ in range(3):
         make_delivery(subscription)
-    assert len(claimed_ids()) == 1
+    assert len(claimed_ids()) == 3
+    make_delivery(subscription)
+    assert claimed_ids() == set()
 
 
-def test_a_busy_subscription_does_not_starve_the_batch(make_subscription, make_delivery):
+def test_a_lane_takes_its_deliveries_in_due_order_up_to_the_batch_size(subscription, make_delivery):
+    now = timezone.now()
+    late = make_delivery(subscription, next_attempt_at=now - timedelta(minutes=1))
+    early = [make_delivery(subscription, next_attempt_at=now - timedelta(hours=1)) for _ in range(50)]
+    [lane] = engine.claim_lanes(5)
+    assert [d.pk for d in lane.deliveries] == [d.pk for d in early]
+    assert {d.lease_token for d in lane.deliveries} == {lane.token}
+    late.refresh_from_db()
+    assert late.status == DeliveryStatus.PENDING
+
+
+def test_a_busy_subscription_does_not_starve_the_others(make_subscription, make_delivery):
     busy = make_subscription(max_in_flight=100)
     for _ in range(60):
         make_delivery(busy, next_attempt_at=timezone.now() - timedelta(hours=1))
     quiet = make_subscription()
     late = make_delivery(quiet)
     at_cap = make_subscription()
-    for _ in range(2):
-        make_delivery(at_cap, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=timezone.now() + timedelta(minutes=1))
+    for token in ("a", "b"):
+        make_delivery(
+            at_cap,
+            status=DeliveryStatus.IN_FLIGHT,
+            lease_expires_at=timezone.now() + timedelta(minutes=1),
+            lease_token=token,
+        )
     make_delivery(at_cap, next_attempt_at=timezone.now() - timedelta(days=1))
-    batch = engine.claim_due(10)
-    assert len(batch) == 10
-    assert late.pk in {d.pk for d in batch}
-    assert at_cap.pk not in {d.subscription_id for d in batch}
+    lanes = engine.claim_lanes(10)
+    assert {lane.subscription.pk: len(lane.deliveries) for lane in lanes} == {busy.pk: 50, quiet.pk: 1}
+    assert lanes[1].deliveries[0].pk == late.pk
 
 
-def test_claim_never_holds_more_than_the_lease_allows(make_subscription, make_delivery):
-    subscription = make_subscription(max_in_flight=100)
-    for _ in range(40):
+def test_failing_and_slow_subscriptions_get_lanes_of_one(make_subscription, make_delivery):
+    failing = make_subscription(consecutive_failures=1)
+    slow = make_subscription()
+    healthy = make_subscription()
+    for subscription in (failing, slow, healthy):
+        for _ in range(3):
+            make_delivery(subscription)
+    lanes = engine.claim_lanes(10, slow={slow.pk})
+    assert {lane.subscription.pk: len(lane.deliveries) for lane in lanes} == {failing.pk: 1, slow.pk: 1, healthy.pk: 3}
+    assert {lane.subscription.pk for lane in lanes if lane.suspect} == {failing.pk, slow.pk}
+    assert {lane.subscription.pk for lane in engine.claim_lanes(10, slow={slow.pk}, exclude_suspect=True)} == set()
+    assert {lane.subscription.pk for lane in engine.claim_lanes(10, slow={slow.pk})} == {failing.pk, slow.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DJANGO_WEBHOOKS={**settings.DJANGO_WEBHOOKS, "CLAIM_BATCH_SIZE": 1})
+def test_concurrent_claimers_never_exceed_the_cap(subscription, make_delivery):
+    for _ in range(30):
         make_delivery(subscription)
-    # 8 threads x (60 s lease // 16 s per request) = 24.
-    assert len(engine.claim_due(50)) == 24
-    with override_settings(DJANGO_WEBHOOKS={"LEASE_SECONDS": 10, "TIMEOUT": 4, "SEND_CONCURRENCY": 3}):
-        assert engine.lease_capacity() == 6
+    claimers = 6
+    barrier = threading.Barrier(claimers)
+    claimed: list[int] = []
+    errors: list[BaseException] = []
+
+    def claim():
+        try:
+            barrier.wait(timeout=10)
+            for _ in range(5):
+                claimed.extend(d.pk for lane in engine.claim_lanes(1) for d in lane.deliveries)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(claimers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(claimed) == len(set(claimed)) == 2
+    assert lanes_of(subscription) == 2
 
 
 def test_ordered_subscription_sends_only_its_oldest_open_delivery(make_subscription, make_delivery):
@@ -282,7 +347,11 @@ def test_slow_endpoints_do_not_hold_back_the_others(settings, receiver, make_sub
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         in_flight = Delivery.objects.filter(subscription__in=slow, status=DeliveryStatus.IN_FLIGHT)
-        per_subscription = in_flight.values("subscription").annotate(n=Count("id")).values_list("n", flat=True)
+        per_subscription = (
+            in_flight.values("subscription")
+            .annotate(lanes=Count("lease_token", distinct=True))
+            .values_list("lanes", flat=True)
+        )
         most_in_flight = max([most_in_flight, *per_subscription])
         if Delivery.objects.filter(subscription__in=fast_ids, status=DeliveryStatus.SUCCEEDED).count() == 60:
             break
@@ -290,7 +359,12 @@ def test_slow_endpoints_do_not_hold_back_the_others(settings, receiver, make_sub
     assert Delivery.objects.filter(subscription__in=fast_ids, status=DeliveryStatus.SUCCEEDED).count() == 60
     # The slow ones are still at it: none of their deliveries is done.
     assert not Delivery.objects.filter(subscription__in=slow, status=DeliveryStatus.SUCCEEDED).exists()
-    assert Delivery.objects.filter(subscription__in=slow, attempt_set__error_class="timeout").exists()
+    timed_out = Delivery.objects.filter(subscription__in=slow, attempt_set__error_class="timeout")
+    deadline = time.monotonic() + 30
+    while not timed_out.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert timed_out.exists()
+    # At most the cap of concurrent requests (lanes) to each slow endpoint.
     assert 0 < most_in_flight <= 2
     for subscription in slow:
         Subscription.objects.filter(pk=subscription.pk).update(enabled=False)
@@ -336,3 +410,104 @@ def test_ordered_subscription_holds_back_later_events_until_the_first_succeeds(
     sent = [r.headers["webhook-id"] for r in receiver.wait_for(4)]
     assert sent == [first.message_id, first.message_id, second.message_id, third.message_id]
     assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
+
+
+def sent_lane(lane, stop_at=None):
+    secrets = engine.signing_secrets(lane.subscription)
+    return engine.send_lane(lane, secrets, time.monotonic() + 60 if stop_at is None else stop_at)
+
+
+def test_a_lane_sends_in_order_and_records_in_bulk(receiver, make_subscription, make_delivery):
+    subscription = make_subscription(url=receiver.url())
+    deliveries = [make_delivery(subscription) for _ in range(5)]
+    succeeded = []
+    signals.delivery_succeeded.connect(lambda **kw: succeeded.append(kw["delivery"].pk), weak=False, dispatch_uid="t")
+    try:
+        [lane] = engine.claim_lanes(1)
+        engine.finish_lane(lane, sent_lane(lane))
+    finally:
+        signals.delivery_succeeded.disconnect(dispatch_uid="t")
+    assert [r.headers["webhook-id"] for r in receiver.wait_for(5)] == [d.message_id for d in deliveries]
+    assert succeeded == [d.pk for d in deliveries]
+    rows = Delivery.objects.order_by("pk")
+    assert {(d.status, d.attempts, d.lease_token, d.lease_expires_at) for d in rows} == {
+        (DeliveryStatus.SUCCEEDED, 1, "", None)
+    }
+    assert DeliveryAttempt.objects.filter(succeeded=True).count() == 5
+    subscription.refresh_from_db()
+    assert subscription.consecutive_failures == 0 and subscription.last_success_at is not None
+
+
+@pytest.mark.parametrize("reply", [Reply(503), Reply(429, headers={"Retry-After": "1"})], ids=["5xx", "429"])
+def test_an_unwell_endpoint_stops_the_lane_and_frees_the_rest_untouched(
+    receiver, make_subscription, make_delivery, reply
+):
+    receiver.script = [Reply(200), reply, Reply(200)]
+    subscription = make_subscription(url=receiver.url())
+    first, second, *rest = [make_delivery(subscription) for _ in range(5)]
+    due_before = {d.pk: d.next_attempt_at for d in rest}
+    [lane] = engine.claim_lanes(1)
+    sent = sent_lane(lane)
+    assert [d.pk for d, _ in sent] == [first.pk, second.pk]
+    engine.finish_lane(lane, sent)
+    assert len(receiver.received()) == 2
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == DeliveryStatus.SUCCEEDED
+    assert second.status == DeliveryStatus.PENDING and second.attempts == 1
+    for delivery in Delivery.objects.filter(pk__in=due_before):
+        assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 0
+        assert delivery.lease_token == "" and delivery.lease_expires_at is None
+        assert delivery.next_attempt_at == due_before[delivery.pk]
+    assert not DeliveryAttempt.objects.filter(delivery__in=rest).exists()
+    subscription.refresh_from_db()
+    assert subscription.consecutive_failures == 1
+    # The endpoint is failing now: the next lane is a probe of one.
+    [probe] = engine.claim_lanes(1)
+    assert [d.pk for d in probe.deliveries] == [rest[0].pk]
+
+
+def test_a_lane_starts_no_request_its_lease_would_not_cover(receiver, make_subscription, make_delivery):
+    subscription = make_subscription(url=receiver.url())
+    first, *rest = [make_delivery(subscription) for _ in range(3)]
+    [lane] = engine.claim_lanes(1)
+    with override_settings(DJANGO_WEBHOOKS={**settings.DJANGO_WEBHOOKS, "LEASE_SECONDS": 30, "TIMEOUT": 10}):
+        # 30 s lease - 10 s timeout - 3 s margin.
+        assert engine._lane_stop_at(lane, task_deadline=lane.claimed_at + 100) == pytest.approx(lane.claimed_at + 17)
+        assert engine._lane_stop_at(lane, task_deadline=lane.claimed_at + 5) == lane.claimed_at + 5
+    sent = sent_lane(lane, stop_at=time.monotonic())
+    assert [d.pk for d, _ in sent] == [first.pk]
+    engine.finish_lane(lane, sent)
+    assert len(receiver.wait_for(1)) == 1
+    assert Delivery.objects.get(pk=first.pk).status == DeliveryStatus.SUCCEEDED
+    for delivery in Delivery.objects.filter(pk__in=[d.pk for d in rest]):
+        assert (delivery.status, delivery.attempts, delivery.lease_token) == (DeliveryStatus.PENDING, 0, "")
+
+
+def test_the_bulk_success_update_spares_a_delivery_taken_over(receiver, make_subscription, make_delivery):
+    subscription = make_subscription(url=receiver.url())
+    deliveries = [make_delivery(subscription) for _ in range(3)]
+    [lane] = engine.claim_lanes(1)
+    taken = deliveries[1]
+    # Our lease expired meanwhile and another worker's lane holds this one now.
+    Delivery.objects.filter(pk=taken.pk).update(lease_token="other")
+    succeeded = []
+    signals.delivery_succeeded.connect(lambda **kw: succeeded.append(kw["delivery"].pk), weak=False, dispatch_uid="t")
+    try:
+        engine.finish_lane(lane, sent_lane(lane))
+    finally:
+        signals.delivery_succeeded.disconnect(dispatch_uid="t")
+    assert succeeded == [deliveries[0].pk, deliveries[2].pk]
+    taken.refresh_from_db()
+    assert taken.status == DeliveryStatus.IN_FLIGHT and taken.lease_token == "other" and taken.attempts == 0
+    assert DeliveryAttempt.objects.count() == 3
+    assert set(Delivery.objects.exclude(pk=taken.pk).values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
+
+
+def test_a_lane_never_releases_rows_another_lane_holds(make_subscription, make_delivery):
+    subscription = make_subscription()
+    deliveries = [make_delivery(subscription) for _ in range(2)]
+    [lane] = engine.claim_lanes(1)
+    Delivery.objects.filter(pk=deliveries[1].pk).update(lease_token="other")
+    assert claiming.release_unsent(lane, lane.deliveries) == 1
+    assert Delivery.objects.get(pk=deliveries[1].pk).status == DeliveryStatus.IN_FLIGHT

@@ -76,7 +76,8 @@ class Workers:
 
 
 class Sampler:
-    """Polls how many deliveries each slow subscription has in flight and whose circuit is open."""
+    """Polls how many lanes (concurrent requests) each slow subscription has in flight and whose
+    circuit is open."""
 
     def __init__(self, slow_ids: list[int]) -> None:
         self.slow_ids = slow_ids
@@ -93,7 +94,7 @@ class Sampler:
                 in_flight = (
                     Delivery.objects.filter(subscription_id__in=self.slow_ids, status=DeliveryStatus.IN_FLIGHT)
                     .values("subscription_id")
-                    .annotate(n=Count("id"))
+                    .annotate(n=Count("lease_token", distinct=True))
                     .order_by()
                 )
                 for row in in_flight:
