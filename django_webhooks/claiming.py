@@ -203,6 +203,43 @@ def claim_lanes(
     return _load_lanes(planned, lease, claimed_at, slow)
 
 
+def extend_lane(lane: Lane) -> Lane | None:
+    """Lease the next due deliveries of ``lane``'s subscription under the same lane token.
+
+    The lane's sender thread takes them up when it is done with what it holds, with no gap for
+    bookkeeping between the two; the lane still counts once against the cap. Returns None when
+    nothing more is due or the subscription was disabled or its circuit opened meanwhile.
+    """
+    subscription = lane.subscription
+    now = timezone.now()
+    lease = now + timedelta(seconds=float(webhooks_settings.LEASE_SECONDS))
+    claimed_at = time.monotonic()
+    with transaction.atomic():
+        rows = Delivery.objects.filter(
+            subscription_id=subscription.pk,
+            status=DeliveryStatus.PENDING,
+            next_attempt_at__lte=now,
+            subscription__enabled=True,
+        ).exclude(subscription__circuit_open_until__gt=now)
+        if connection.features.has_select_for_update_skip_locked:
+            rows = rows.select_for_update(skip_locked=True, of=("self",))
+        ids = list(rows.order_by("next_attempt_at", "id").values_list("id", flat=True)[: lane_size(subscription)])
+        if not ids:
+            return None
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.IN_FLIGHT, lease_expires_at=lease, lease_token=lane.token
+        )
+    deliveries = list(
+        Delivery.objects.filter(id__in=ids, lease_token=lane.token, lease_expires_at=lease)
+        .select_related("event")
+        .defer("event__payload", "event__schema_errors")
+        .order_by("next_attempt_at", "id")
+    )
+    for delivery in deliveries:
+        delivery.subscription = subscription
+    return Lane(lane.token, subscription, deliveries, lease, claimed_at) if deliveries else None
+
+
 def _pace(subscription: Subscription, count: int, now: datetime) -> None:
     """Push a rate-limited subscription's ``next_send_at`` past the deliveries just claimed."""
     start = max(now, subscription.next_send_at or now)

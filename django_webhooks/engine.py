@@ -14,10 +14,11 @@ import logging
 import os
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from django.db import transaction
@@ -25,7 +26,7 @@ from django.db.models import F, Min
 from django.utils import timezone
 
 from . import health, signals
-from .claiming import Lane, claim_lanes, due_count, release_expired_leases, release_unsent
+from .claiming import Lane, claim_lanes, due_count, extend_lane, lane_size, release_expired_leases, release_unsent
 from .conf import webhooks_settings
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorClass, Subscription
 from .retry import RETRYABLE_CLIENT_STATUSES, RETRYABLE_ERRORS, RetryDecision, get_retry_policy
@@ -411,19 +412,83 @@ class _SlowEndpoints:
 _slow_endpoints = _SlowEndpoints()
 
 
-def _is_suspect(lane: Lane, now: float) -> bool:
-    started = lane.request_started
-    return lane.suspect or (started is not None and now - started >= SLOW_REQUEST_SECONDS)
+class _LaneRunner:
+    """One lane on one sender thread: its batches, sent one after another.
+
+    ``deliver_due`` feeds the next batch (:func:`~django_webhooks.claiming.extend_lane`) while
+    the current one is being sent; the thread reports each batch on ``completions`` and a final
+    ``None`` when it ends.
+    """
+
+    def __init__(self, lane: Lane, secrets: list[str], task_deadline: float, completions: SimpleQueue) -> None:
+        self.lane = lane
+        self.secrets = secrets
+        self.task_deadline = task_deadline
+        self.completions = completions
+        self.batches: deque[Lane] = deque([lane])
+        self.current: Lane | None = None
+        self.stopped = False
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def feed(self, batch: Lane) -> bool:
+        """Queue ``batch`` after the current one; False once the thread has ended or stopped."""
+        with self.lock:
+            if self.closed or self.stopped:
+                return False
+            self.batches.append(batch)
+            return True
+
+    def wants_more(self) -> bool:
+        with self.lock:
+            return not (self.closed or self.stopped) and len(self.batches) == 0
+
+    def run(self) -> None:
+        try:
+            while True:
+                with self.lock:
+                    if not self.batches:
+                        self.closed = True
+                        return
+                    batch = self.batches.popleft()
+                    stopped = self.stopped
+                self.current = batch
+                sent = [] if stopped else send_lane(batch, self.secrets, _lane_stop_at(batch, self.task_deadline))
+                self.current = None
+                if len(sent) < len(batch.deliveries):
+                    with self.lock:
+                        self.stopped = True
+                self.completions.put((self, batch, sent))
+        finally:
+            self.completions.put((self, None, None))
+
+    def suspect(self, now: float) -> bool:
+        current = self.current
+        started = current.request_started if current is not None else None
+        return self.lane.suspect or (started is not None and now - started >= SLOW_REQUEST_SECONDS)
+
+
+def _extendable(lane: Lane, sent: list) -> bool:
+    """A full batch of a lane at full size, sent completely (or about to be): more is probably due."""
+    size = lane_size(lane.subscription)
+    return size > 1 and len(lane.deliveries) >= size and len(sent) == len(lane.deliveries)
+
+
+def _extend(runner: _LaneRunner) -> None:
+    batch = extend_lane(runner.lane)
+    if batch is not None and not runner.feed(batch):
+        release_unsent(batch, batch.deliveries)
 
 
 def deliver_due(time_budget: float | None = None) -> int:
     """Claim and send due deliveries until none is due or the time budget is spent; return the count.
 
     Sending is a pipeline of lanes: whenever a sender thread is free, another lane is claimed for
-    it, so a slow endpoint holds only its own lanes. Lanes to endpoints that are failing or were
-    seen answering slowly may take at most half of the ``SEND_CONCURRENCY`` threads, so the
-    others always have room. No lane starts a request after the budget is spent: a task lasts at
-    most ``TASK_TIME_BUDGET`` + ``TIMEOUT`` (plus bookkeeping). A retry falling due within a few
+    it, so a slow endpoint holds only its own lanes, and a lane is fed its next batch while it
+    sends the current one. Lanes to endpoints that are failing or were seen answering slowly
+    may take at most half of the ``SEND_CONCURRENCY`` threads, so the others always have room.
+    No lane starts a request after the budget is spent: a task lasts at most
+    ``TASK_TIME_BUDGET`` + ``TIMEOUT`` (plus bookkeeping). A retry falling due within a few
     seconds is waited for, so a quick first retry does not wait for the next sweep.
     """
     budget = float(webhooks_settings.TASK_TIME_BUDGET if time_budget is None else time_budget)
@@ -432,32 +497,40 @@ def deliver_due(time_budget: float | None = None) -> int:
     suspect_threads = max(1, threads // 2)
     pool = _sender_pool()
     secrets: dict[int, list[str]] = {}
-    running: dict[Future, Lane] = {}
+    completions: SimpleQueue = SimpleQueue()
+    runners: set[_LaneRunner] = set()
     delivered = 0
     next_claim = 0.0
     while True:
         now = time.monotonic()
-        free = threads - len(running)
+        free = threads - len(runners)
         if now < deadline and free > 0 and now >= next_claim:
             slow = _slow_endpoints.current()
-            suspects = sum(_is_suspect(lane, now) for lane in running.values())
+            suspects = sum(runner.suspect(now) for runner in runners)
             lanes = claim_lanes(free, slow=slow, exclude_suspect=suspects >= suspect_threads)
             _secrets_for((lane.deliveries[0] for lane in lanes), secrets)
             for lane in lanes:
-                future = pool.submit(send_lane, lane, secrets[lane.subscription.pk], _lane_stop_at(lane, deadline))
-                running[future] = lane
+                runner = _LaneRunner(lane, secrets[lane.subscription.pk], deadline, completions)
+                runners.add(runner)
+                pool.submit(runner.run)
+                if _extendable(lane, lane.deliveries):
+                    _extend(runner)
             next_claim = 0.0 if lanes else now + CLAIM_POLL_SECONDS
-        if running:
+        if runners:
             timeout = max(0.0, next_claim - time.monotonic()) if next_claim else None
-            done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in done:
-                lane = running.pop(future)
-                sent = future.result()
-                _slow_endpoints.observe(lane, sent)
-                finish_lane(lane, sent)
-                delivered += len(sent)
-            if done:
+            try:
+                runner, batch, sent = completions.get(timeout=timeout)
+            except Empty:
+                continue
+            if batch is None:
+                runners.discard(runner)
                 next_claim = 0.0
+                continue
+            if time.monotonic() < deadline and runner.wants_more() and _extendable(batch, sent):
+                _extend(runner)
+            _slow_endpoints.observe(batch, sent)
+            finish_lane(batch, sent)
+            delivered += len(sent)
             continue
         remaining = deadline - time.monotonic()
         if remaining <= 0:
