@@ -9,7 +9,7 @@ E003 ``CONNECT_TIMEOUT`` above ``TIMEOUT``, E004 ``RETRY_SCHEDULE``, E005 ``RETR
 E006 ``SCHEMA_VALIDATION``, E007 a dotted path that does not import, E008 ``OWNER_MODEL``,
 E009 an invalid ``EVENT_TYPES`` entry, E010 an invalid JSON Schema in ``EVENT_TYPES``,
 E011 a malformed ``BINDINGS`` entry, E012 ``ENCRYPTION_KEYS``, E013 ``ALLOWED_TARGETS``,
-E014 a flag or text setting of the wrong type.
+E014 a flag or text setting of the wrong type, E015 ``LEASE_SECONDS`` not above ``TIMEOUT``.
 
 Warnings: W001 plain-http targets allowed outside DEBUG, W002 loopback targets allowed outside
 DEBUG, W003 django-q2 ``retry`` not above the task run time, W004 django-q2 ``timeout`` shorter
@@ -135,6 +135,16 @@ def check_setting_values(app_configs: Iterable[Any] | None, **kwargs: Any) -> li
                 f"{_name('CONNECT_TIMEOUT')} ({connect}) is longer than {_name('TIMEOUT')} ({total}).",
                 hint="The connect timeout is part of the total request time: make it at most TIMEOUT.",
                 id=_id("E003"),
+            )
+        )
+    lease = conf["LEASE_SECONDS"]
+    if _is_number(lease) and _is_number(total) and lease <= total:
+        errors.append(
+            Error(
+                f"{_name('LEASE_SECONDS')} ({lease}) is not longer than {_name('TIMEOUT')} ({total}).",
+                hint="A claim must outlast the request it covers: make LEASE_SECONDS well above TIMEOUT "
+                "(the default is four times it).",
+                id=_id("E015"),
             )
         )
     schedule = conf["RETRY_SCHEDULE"]

@@ -88,6 +88,11 @@ def test_e003_connect_timeout_above_total():
     assert webhook_messages(CONNECT_TIMEOUT=10, TIMEOUT=10) == []
 
 
+def test_e015_lease_not_above_the_request_timeout():
+    assert ids(webhook_messages(LEASE_SECONDS=15, TIMEOUT=15)) == {"E015"}
+    assert webhook_messages(LEASE_SECONDS=16, TIMEOUT=15) == []
+
+
 @pytest.mark.parametrize("schedule", [[], [5, 0], "5,10", [5, "60"], None])
 def test_e004_retry_schedule(schedule):
     assert ids(webhook_messages(RETRY_SCHEDULE=schedule)) == {"E004"}

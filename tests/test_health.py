@@ -57,6 +57,19 @@ def fresh(subscription):
 # -- circuit breaker -------------------------------------------------------------------------
 
 
+@webhooks(CIRCUIT_BREAKER_THRESHOLD=2)
+def test_record_outcomes_ends_where_one_outcome_at_a_time_would(subscription):
+    now = timezone.now()
+    health.record_outcomes(subscription, [False, True, False, False], now=now)
+    assert fresh(subscription).consecutive_failures == 2 and fresh(subscription).circuit_is_open(now)
+    health.record_outcomes(subscription, [False, False, True], now=now)
+    after = fresh(subscription)
+    assert after.consecutive_failures == 0 and not after.circuit_is_open(now)
+    assert after.last_success_at == now and after.failing_since is None
+    health.record_outcomes(subscription, [], now=now)
+    assert fresh(subscription).consecutive_failures == 0
+
+
 def test_circuit_opens_after_threshold_failures_and_one_success_closes_it(subscription):
     now = timezone.now()
     fail(subscription, 4, now)
