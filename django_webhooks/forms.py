@@ -10,14 +10,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .conf import webhooks_settings
 from .events import known_event_types
 from .models import EventType, Subscription, validate_event_type_pattern
 from .targets import target_validator
-from .transport import PROTECTED_HEADERS
-
-#: RFC 9110 field-name characters.
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+from .transport import validate_custom_headers
 
 
 def _split_event_types(value: Any) -> list[str]:
@@ -131,32 +127,7 @@ class SubscriptionAdminForm(forms.ModelForm):
 
     def clean_headers(self) -> dict[str, str]:
         headers = self.cleaned_data.get("headers") or {}
-        if not isinstance(headers, dict):
-            raise ValidationError(_("Headers must be a JSON object of names to values."), code="invalid_headers")
-        limit = webhooks_settings.MAX_CUSTOM_HEADERS
-        if len(headers) > limit:
-            raise ValidationError(
-                _("At most %(limit)d custom headers are allowed."), code="too_many_headers", params={"limit": limit}
-            )
-        protected = {name.lower() for name in PROTECTED_HEADERS}
-        errors = []
-        for name, value in headers.items():
-            if not HEADER_NAME_RE.match(name):
-                errors.append(ValidationError(_("%(name)r is not a valid header name."), params={"name": name}))
-            elif name.lower() in protected:
-                errors.append(
-                    ValidationError(
-                        _("The header %(name)s is set by django-webhooks and cannot be overridden."),
-                        code="protected_header",
-                        params={"name": name},
-                    )
-                )
-            elif not isinstance(value, str):
-                errors.append(ValidationError(_("The value of %(name)s must be a string."), params={"name": name}))
-            elif any(ch in value for ch in "\r\n\0"):
-                errors.append(ValidationError(_("The value of %(name)s contains a line break."), params={"name": name}))
-        if errors:
-            raise ValidationError(errors)
+        validate_custom_headers(headers)
         return headers
 
     def clean_filters(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ response body are read before the connection is dropped.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 from requests.adapters import HTTPAdapter
 from urllib3.util.ssl_ import create_urllib3_context
 
@@ -27,7 +30,8 @@ from .exceptions import BlockedTarget
 from .models import ErrorClass
 from .targets import resolve_target
 
-#: Headers a subscription's custom headers cannot set or override (compared case-insensitively).
+#: Headers a subscription's custom headers cannot set or override (compared case-insensitively):
+#: ours, and framing and hop-by-hop headers, which would corrupt the request or smuggle a second one.
 PROTECTED_HEADERS = frozenset(
     {
         "webhook-id",
@@ -36,11 +40,28 @@ PROTECTED_HEADERS = frozenset(
         "host",
         "content-length",
         "content-type",
+        "content-encoding",
         "transfer-encoding",
         "user-agent",
         "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "cookie",
     }
 )
+#: Prefix of the Standard Webhooks headers; every name with it is ours.
+PROTECTED_HEADER_PREFIX = "webhook-"
+#: RFC 9110 field-name characters.
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: Longest custom header name and value a subscription may set.
+MAX_HEADER_NAME_LENGTH = 100
+MAX_HEADER_VALUE_LENGTH = 1000
 
 _READ_CHUNK = 8192
 
@@ -65,15 +86,79 @@ def user_agent() -> str:
     return webhooks_settings.USER_AGENT or f"django-webhooks/{__version__}"
 
 
+def is_protected_header(name: str) -> bool:
+    """Whether ``name`` is a header only django-webhooks sets (see :data:`PROTECTED_HEADERS`)."""
+    lowered = name.lower()
+    return lowered in PROTECTED_HEADERS or lowered.startswith(PROTECTED_HEADER_PREFIX)
+
+
+def validate_custom_headers(headers: Any) -> None:
+    """Refuse custom headers a subscription may not send; the admin form and the API use it.
+
+    Raises :class:`~django.core.exceptions.ValidationError` with one message per refused header.
+    """
+    if not isinstance(headers, dict):
+        raise ValidationError(_("Headers must be a JSON object of names to values."), code="invalid_headers")
+    limit = webhooks_settings.MAX_CUSTOM_HEADERS
+    if len(headers) > limit:
+        raise ValidationError(
+            _("At most %(limit)d custom headers are allowed."), code="too_many_headers", params={"limit": limit}
+        )
+    errors: list[ValidationError] = []
+    seen: set[str] = set()
+    for name, value in headers.items():
+        problem = _header_problem(name, value, seen)
+        if problem is not None:
+            errors.append(problem)
+        seen.add(name.lower())
+    if errors:
+        raise ValidationError(errors)
+
+
+def _header_problem(name: str, value: Any, seen: set[str]) -> ValidationError | None:
+    params = {"name": name}
+    if len(name) > MAX_HEADER_NAME_LENGTH:
+        return ValidationError(
+            _("Header names have at most %(limit)d characters: %(name)s"),
+            code="invalid_header",
+            params={**params, "limit": MAX_HEADER_NAME_LENGTH},
+        )
+    if not HEADER_NAME_RE.match(name):
+        return ValidationError(_("%(name)r is not a valid header name."), code="invalid_header", params=params)
+    if is_protected_header(name):
+        return ValidationError(
+            _("The header %(name)s is set by django-webhooks and cannot be overridden."),
+            code="protected_header",
+            params=params,
+        )
+    if name.lower() in seen:
+        return ValidationError(
+            _("%(name)s is listed twice (header names are case-insensitive)."), code="duplicate_header", params=params
+        )
+    if not isinstance(value, str):
+        return ValidationError(_("The value of %(name)s must be a string."), code="invalid_header", params=params)
+    if len(value) > MAX_HEADER_VALUE_LENGTH:
+        return ValidationError(
+            _("The value of %(name)s has more than %(limit)d characters."),
+            code="invalid_header",
+            params={**params, "limit": MAX_HEADER_VALUE_LENGTH},
+        )
+    if _unsendable(value):
+        return ValidationError(
+            _("The value of %(name)s contains a line break or a NUL character."), code="invalid_header", params=params
+        )
+    return None
+
+
 def request_headers(subscription_headers: dict[str, Any] | None, signed_headers: dict[str, str]) -> dict[str, str]:
-    """Merge a subscription's custom headers with ours; names in :data:`PROTECTED_HEADERS` are ours.
+    """Merge a subscription's custom headers with ours; protected names (:func:`is_protected_header`) are ours.
 
     Custom headers with names or values that cannot be sent (line breaks) are dropped.
     """
     headers: dict[str, str] = {}
     for name, value in (subscription_headers or {}).items():
         name, value = str(name).strip(), str(value)
-        if not name or name.lower() in PROTECTED_HEADERS or _unsendable(name) or _unsendable(value):
+        if not name or is_protected_header(name) or _unsendable(name) or _unsendable(value):
             continue
         headers[name] = value
     headers.update(signed_headers)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,7 +12,6 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from .. import events, operations, secret_store, targets, transport
-from ..conf import webhooks_settings
 from ..exceptions import BlockedTarget
 from ..fanout import type_matches
 from ..models import (
@@ -25,44 +23,11 @@ from ..models import (
     Subscription,
 )
 
-#: Longest custom header name and value a subscription may set.
-MAX_HEADER_NAME_LENGTH = 100
-MAX_HEADER_VALUE_LENGTH = 1000
 #: Most event types or patterns, and filter entries, one subscription may list.
 MAX_EVENT_TYPES = 100
 MAX_FILTERS = 20
 #: Longest overlap a rotation may give the previous secret (30 days).
 MAX_ROTATION_OVERLAP = 30 * 24 * 3600
-
-#: Header names a subscription may never set, on top of ``transport.PROTECTED_HEADERS``:
-#: framing and hop-by-hop headers, which would corrupt the request or smuggle a second one.
-FORBIDDEN_HEADER_NAMES = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "upgrade",
-        "expect",
-        "cookie",
-    }
-)
-#: Prefix of the signature headers (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``).
-FORBIDDEN_HEADER_PREFIXES = ("webhook-",)
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-def forbidden_header_names() -> frozenset[str]:
-    """Lower-case header names customers may not set (ours plus the transport's protected ones)."""
-    return FORBIDDEN_HEADER_NAMES | {name.lower() for name in transport.PROTECTED_HEADERS}
 
 
 # -- event catalog ---------------------------------------------------------------------------------
@@ -151,8 +116,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         help_text=_('Only events whose data matches every entry, dotted keys for nested fields: {"status": "paid"}.'),
     )
     headers = serializers.DictField(
-        child=serializers.CharField(max_length=MAX_HEADER_VALUE_LENGTH, allow_blank=True),
+        child=serializers.CharField(max_length=transport.MAX_HEADER_VALUE_LENGTH, allow_blank=True),
         required=False,
+        validators=[transport.validate_custom_headers],
         help_text=_("Extra HTTP headers sent with every request (at most MAX_CUSTOM_HEADERS, no framing headers)."),
     )
     secret = serializers.CharField(
@@ -221,30 +187,6 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(_("At most %(n)d filter entries.") % {"n": MAX_FILTERS})
         if any(not key or len(key) > 200 for key in value):
             raise serializers.ValidationError(_("Filter keys are field names of 1 to 200 characters."))
-        return value
-
-    def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
-        limit = webhooks_settings.MAX_CUSTOM_HEADERS
-        if len(value) > limit:
-            raise serializers.ValidationError(_("At most %(n)d custom headers.") % {"n": limit})
-        forbidden = forbidden_header_names()
-        errors: dict[str, list[str]] = {}
-        seen: set[str] = set()
-        for name, header_value in value.items():
-            lower = name.lower()
-            if len(name) > MAX_HEADER_NAME_LENGTH:
-                errors[name] = [_("Header names have at most %(n)d characters.") % {"n": MAX_HEADER_NAME_LENGTH}]
-            elif not HEADER_NAME_RE.match(name):
-                errors[name] = [_("Not a valid HTTP header name.")]
-            elif lower in forbidden or lower.startswith(FORBIDDEN_HEADER_PREFIXES):
-                errors[name] = [_("This header is set by the webhook sender and cannot be overridden.")]
-            elif lower in seen:
-                errors[name] = [_("This header is listed twice (header names are case-insensitive).")]
-            elif any(char in header_value for char in "\r\n\x00"):
-                errors[name] = [_("Header values may not contain line breaks or NUL characters.")]
-            seen.add(lower)
-        if errors:
-            raise serializers.ValidationError(errors)
         return value
 
     def validate_secret(self, value: str) -> str:
