@@ -300,8 +300,13 @@ def _connect_address(ip: IPAddress) -> str:
 
 
 def target_validator(value: Any) -> None:
-    """A model/form/DRF field validator: the URL must be valid and resolve to allowed addresses."""
+    """A model/form/DRF field validator: the URL must be valid and resolve to allowed addresses.
+
+    A host that does not resolve (yet) is accepted: :func:`resolve_target` vets it again before
+    every request, and a DNS failure then is a retryable delivery error.
+    """
     try:
         resolve_target(value)
     except BlockedTarget as exc:
-        raise ValidationError(str(exc), code=exc.error_class)
+        if exc.error_class != DNS_ERROR:
+            raise ValidationError(str(exc), code=exc.error_class)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -12,7 +11,6 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from .. import events, operations, secret_store, targets, transport
-from ..exceptions import BlockedTarget
 from ..fanout import type_matches
 from ..models import (
     EVENT_TYPE_NAME_RE,
@@ -52,20 +50,6 @@ class EventTypeSerializer(serializers.Serializer):
 # -- subscriptions -----------------------------------------------------------------------------------
 
 
-def validate_target(url: str) -> str:
-    """A 400-ready check of a target URL: syntax, scheme, then the SSRF guard."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise serializers.ValidationError(_("Only http and https URLs can receive webhooks."), code="invalid_scheme")
-    try:
-        targets.validate_target_url(url)
-        targets.resolve_target(url)
-    except BlockedTarget as exc:
-        if exc.error_class != targets.DNS_ERROR:
-            raise serializers.ValidationError(str(exc), code=exc.error_class)
-    return url
-
-
 def validate_event_type_list(values: list[str]) -> list[str]:
     """Each entry an active catalog name or a well-formed pattern that matches some of them."""
     known = events.known_event_types()
@@ -103,6 +87,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     url = serializers.CharField(
         max_length=2000,
         help_text=_("The http(s) URL that receives the webhooks. It must be reachable on the public internet."),
+        validators=[targets.target_validator],
     )
     event_types = serializers.ListField(
         child=serializers.CharField(max_length=200),
@@ -175,9 +160,6 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "created_at": {"help_text": _("When the subscription was created.")},
             "updated_at": {"help_text": _("When the subscription last changed.")},
         }
-
-    def validate_url(self, value: str) -> str:
-        return validate_target(value)
 
     def validate_event_types(self, value: list[str]) -> list[str]:
         return validate_event_type_list(value)
