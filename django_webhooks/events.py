@@ -13,13 +13,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models.signals import post_delete, post_save
+from django.utils.translation import gettext_lazy as _
 
 from . import queue
 from .conf import webhooks_settings
 from .exceptions import InvalidPayload, PayloadTooLarge, UnknownEventType
-from .models import Event, EventType
+from .fanout import type_matches
+from .models import Event, EventType, validate_event_type_pattern
 from .owners import owner_key
 from .payloads import get_payload_builder, json_default
 
@@ -112,6 +115,52 @@ def event_type_spec(event_type: str) -> dict:
 
 
 # --- validation --------------------------------------------------------------------------------
+
+
+def validate_subscribed_event_types(entries: Iterable[str], *, already: Iterable[str] = ()) -> None:
+    """Refuse subscription entries that are not well-formed catalog names or patterns.
+
+    A name must be in the catalog and not archived, unless it is in ``already`` (the entries
+    the subscription had before: archiving a type keeps existing subscribers); a pattern
+    (``order.*``, ``*``) must match some active type. The admin form and the API use it.
+    Raises :class:`~django.core.exceptions.ValidationError` with one message per bad entry.
+    """
+    catalog = known_event_types()
+    active = [name for name, spec in catalog.items() if not spec["archived"]]
+    already = set(already)
+    errors: list[ValidationError] = []
+    for entry in entries:
+        params = {"name": entry}
+        try:
+            validate_event_type_pattern(entry)
+        except ValidationError as exc:
+            errors.extend(exc.error_list)
+            continue
+        if "*" in entry:
+            if not any(type_matches(entry, name) for name in active):
+                errors.append(
+                    ValidationError(
+                        _("%(name)s matches no event type in the catalog."), code="unmatched_pattern", params=params
+                    )
+                )
+        elif entry not in catalog:
+            errors.append(
+                ValidationError(
+                    _("Unknown event type: %(name)s is not in the event catalog."),
+                    code="unknown_event_type",
+                    params=params,
+                )
+            )
+        elif catalog[entry]["archived"] and entry not in already:
+            errors.append(
+                ValidationError(
+                    _("%(name)s is archived: new subscriptions to it are not allowed."),
+                    code="archived_event_type",
+                    params=params,
+                )
+            )
+    if errors:
+        raise ValidationError(errors)
 
 
 def _validator(schema: dict) -> Any:

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .events import known_event_types
-from .models import EventType, Subscription, validate_event_type_pattern
+from .events import known_event_types, validate_subscribed_event_types
+from .models import EventType, Subscription
 from .targets import target_validator
 from .transport import validate_custom_headers
 
@@ -95,34 +95,7 @@ class SubscriptionAdminForm(forms.ModelForm):
 
     def clean_event_types(self) -> list[str]:
         entries = self.cleaned_data["event_types"]
-        catalog = known_event_types()
-        already = set(self.instance.event_types or []) if self.instance.pk else set()
-        errors = []
-        for entry in entries:
-            try:
-                validate_event_type_pattern(entry)
-            except ValidationError as exc:
-                errors.extend(exc.error_list)
-                continue
-            if "*" in entry:
-                continue
-            spec = catalog.get(entry)
-            if spec is None:
-                errors.append(
-                    ValidationError(
-                        _("%(name)s is not in the event catalog."), code="unknown_event_type", params={"name": entry}
-                    )
-                )
-            elif spec.get("archived") and entry not in already:
-                errors.append(
-                    ValidationError(
-                        _("%(name)s is archived: new subscriptions to it are not allowed."),
-                        code="archived_event_type",
-                        params={"name": entry},
-                    )
-                )
-        if errors:
-            raise ValidationError(errors)
+        validate_subscribed_event_types(entries, already=self.instance.event_types if self.instance.pk else ())
         return entries
 
     def clean_headers(self) -> dict[str, str]:

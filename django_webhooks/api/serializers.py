@@ -11,10 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from .. import events, operations, secret_store, targets, transport
-from ..fanout import type_matches
 from ..models import (
     EVENT_TYPE_NAME_RE,
-    EVENT_TYPE_PATTERN_RE,
     Delivery,
     DeliveryAttempt,
     Event,
@@ -48,37 +46,6 @@ class EventTypeSerializer(serializers.Serializer):
 
 
 # -- subscriptions -----------------------------------------------------------------------------------
-
-
-def validate_event_type_list(values: list[str]) -> list[str]:
-    """Each entry an active catalog name or a well-formed pattern that matches some of them."""
-    known = events.known_event_types()
-    catalog = {name for name, spec in known.items() if not spec["archived"]}
-    archived = set(known) - catalog
-    errors: dict[int, list[str]] = {}
-    for index, value in enumerate(values):
-        if "*" in value:
-            if not EVENT_TYPE_PATTERN_RE.match(value):
-                errors[index] = [
-                    _("%(value)r is not a valid pattern: '*' stands for one whole word (order.*, *).")
-                    % {"value": value}
-                ]
-            elif not any(type_matches(value, name) for name in catalog):
-                errors[index] = [_("%(value)r matches no event type in the catalog.") % {"value": value}]
-        elif not EVENT_TYPE_NAME_RE.match(value):
-            errors[index] = [
-                _("%(value)r is not a valid event type: dot-separated words of letters, digits and _.")
-                % {"value": value}
-            ]
-        elif value in archived:
-            errors[index] = [_("Event type %(value)r is archived.") % {"value": value}]
-        elif value not in catalog:
-            errors[index] = [_("Unknown event type %(value)r; see the event-types endpoint.") % {"value": value}]
-    if errors:
-        raise serializers.ValidationError(errors)
-    if len(set(values)) != len(values):
-        raise serializers.ValidationError(_("Each event type may be listed once."))
-    return values
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
@@ -162,7 +129,10 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         }
 
     def validate_event_types(self, value: list[str]) -> list[str]:
-        return validate_event_type_list(value)
+        events.validate_subscribed_event_types(value, already=self.instance.event_types if self.instance else ())
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError(_("Each event type may be listed once."))
+        return value
 
     def validate_filters(self, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > MAX_FILTERS:
