@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -144,10 +143,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     def validate_secret(self, value: str) -> str:
         if self.instance is not None:
             raise serializers.ValidationError(_("Change the secret with the rotate-secret action."))
-        try:
-            secret_store.validate_secret(value)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(list(exc.messages))
+        secret_store.validate_secret(value)
         return value
 
     def create(self, validated_data: dict[str, Any]) -> Subscription:
@@ -182,14 +178,8 @@ class RotateSecretSerializer(serializers.Serializer):
         required=False,
         max_length=200,
         help_text=_("Your own new secret (whsec_ + base64 of 24 to 64 bytes); omit it to get a generated one."),
+        validators=[secret_store.validate_secret],
     )
-
-    def validate_secret(self, value: str) -> str:
-        try:
-            secret_store.validate_secret(value)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(list(exc.messages))
-        return value
 
 
 class RotatedSecretSerializer(serializers.Serializer):
