@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import signals
+from . import health
 from .conf import webhooks_settings
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
 
@@ -78,37 +78,24 @@ def enable(subscription: Subscription) -> Subscription:
 
     Deliveries that waited while it was disabled go out as soon as a worker gets to them.
     """
-    changes = {
-        "enabled": True,
-        "disabled_reason": "",
-        "disabled_at": None,
-        "consecutive_failures": 0,
-        "circuit_open_until": None,
-        "failing_since": None,
-    }
-    Subscription.objects.filter(pk=subscription.pk).update(**changes, updated_at=timezone.now())
-    for name, value in changes.items():
-        setattr(subscription, name, value)
+    Subscription.objects.filter(pk=subscription.pk).update(
+        enabled=True, disabled_reason="", disabled_at=None, updated_at=timezone.now()
+    )
+    subscription.enabled, subscription.disabled_reason, subscription.disabled_at = True, "", None
+    health.reset_health(subscription)
     if Delivery.objects.filter(subscription=subscription, status=DeliveryStatus.PENDING).exists():
         _enqueue_delivery()
     return subscription
 
 
 def disable(subscription: Subscription, reason: str) -> Subscription:
-    """Disable ``subscription`` with ``reason`` and send ``subscription_disabled``.
+    """Disable ``subscription`` with ``reason`` through :func:`health.disable_subscription`.
 
     Its deliveries are kept; they wait until it is enabled again. Disabling a subscription that
     is already disabled changes nothing and sends no signal.
     """
-    now = timezone.now()
-    changed = Subscription.objects.filter(pk=subscription.pk, enabled=True).update(
-        enabled=False, disabled_reason=reason[:255], disabled_at=now, updated_at=now
-    )
+    health.disable_subscription(subscription, reason)
     subscription.enabled = False
-    if changed:
-        subscription.disabled_reason = reason[:255]
-        subscription.disabled_at = now
-        signals.subscription_disabled.send(sender=Subscription, subscription=subscription, reason=reason)
     return subscription
 
 
