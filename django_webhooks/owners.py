@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from .conf import webhooks_settings
@@ -26,12 +28,28 @@ def owner_key(owner: Any) -> str | None:
     return str(owner)
 
 
+def get_owners(keys: Iterable[str | None]) -> dict[str, models.Model]:
+    """The owner instances of stored ``owner_id`` values, in one query, keyed by ``owner_id``.
+
+    Keys that are not valid primary keys of the owner model, or whose owner is gone, are left out.
+    """
+    model = get_owner_model()
+    by_pk: dict[Any, str] = {}
+    for key in set(keys):
+        if key is None:
+            continue
+        try:
+            by_pk[model._meta.pk.to_python(key)] = key
+        except (ValidationError, ValueError, TypeError):
+            continue
+    if not by_pk:
+        return {}
+    return {by_pk[pk]: owner for pk, owner in model._default_manager.in_bulk(list(by_pk)).items() if pk in by_pk}
+
+
 def get_owner(key: str | None) -> models.Model | None:
     """The owner instance for a stored ``owner_id``, or None."""
-    if key is None:
-        return None
-    model = get_owner_model()
-    return model._default_manager.filter(pk=key).first()
+    return get_owners([key]).get(key) if key is not None else None
 
 
 def request_user(request: Any) -> Any:

@@ -11,12 +11,10 @@ from __future__ import annotations
 import calendar
 import datetime
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Max, Min, Model, Q, QuerySet
@@ -29,7 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..events import known_event_types
 from ..models import Subscription
-from ..owners import get_owner_model
+from ..owners import get_owners
 
 #: Rows a list page counts at most; more are shown as this number (page through with filters).
 COUNT_LIMIT = 10_000
@@ -154,22 +152,6 @@ class LogAdmin(admin.ModelAdmin):
 # --- owners ----------------------------------------------------------------------------------
 
 
-def owner_labels(owner_ids: Iterable[str | None]) -> dict[str, Model]:
-    """The owner instances of ``owner_ids`` in one query, keyed by the stored ``owner_id``."""
-    model = get_owner_model()
-    keys: dict[Any, str] = {}
-    for owner_id in set(owner_ids):
-        if owner_id is None:
-            continue
-        try:
-            keys[model._meta.pk.to_python(owner_id)] = owner_id
-        except (ValidationError, ValueError, TypeError):
-            continue
-    if not keys:
-        return {}
-    return {keys[pk]: owner for pk, owner in model._default_manager.in_bulk(list(keys)).items() if pk in keys}
-
-
 def owner_link(owner_id: str | None, owners: dict[str, Model]) -> str:
     """The owner's name linked to its admin page, ``owner_id`` if it is gone, "staff" if none."""
     if owner_id is None:
@@ -202,7 +184,7 @@ class OwnerFilter(admin.SimpleListFilter):
             .values_list("owner_id", flat=True)
             .distinct()[:FILTER_CHOICES_LIMIT]
         )
-        owners = owner_labels(owner_ids)
+        owners = get_owners(owner_ids)
         choices = [(NO_OWNER, str(_("staff-managed")))]
         choices += [(owner_id, f"{owners[owner_id]}" if owner_id in owners else owner_id) for owner_id in owner_ids]
         if self.value() and self.value() not in {c[0] for c in choices}:

@@ -16,6 +16,7 @@ from django.utils.translation import ngettext
 
 from .. import operations
 from ..models import Delivery, DeliveryAttempt, Event
+from ..owners import get_owners
 from .common import (
     DeliveryEventTypeFilter,
     EventTypeFilter,
@@ -24,7 +25,6 @@ from .common import (
     SubscriptionFilter,
     SubscriptionOwnerFilter,
     masked_headers,
-    owner_labels,
     owner_link,
     pretty_json,
     truncated,
@@ -47,7 +47,7 @@ class OwnersOnPageMixin:
         return obj.owner_id
 
     def prepare_page(self, request: Any, page: list[Any]) -> None:
-        owners = owner_labels(self.owner_id_of(obj) for obj in page)
+        owners = get_owners(self.owner_id_of(obj) for obj in page)
         for obj in page:
             obj.dwh_owners = owners
 
@@ -55,7 +55,7 @@ class OwnersOnPageMixin:
     def owner(self, obj: Any) -> str:
         owners = getattr(obj, "dwh_owners", None)
         if owners is None:
-            owners = owner_labels([self.owner_id_of(obj)])
+            owners = get_owners([self.owner_id_of(obj)])
         return owner_link(self.owner_id_of(obj), owners)
 
 
