@@ -53,7 +53,12 @@ def get_owner(key: str | None) -> models.Model | None:
 
 
 def request_user(request: Any) -> Any:
-    """Default ``OWNER_RESOLVER``: the authenticated user owns their subscriptions."""
+    """Default ``OWNER_RESOLVER``: the authenticated user owns their subscriptions.
+
+    A custom resolver (a dotted path in ``OWNER_RESOLVER``) takes the DRF request and returns
+    the owner: an instance of ``OWNER_MODEL``, its primary key, or None when the request has no
+    owner (the API then answers 403). It runs on every API request, so keep it to one query.
+    """
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None
