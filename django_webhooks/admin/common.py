@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import datetime
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
@@ -147,6 +148,11 @@ class LogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+
+def flat_field_names(fields: Iterable[str | tuple[str, ...]]) -> list[str]:
+    """The names in an admin ``fields`` list whose rows may be tuples (for ``readonly_fields``)."""
+    return [name for row in fields for name in (row if isinstance(row, tuple) else (row,))]
 
 
 # --- owners ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from .common import (
     OwnerFilter,
     SubscriptionFilter,
     SubscriptionOwnerFilter,
+    flat_field_names,
     masked_headers,
     owner_link,
     pretty_json,
@@ -107,18 +108,7 @@ class DeliveryAttemptInline(admin.StackedInline):
         "response_body_preview",
         "error_message",
     ]
-    readonly_fields = [
-        "attempt_number",
-        "created_at",
-        "outcome",
-        "duration_ms",
-        "error_class",
-        "url",
-        "request_headers_json",
-        "response_headers_json",
-        "response_body_preview",
-        "error_message",
-    ]
+    readonly_fields = flat_field_names(fields)
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
@@ -174,20 +164,7 @@ class DeliveryAdmin(OwnersOnPageMixin, LogAdmin):
         ("created_at", "next_attempt_at", "completed_at"),
         "payload_json",
     ]
-    readonly_fields = [
-        "message_id",
-        "status",
-        "event_link",
-        "subscription_column",
-        "owner",
-        "attempts",
-        "last_status_code",
-        "last_error",
-        "created_at",
-        "next_attempt_at",
-        "completed_at",
-        "payload_json",
-    ]
+    readonly_fields = flat_field_names(fields)
 
     def get_queryset(self, request: Any) -> QuerySet:
         return (
@@ -289,30 +266,8 @@ class DeliveryAttemptAdmin(OwnersOnPageMixin, LogAdmin):
     list_select_related = ["delivery", "subscription"]
     search_fields = ["=delivery__message_id"]
     date_hierarchy = "created_at"
-    fields = [
-        ("delivery_link", "subscription_column", "owner"),
-        ("attempt_number", "created_at", "outcome", "duration_ms", "error_class"),
-        "url",
-        "request_headers_json",
-        "response_headers_json",
-        "response_body_preview",
-        "error_message",
-    ]
-    readonly_fields = [
-        "delivery_link",
-        "subscription_column",
-        "owner",
-        "attempt_number",
-        "created_at",
-        "outcome",
-        "duration_ms",
-        "error_class",
-        "url",
-        "request_headers_json",
-        "response_headers_json",
-        "response_body_preview",
-        "error_message",
-    ]
+    fields = [("delivery_link", "subscription_column", "owner"), *DeliveryAttemptInline.fields]
+    readonly_fields = flat_field_names(fields)
 
     def get_queryset(self, request: Any) -> QuerySet:
         return (
