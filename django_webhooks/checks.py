@@ -29,7 +29,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, IMPORT_STRINGS, SETTING_NAME, webhooks_settings
@@ -74,10 +74,10 @@ def _name(key: str) -> str:
 
 def _configured() -> dict[str, Any] | None:
     """The user's settings over the defaults, or None when ``DJANGO_WEBHOOKS`` is not a dict."""
-    value = getattr(settings, SETTING_NAME, None) or {}
-    if not isinstance(value, dict):
+    try:
+        return {**DEFAULTS, **webhooks_settings.user_settings()}
+    except ImproperlyConfigured:
         return None
-    return {**DEFAULTS, **value}
 
 
 def _is_number(value: Any, integer: bool = False) -> bool:
@@ -95,7 +95,7 @@ def _q_cluster() -> dict[str, Any] | None:
 def check_settings_keys(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
     try:
         unknown = webhooks_settings.unknown_keys()
-    except Exception as exc:  # not a dict
+    except ImproperlyConfigured as exc:
         return [Error(str(exc), hint=f"Set {SETTING_NAME} to a dict.", id=_id("E001"))]
     if unknown:
         return [
