@@ -13,7 +13,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from ..models import EVENT_TYPE_NAME_RE, DeliveryStatus
+from ..models import DeliveryStatus
+from .serializers import event_type_name_field
 
 
 class CreatedRangeFilter(serializers.Serializer):
@@ -23,13 +24,7 @@ class CreatedRangeFilter(serializers.Serializer):
     created_before = serializers.DateTimeField(
         required=False, help_text=_("Only objects created before this time (ISO 8601).")
     )
-    event_type = serializers.RegexField(
-        EVENT_TYPE_NAME_RE,
-        max_length=200,
-        required=False,
-        help_text=_("Only this event type (exact name, e.g. order.created)."),
-        error_messages={"invalid": _("Not a valid event type name (dot-separated words, e.g. order.created).")},
-    )
+    event_type = event_type_name_field(_("Only this event type (exact name, e.g. order.created)."))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         after, before = attrs.get("created_after"), attrs.get("created_before")

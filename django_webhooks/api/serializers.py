@@ -25,6 +25,17 @@ MAX_FILTERS = 20
 MAX_ROTATION_OVERLAP = 30 * 24 * 3600
 
 
+def event_type_name_field(help_text: str) -> serializers.RegexField:
+    """An optional field holding one event type name (no patterns)."""
+    return serializers.RegexField(
+        EVENT_TYPE_NAME_RE,
+        max_length=200,
+        required=False,
+        help_text=help_text,
+        error_messages={"invalid": _("Not a valid event type name (dot-separated words, e.g. order.created).")},
+    )
+
+
 # -- event catalog ---------------------------------------------------------------------------------
 
 
@@ -190,12 +201,8 @@ class RotatedSecretSerializer(serializers.Serializer):
 
 
 class TestEventSerializer(serializers.Serializer):
-    event_type = serializers.RegexField(
-        EVENT_TYPE_NAME_RE,
-        max_length=200,
-        required=False,
-        help_text=_("webhook.test (the default) or an event type of the catalog, to try your receiver on it."),
-        error_messages={"invalid": _("Not a valid event type name (dot-separated words, e.g. order.created).")},
+    event_type = event_type_name_field(
+        _("webhook.test (the default) or an event type of the catalog, to try your receiver on it.")
     )
     data = serializers.DictField(
         child=serializers.JSONField(),
