@@ -86,7 +86,7 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION_DAYS": 30,
     "PRUNE_BATCH_SIZE": 1000,
     # --- REST API -------------------------------------------------------------------------
-    # Let staff users list every owner's objects through the API with ?all_owners=1.
+    # Let staff users see and act on every owner's objects through the API with ?all_owners=1.
     "API_STAFF_SEES_ALL": False,
     "API_THROTTLE_RATES": {"webhooks": "600/min", "webhooks_actions": "30/min"},
 }
