@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import operations, secret_store
+from ..conf import webhooks_settings
 from ..forms import ActionForm, DisableForm, RecoverForm, SubscriptionAdminForm
 from ..health import health_for
 from ..models import DeliveryAttempt, Subscription
@@ -224,8 +225,6 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
 
     @staticmethod
     def _rotated_message(count: int) -> str:
-        from ..conf import webhooks_settings
-
         hours = webhooks_settings.SECRET_ROTATION_OVERLAP / 3600
         return ngettext(
             "Rotated the signing secret of %(count)d subscription; the previous secret keeps signing for %(hours)g hours.",
