@@ -113,8 +113,7 @@ class WebhooksSettings:
         unknown = self.unknown_keys()
         if unknown:
             raise ImproperlyConfigured(
-                f"Unknown key(s) in {SETTING_NAME}: {', '.join(unknown)}. "
-                f"Valid keys: {', '.join(sorted(DEFAULTS))}."
+                f"Unknown key(s) in {SETTING_NAME}: {', '.join(unknown)}. Valid keys: {', '.join(sorted(DEFAULTS))}."
             )
         return self.user_settings().get(name, DEFAULTS[name])
 
@@ -141,9 +140,7 @@ def import_setting(name: str, path: str) -> Any:
     try:
         return import_string(path)
     except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"{SETTING_NAME}[{name!r}] = {path!r} could not be imported: {exc}"
-        ) from exc
+        raise ImproperlyConfigured(f"{SETTING_NAME}[{name!r}] = {path!r} could not be imported: {exc}") from exc
 
 
 webhooks_settings = WebhooksSettings()
