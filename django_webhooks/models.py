@@ -60,9 +60,7 @@ class EventType(models.Model):
     description = models.TextField(blank=True)
     schema = models.JSONField(null=True, blank=True, help_text=_("JSON Schema the event's data must match."))
     example = models.JSONField(null=True, blank=True, help_text=_("An example of the event's data."))
-    thin = models.BooleanField(
-        default=False, help_text=_("Send only the object's id, type and a URL to fetch it.")
-    )
+    thin = models.BooleanField(default=False, help_text=_("Send only the object's id, type and a URL to fetch it."))
     archived = models.BooleanField(default=False, help_text=_("No new subscriptions or events."))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -90,7 +88,9 @@ class Subscription(models.Model):
         blank=True,
         help_text=_('Only events whose data matches every entry: {"status": "paid", "customer.country": "NL"}.'),
     )
-    headers = models.JSONField(default=empty_dict, blank=True, help_text=_("Extra HTTP headers sent with every request."))
+    headers = models.JSONField(
+        default=empty_dict, blank=True, help_text=_("Extra HTTP headers sent with every request.")
+    )
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=255, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
@@ -213,12 +213,8 @@ class Delivery(models.Model):
         verbose_name = _("delivery")
         verbose_name_plural = _("deliveries")
         indexes = [
-            models.Index(
-                fields=["next_attempt_at"], condition=Q(status="pending"), name="dwh_delivery_due_idx"
-            ),
-            models.Index(
-                fields=["lease_expires_at"], condition=Q(status="in_flight"), name="dwh_delivery_lease_idx"
-            ),
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="dwh_delivery_due_idx"),
+            models.Index(fields=["lease_expires_at"], condition=Q(status="in_flight"), name="dwh_delivery_lease_idx"),
             models.Index(
                 fields=["subscription", "next_attempt_at", "id"],
                 condition=Q(status="pending"),

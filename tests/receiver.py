@@ -1,10 +1,10 @@
 """A scriptable HTTP receiver on loopback, for delivery tests that send real requests.
 
-    with Receiver() as rx:
-        rx.script = [Reply(500), Reply(200)]      # replies in order; the last one repeats
-        ... deliver to rx.url("/hook") ...
-        rx.wait_for(2)                            # bounded wait for two requests
-        rx.requests[0].headers["webhook-id"]
+with Receiver() as rx:
+    rx.script = [Reply(500), Reply(200)]      # replies in order; the last one repeats
+    ... deliver to rx.url("/hook") ...
+    rx.wait_for(2)                            # bounded wait for two requests
+    rx.requests[0].headers["webhook-id"]
 """
 
 from __future__ import annotations

@@ -9,13 +9,18 @@ import json
 import os
 import tempfile
 
+import django
+
 from example_project.settings import *  # noqa: F403
 from example_project.settings import DATABASES, DJANGO_WEBHOOKS, Q_CLUSTER
 
 DEBUG = False
 SECRET_KEY = "tests-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if django.VERSION >= (6, 1):  # EMAIL_BACKEND is deprecated in favour of MAILERS
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 # A file-backed SQLite test database, so a qcluster subprocess can share it with the tests.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
