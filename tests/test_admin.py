@@ -385,6 +385,7 @@ def test_add_subscription_creates_it_with_a_secret(admin_client):
         ("event_types", "", "This field is required"),
         ("headers", '{"Webhook-Signature": "forged"}', "Webhook-Signature is set by django-webhooks"),
         ("headers", '{"Content-Type": "text/plain"}', "cannot be overridden"),
+        ("headers", '{"Upgrade": "h2c"}', "cannot be overridden"),
         ("headers", '{"Bad Header": "x"}', "is not a valid header name"),
         ("headers", '["X-Team"]', "must be a JSON object"),
         ("headers", '{"X-Team": 5}', "must be a string"),

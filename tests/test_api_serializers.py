@@ -125,6 +125,15 @@ def test_unknown_and_archived_event_types(client):
     assert_refused(create(client, event_types=["order.refunded"]), "event_types", "archived")
 
 
+def test_an_archived_event_type_a_subscription_has_may_stay(client, subscription):
+    EventType.objects.create(name="order.refunded", archived=True)
+    Subscription.objects.filter(pk=subscription.pk).update(event_types=["order.refunded"])
+    url = f"{API}/subscriptions/{subscription.pk}/"
+    body = {"url": VALID_URL, "event_types": ["order.refunded", "order.created"]}
+    assert client.put(url, body, format="json").status_code == 200
+    assert_refused(create(client, event_types=["order.refunded"]), "event_types", "archived")
+
+
 @pytest.mark.parametrize("pattern", ["order*", "order.**", "*.*x", "order.", ".order", "order created"])
 def test_bad_event_type_names_and_wildcards(client, pattern):
     assert_refused(create(client, event_types=[pattern]), "event_types", "valid")

@@ -6,6 +6,10 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.test import override_settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
@@ -105,3 +109,15 @@ def test_enable_clears_the_reason_and_closes_the_circuit(subscription):
     subscription.refresh_from_db()
     assert subscription.enabled and subscription.disabled_reason == "" and subscription.disabled_at is None
     assert subscription.consecutive_failures == 0 and subscription.circuit_open_until is None
+
+
+def test_disable_emails_the_owner_when_notifications_are_on(make_subscription, django_capture_on_commit_callbacks):
+    owner = get_user_model().objects.create(username="customer", email="customer@example.com")
+    subscription = make_subscription("https://hooks.example.com/in", owner_id=str(owner.pk))
+    with (
+        override_settings(DJANGO_WEBHOOKS={**settings.DJANGO_WEBHOOKS, "NOTIFY_OWNER_ON_DISABLE": True}),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        operations.disable(subscription, "Customer asked.")
+    assert [message.to for message in mail.outbox] == [["customer@example.com"]]
+    assert "Customer asked." in mail.outbox[0].body

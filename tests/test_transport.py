@@ -7,10 +7,17 @@ import threading
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.test import override_settings
 
 from django_webhooks import __version__
-from django_webhooks.transport import PROTECTED_HEADERS, Transport, get_transport, request_headers
+from django_webhooks.transport import (
+    PROTECTED_HEADERS,
+    Transport,
+    get_transport,
+    request_headers,
+    validate_custom_headers,
+)
 from tests.receiver import Receiver, Reply
 from tests.tls import TLSReceiver, self_signed_certificate
 
@@ -214,6 +221,20 @@ def test_user_agent_setting(transport, receiver):
     with webhooks(USER_AGENT="AcmeHooks/2.0"):
         transport.send(receiver.url(), BODY, request_headers({}, SIGNED))
     assert receiver.requests[0].headers["user-agent"] == "AcmeHooks/2.0"
+
+
+@pytest.mark.parametrize("name", ["Upgrade", "TE", "Cookie", "Keep-Alive", "Proxy-Authorization", "Webhook-Extra"])
+def test_framing_and_hop_by_hop_headers_are_refused_and_never_sent(name):
+    with pytest.raises(ValidationError, match="cannot be overridden"):
+        validate_custom_headers({name: "x"})
+    assert name not in request_headers({name: "x"}, SIGNED)
+
+
+def test_custom_headers_are_refused_with_one_message_each():
+    with pytest.raises(ValidationError) as info:
+        validate_custom_headers({"X-Ok": "1", "Bad Name": "x", "Host": "internal", "X-Line": "a\r\nb", "x-ok": "2"})
+    assert len(info.value.messages) == 4
+    validate_custom_headers({"X-Team": "billing", "Authorization": "Bearer abc"})
 
 
 def test_protected_headers_are_exposed_lowercase():
