@@ -22,9 +22,8 @@ from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.db.models.signals import post_delete, post_init, post_save, pre_delete
-from django.utils.module_loading import import_string
 
-from .conf import SETTING_NAME, webhooks_settings
+from .conf import SETTING_NAME, import_dotted, webhooks_settings
 from .owners import owner_key
 from .payloads import PayloadBuilder, get_payload_builder
 
@@ -211,10 +210,7 @@ class BindingRegistry:
         if spec is None:
             return None
         if isinstance(spec, str):
-            try:
-                spec = import_string(spec)
-            except ImportError as exc:
-                raise ImproperlyConfigured(f"{name}: {option} {spec!r} could not be imported: {exc}") from exc
+            spec = import_dotted(spec, f"{name}: {option}")
         if not callable(spec):
             raise ImproperlyConfigured(f"{name}: {option} must be a callable or a dotted path to one.")
         return spec

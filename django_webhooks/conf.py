@@ -137,10 +137,15 @@ class WebhooksSettings:
 
 def import_setting(name: str, path: str) -> Any:
     """Import ``path`` for setting ``name``; a failure names the setting to fix."""
+    return import_dotted(path, f"{SETTING_NAME}[{name!r}] =")
+
+
+def import_dotted(path: str, what: str) -> Any:
+    """Import ``path``; a failure raises ``ImproperlyConfigured`` starting with ``what`` (where it was set)."""
     try:
         return import_string(path)
     except ImportError as exc:
-        raise ImproperlyConfigured(f"{SETTING_NAME}[{name!r}] = {path!r} could not be imported: {exc}") from exc
+        raise ImproperlyConfigured(f"{what} {path!r} could not be imported: {exc}") from exc
 
 
 webhooks_settings = WebhooksSettings()

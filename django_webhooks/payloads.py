@@ -13,7 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models.fields.files import FieldFile
 from django.utils.functional import Promise
-from django.utils.module_loading import import_string
+
+from .conf import import_dotted
 
 #: A payload builder: ``(instance) -> dict``.
 PayloadBuilder = Callable[[models.Model], dict]
@@ -99,10 +100,7 @@ def get_payload_builder(spec: Any, *, context: str = "payload") -> PayloadBuilde
     if spec is None:
         return model_payload
     if isinstance(spec, str):
-        try:
-            spec = import_string(spec)
-        except ImportError as exc:
-            raise ImproperlyConfigured(f"{context}: payload {spec!r} could not be imported: {exc}") from exc
+        spec = import_dotted(spec, f"{context}: payload")
     if isinstance(spec, type):
         from rest_framework.serializers import BaseSerializer
 
