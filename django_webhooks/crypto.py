@@ -82,10 +82,7 @@ def decrypt_secret(token: str) -> str:
     try:
         return _cipher(materials).decrypt(token.encode("ascii")).decode("utf-8")
     except (InvalidToken, UnicodeError, AttributeError):
-        raise SecretDecryptionError(
-            f"A stored webhook signing secret cannot be decrypted with any key in {setting}. "
-            "Add the key it was encrypted with (for example the previous SECRET_KEY) to the setting."
-        ) from None
+        raise _no_key_fits(setting) from None
 
 
 def reencrypt_secret(token: str) -> str:
@@ -94,6 +91,11 @@ def reencrypt_secret(token: str) -> str:
     try:
         return _cipher(materials).rotate(token.encode("ascii")).decode("ascii")
     except (InvalidToken, UnicodeError, AttributeError):
-        raise SecretDecryptionError(
-            f"A stored webhook signing secret cannot be decrypted with any key in {setting}."
-        ) from None
+        raise _no_key_fits(setting) from None
+
+
+def _no_key_fits(setting: str) -> SecretDecryptionError:
+    return SecretDecryptionError(
+        f"A stored webhook signing secret cannot be decrypted with any key in {setting}. "
+        "Add the key it was encrypted with (for example the previous SECRET_KEY) to the setting."
+    )
