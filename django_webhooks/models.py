@@ -22,7 +22,7 @@ EVENT_TYPE_PATTERN_RE = re.compile(r"^(\*|[A-Za-z0-9_]+(\.([A-Za-z0-9_]+|\*))*)$
 
 
 def validate_event_type_name(value: str) -> None:
-    if not EVENT_TYPE_NAME_RE.match(value or ""):
+    if not EVENT_TYPE_NAME_RE.fullmatch(value or ""):
         raise ValidationError(
             _("%(value)r is not a valid event type: use dot-separated words of letters, digits and _ (order.created)."),
             code="invalid_event_type",
@@ -31,7 +31,7 @@ def validate_event_type_name(value: str) -> None:
 
 
 def validate_event_type_pattern(value: str) -> None:
-    if not EVENT_TYPE_PATTERN_RE.match(value or ""):
+    if not EVENT_TYPE_PATTERN_RE.fullmatch(value or ""):
         raise ValidationError(
             _("%(value)r is not a valid event type or pattern (order.created, order.*, *)."),
             code="invalid_event_type_pattern",

@@ -123,7 +123,7 @@ def _header_problem(name: str, value: Any, seen: set[str]) -> ValidationError | 
             code="invalid_header",
             params={**params, "limit": MAX_HEADER_NAME_LENGTH},
         )
-    if not HEADER_NAME_RE.match(name):
+    if not HEADER_NAME_RE.fullmatch(name):
         return ValidationError(_("%(name)r is not a valid header name."), code="invalid_header", params=params)
     if is_protected_header(name):
         return ValidationError(

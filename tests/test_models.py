@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def test_event_type_name_validation():
     validate_event_type_name("order.created")
     validate_event_type_name("invoice_v2.paid")
-    for bad in ["", "order..created", "order.", ".order", "order created", "order.*", "ordér"]:
+    for bad in ["", "order..created", "order.", ".order", "order created", "order.*", "ordér", "order.created\n"]:
         with pytest.raises(ValidationError):
             validate_event_type_name(bad)
 
@@ -28,7 +28,7 @@ def test_event_type_name_validation():
 def test_event_type_pattern_validation():
     for good in ["*", "order.*", "order.created", "a.*.b"]:
         validate_event_type_pattern(good)
-    for bad in ["", "order.**", "*.", "order*", "order. created"]:
+    for bad in ["", "order.**", "*.", "order*", "order. created", "order.*\n"]:
         with pytest.raises(ValidationError):
             validate_event_type_pattern(bad)
 

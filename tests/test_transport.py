@@ -232,8 +232,10 @@ def test_framing_and_hop_by_hop_headers_are_refused_and_never_sent(name):
 
 def test_custom_headers_are_refused_with_one_message_each():
     with pytest.raises(ValidationError) as info:
-        validate_custom_headers({"X-Ok": "1", "Bad Name": "x", "Host": "internal", "X-Line": "a\r\nb", "x-ok": "2"})
-    assert len(info.value.messages) == 4
+        validate_custom_headers(
+            {"X-Ok": "1", "Bad Name": "x", "X-Trailing\n": "x", "Host": "internal", "X-Line": "a\r\nb", "x-ok": "2"}
+        )
+    assert len(info.value.messages) == 5
     validate_custom_headers({"X-Team": "billing", "Authorization": "Bearer abc"})
 
 
