@@ -12,6 +12,7 @@ from django_q.models import Schedule
 
 from django_webhooks import queue, schedules, tasks
 from django_webhooks.models import Delivery, DeliveryStatus, Event
+from tests.receiver import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +81,25 @@ def test_process_events_asks_other_workers_to_help_with_a_backlog(settings, rece
 def test_deliver_due_task_delivers(receiver, make_subscription, make_delivery):
     make_delivery(make_subscription(url=receiver.url()))
     assert tasks.deliver_due() == 1
+
+
+def test_a_task_that_spends_its_budget_with_work_left_enqueues_its_successor(
+    settings, receiver, make_subscription, make_delivery
+):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "TASK_TIME_BUDGET": 0.02}
+    receiver.script = [Reply(200, delay=0.05)]
+    subscription = make_subscription(url=receiver.url())
+    for _ in range(3):
+        make_delivery(subscription)
+    assert tasks.deliver_due() == 1
+    assert queued() == 1
+    assert Delivery.objects.filter(status=DeliveryStatus.PENDING, attempts=0).count() == 2
+
+
+def test_a_task_that_finished_the_work_enqueues_nothing(receiver, make_subscription, make_delivery):
+    make_delivery(make_subscription(url=receiver.url()))
+    assert tasks.deliver_due() == 1
+    assert queued() == 0
 
 
 def test_prune_task_runs_retention(make_subscription, make_delivery):
