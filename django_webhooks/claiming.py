@@ -215,28 +215,38 @@ def extend_lane(lane: Lane) -> Lane | None:
     lease = now + timedelta(seconds=float(webhooks_settings.LEASE_SECONDS))
     claimed_at = time.monotonic()
     with transaction.atomic():
-        rows = Delivery.objects.filter(
-            subscription_id=subscription.pk,
-            status=DeliveryStatus.PENDING,
-            next_attempt_at__lte=now,
-            subscription__enabled=True,
-        ).exclude(subscription__circuit_open_until__gt=now)
+        rows = (
+            Delivery.objects.filter(
+                subscription_id=subscription.pk,
+                status=DeliveryStatus.PENDING,
+                next_attempt_at__lte=now,
+                subscription__enabled=True,
+            )
+            .exclude(subscription__circuit_open_until__gt=now)
+            .select_related("event")
+            .defer("event__payload", "event__schema_errors")
+        )
         if connection.features.has_select_for_update_skip_locked:
             rows = rows.select_for_update(skip_locked=True, of=("self",))
-        ids = list(rows.order_by("next_attempt_at", "id").values_list("id", flat=True)[: lane_size(subscription)])
-        if not ids:
+        deliveries = list(rows.order_by("next_attempt_at", "id")[: lane_size(subscription)])
+        if not deliveries:
             return None
-        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).update(
+        ids = [delivery.pk for delivery in deliveries]
+        leased = Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).update(
             status=DeliveryStatus.IN_FLIGHT, lease_expires_at=lease, lease_token=lane.token
         )
-    deliveries = list(
-        Delivery.objects.filter(id__in=ids, lease_token=lane.token, lease_expires_at=lease)
-        .select_related("event")
-        .defer("event__payload", "event__schema_errors")
-        .order_by("next_attempt_at", "id")
-    )
+    if leased != len(ids):
+        deliveries = list(
+            Delivery.objects.filter(id__in=ids, lease_token=lane.token, lease_expires_at=lease)
+            .select_related("event")
+            .defer("event__payload", "event__schema_errors")
+            .order_by("next_attempt_at", "id")
+        )
     for delivery in deliveries:
         delivery.subscription = subscription
+        delivery.status = DeliveryStatus.IN_FLIGHT
+        delivery.lease_expires_at = lease
+        delivery.lease_token = lane.token
     return Lane(lane.token, subscription, deliveries, lease, claimed_at) if deliveries else None
 
 
