@@ -52,6 +52,9 @@ LEASE_MARGIN_MIN = 1.0
 #: A request taking this long marks its endpoint slow in this process for a while.
 SLOW_REQUEST_SECONDS = 1.0
 SLOW_MEMORY_SECONDS = 60.0
+#: For this long after it starts, a task takes at most one lane per subscription, leaving the
+#: others to workers starting alongside it: lanes spread over processes send more.
+SHARE_LANES_SECONDS = 2.0
 #: How often a task with lanes running looks for new work when its last claim found none.
 CLAIM_POLL_SECONDS = 0.25
 REDACTED = "<redacted>"
@@ -487,12 +490,14 @@ def deliver_due(time_budget: float | None = None) -> int:
     it, so a slow endpoint holds only its own lanes, and a lane is fed its next batch while it
     sends the current one. Lanes to endpoints that are failing or were seen answering slowly
     may take at most half of the ``SEND_CONCURRENCY`` threads, so the others always have room.
-    No lane starts a request after the budget is spent: a task lasts at most
+    In its first seconds a task takes one lane per subscription, leaving the others to workers
+    starting alongside it. No lane starts a request after the budget is spent: a task lasts at most
     ``TASK_TIME_BUDGET`` + ``TIMEOUT`` (plus bookkeeping). A retry falling due within a few
     seconds is waited for, so a quick first retry does not wait for the next sweep.
     """
     budget = float(webhooks_settings.TASK_TIME_BUDGET if time_budget is None else time_budget)
     deadline = time.monotonic() + budget
+    share_until = time.monotonic() + SHARE_LANES_SECONDS
     threads = max(1, int(webhooks_settings.SEND_CONCURRENCY))
     suspect_threads = max(1, threads // 2)
     pool = _sender_pool()
@@ -507,7 +512,8 @@ def deliver_due(time_budget: float | None = None) -> int:
         if now < deadline and free > 0 and now >= next_claim:
             slow = _slow_endpoints.current()
             suspects = sum(runner.suspect(now) for runner in runners)
-            lanes = claim_lanes(free, slow=slow, exclude_suspect=suspects >= suspect_threads)
+            held = {runner.lane.subscription.pk for runner in runners} if now < share_until else ()
+            lanes = claim_lanes(free, exclude=held, slow=slow, exclude_suspect=suspects >= suspect_threads)
             _secrets_for((lane.deliveries[0] for lane in lanes), secrets)
             for lane in lanes:
                 runner = _LaneRunner(lane, secrets[lane.subscription.pk], deadline, completions)
