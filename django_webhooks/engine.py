@@ -153,23 +153,32 @@ def endpoint_unwell(result: Any) -> bool:
     return status is not None and (status >= 500 or status in RETRYABLE_CLIENT_STATUSES)
 
 
-def _lane_stop_at(lane: Lane, task_deadline: float) -> float:
-    """Monotonic time after which the lane starts no new request: its lease must outlast one."""
+def _lease_stop_at(lane: Lane) -> float:
+    """Monotonic time after which the lane's lease would not outlast one more request."""
     timeout = float(webhooks_settings.TIMEOUT)
     lease = float(webhooks_settings.LEASE_SECONDS)
     margin = max(LEASE_MARGIN_MIN, LEASE_MARGIN_FRACTION * lease)
-    return min(lane.claimed_at + lease - timeout - margin, task_deadline)
+    return lane.claimed_at + lease - timeout - margin
+
+
+def _lane_stop_at(lane: Lane, task_deadline: float) -> float:
+    """Monotonic time after which the lane starts no new request (lease or task budget)."""
+    return min(_lease_stop_at(lane), task_deadline)
 
 
 def send_lane(lane: Lane, secrets: list[str], stop_at: float) -> list[tuple[Delivery, Sent]]:
     """Send a lane's deliveries one after another (runs in a sender thread; no database access).
 
     Stops early after an answer that says the endpoint is unwell, or once ``stop_at`` has
-    passed (the lease would not outlast another request). The first delivery is always sent.
+    passed (the lease would not outlast another request, or the task's budget is spent). The
+    first delivery is sent unless the lease itself is too close to its end (a lane that waited
+    for a thread too long).
     """
     sent = []
+    lease_stop_at = _lease_stop_at(lane)
     for delivery in lane.deliveries:
-        if sent and time.monotonic() >= stop_at:
+        now = time.monotonic()
+        if now >= lease_stop_at or (sent and now >= stop_at):
             break
         lane.request_started = time.monotonic()
         outcome = _send(delivery, secrets)

@@ -511,3 +511,16 @@ def test_a_lane_never_releases_rows_another_lane_holds(make_subscription, make_d
     Delivery.objects.filter(pk=deliveries[1].pk).update(lease_token="other")
     assert claiming.release_unsent(lane, lane.deliveries) == 1
     assert Delivery.objects.get(pk=deliveries[1].pk).status == DeliveryStatus.IN_FLIGHT
+
+
+def test_a_lane_that_waited_too_long_for_a_thread_sends_nothing(receiver, make_subscription, make_delivery):
+    subscription = make_subscription(url=receiver.url())
+    deliveries = [make_delivery(subscription) for _ in range(2)]
+    [lane] = engine.claim_lanes(1)
+    lane.claimed_at -= 3600
+    sent = sent_lane(lane)
+    assert sent == []
+    engine.finish_lane(lane, sent)
+    assert receiver.received() == []
+    for delivery in Delivery.objects.filter(pk__in=[d.pk for d in deliveries]):
+        assert (delivery.status, delivery.attempts, delivery.lease_token) == (DeliveryStatus.PENDING, 0, "")
