@@ -481,9 +481,14 @@ class _LaneRunner:
 
 
 def _extendable(lane: Lane, sent: list) -> bool:
-    """A full batch of a lane at full size, sent completely (or about to be): more is probably due."""
+    """A full batch of a lane at full size, sent completely (or about to be): more is probably due.
+
+    Never for a rate-limited subscription: its next batch waits for its pace (``next_send_at``).
+    """
     size = lane_size(lane.subscription)
-    return size > 1 and len(lane.deliveries) >= size and len(sent) == len(lane.deliveries)
+    if lane.subscription.rate_limit or size <= 1:
+        return False
+    return len(lane.deliveries) >= size and len(sent) == len(lane.deliveries)
 
 
 def _extend(runner: _LaneRunner) -> None:

@@ -524,3 +524,15 @@ def test_a_lane_that_waited_too_long_for_a_thread_sends_nothing(receiver, make_s
     assert receiver.received() == []
     for delivery in Delivery.objects.filter(pk__in=[d.pk for d in deliveries]):
         assert (delivery.status, delivery.attempts, delivery.lease_token) == (DeliveryStatus.PENDING, 0, "")
+
+
+def test_rate_limited_subscriptions_are_paced_while_draining(settings, receiver, make_subscription, make_delivery):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "CLAIM_BATCH_SIZE": 2}
+    subscription = make_subscription(url=receiver.url(), rate_limit=2, max_in_flight=5)
+    for _ in range(6):
+        make_delivery(subscription)
+    delivered = engine.deliver_due(time_budget=0.5)
+    # Two per second: the first lane of two goes out, the rest waits for its pace.
+    assert delivered == 2
+    assert len(receiver.received()) == 2
+    assert Delivery.objects.filter(status=DeliveryStatus.PENDING, attempts=0).count() == 4
