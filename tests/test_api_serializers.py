@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from django_webhooks.models import EventType, Subscription
+from tests.ssrf_cases import FORBIDDEN_ADDRESSES, ODD_SPELLINGS, literal_url
 
 pytestmark = pytest.mark.django_db
 
@@ -98,6 +99,12 @@ def test_only_http_and_https(client, url):
 def test_the_ssrf_guard_refuses_internal_targets(client, url, reason):
     with webhooks(ALLOW_LOOPBACK=False):
         assert_refused(create(client, url=url), "url", reason)
+
+
+@pytest.mark.parametrize("url", [literal_url(address) for address, _ in FORBIDDEN_ADDRESSES] + ODD_SPELLINGS)
+def test_every_forbidden_address_form_is_refused_at_creation(client, url):
+    with webhooks(ALLOW_LOOPBACK=False):
+        assert_refused(create(client, url=url), "url")
 
 
 def test_a_host_name_resolving_to_a_private_address_is_refused(client):

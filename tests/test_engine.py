@@ -19,6 +19,7 @@ from django_webhooks import claiming, engine, signals
 from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
 from django_webhooks.secret_store import current_secret
 from tests.receiver import Reply
+from tests.ssrf_cases import FORBIDDEN_ADDRESSES, ODD_SPELLINGS, literal_url
 
 pytestmark = pytest.mark.django_db
 
@@ -292,6 +293,17 @@ def test_blocked_targets_fail_without_retry(make_subscription, make_delivery):
     assert attempt.error_class == "blocked_target"
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED
+
+
+@pytest.mark.parametrize("url", [literal_url(address) for address, _ in FORBIDDEN_ADDRESSES] + ODD_SPELLINGS)
+def test_every_forbidden_address_form_is_blocked_at_delivery_time(make_subscription, make_delivery, url):
+    # Stored without validation, as if the rules changed after the subscription was saved.
+    delivery = make_delivery(make_subscription(url=url))
+    with override_settings(DJANGO_WEBHOOKS={"ALLOW_LOOPBACK": False, "REQUIRE_HTTPS": False}):
+        [attempt] = engine.deliver(engine.claim_due(1))
+    assert attempt.error_class == "blocked_target" and attempt.response_status is None
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 1
 
 
 def test_deliver_due_drains_everything_due(receiver, make_subscription, make_delivery):
