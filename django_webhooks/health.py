@@ -49,6 +49,7 @@ from . import signals
 from .conf import webhooks_settings
 from .models import DeliveryAttempt, Subscription
 from .owners import get_owner
+from .targets import loggable_url
 
 logger = logging.getLogger("django_webhooks.health")
 
@@ -144,7 +145,7 @@ def _record_failure(subscription: Subscription, now: datetime) -> None:
         logger.warning(
             "Circuit of subscription %s (%s) opened until %s after %d consecutive failures.",
             subscription.pk,
-            subscription.url,
+            loggable_url(subscription.url),
             subscription.circuit_open_until.isoformat(),
             subscription.consecutive_failures,
         )
@@ -229,7 +230,7 @@ def disable_subscription(subscription: Subscription, reason: str, now: datetime 
     subscription.enabled = False
     subscription.disabled_reason = reason
     subscription.disabled_at = now
-    logger.warning("Subscription %s (%s) disabled: %s", subscription.pk, subscription.url, reason)
+    logger.warning("Subscription %s (%s) disabled: %s", subscription.pk, loggable_url(subscription.url), reason)
     signals.subscription_disabled.send(sender=Subscription, subscription=subscription, reason=reason)
     if webhooks_settings.NOTIFY_OWNER_ON_DISABLE:
         transaction.on_commit(lambda: notify_owner_of_disable(subscription, reason))

@@ -22,7 +22,7 @@ import re
 import socket
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 
@@ -310,3 +310,9 @@ def target_validator(value: Any) -> None:
     except BlockedTarget as exc:
         if exc.error_class != DNS_ERROR:
             raise ValidationError(str(exc), code=exc.error_class)
+
+
+def loggable_url(url: str) -> str:
+    """``url`` without its query string and fragment, which may carry credentials, for log lines."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))

@@ -9,7 +9,13 @@ from django.test import override_settings
 from rest_framework import serializers
 
 from django_webhooks.exceptions import BlockedTarget, WebhooksConfigurationError
-from django_webhooks.targets import ResolvedTarget, resolve_target, target_validator, validate_target_url
+from django_webhooks.targets import (
+    ResolvedTarget,
+    loggable_url,
+    resolve_target,
+    target_validator,
+    validate_target_url,
+)
 from tests.ssrf_cases import FORBIDDEN_ADDRESSES, ODD_SPELLINGS, literal_url
 
 #: Host name -> addresses answered by :func:`fake_resolver`.
@@ -238,3 +244,9 @@ def test_target_validator_works_as_a_drf_field_validator(strict):
     assert "169.254.169.254" in str(rejected.errors["url"][0])
     strict["hooks.example.com"] = ["93.184.216.34"]
     assert SubscriptionInput(data={"url": "https://hooks.example.com/hook"}).is_valid()
+
+
+def test_loggable_url_drops_query_and_fragment():
+    assert (
+        loggable_url("https://hooks.example.com:8443/in/x?token=s3cret#frag") == "https://hooks.example.com:8443/in/x"
+    )
