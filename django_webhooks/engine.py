@@ -75,6 +75,12 @@ def claim_due(limit: int | None = None) -> list[Delivery]:
     return [delivery for lane in lanes for delivery in lane.deliveries]
 
 
+def is_credential_header(name: str) -> bool:
+    """Whether a header's value is a credential (never stored, never shown)."""
+    lowered = name.lower()
+    return lowered in CREDENTIAL_HEADERS or any(word in lowered for word in CREDENTIAL_WORDS)
+
+
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     """Request headers as stored on an attempt: signatures and credentials are never kept.
 
@@ -86,7 +92,7 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
         lowered = name.lower()
         if lowered == "webhook-signature":
             stored[name] = " ".join(REDACTED_SIGNATURE for _ in str(value).split()) or REDACTED_SIGNATURE
-        elif lowered in CREDENTIAL_HEADERS or any(word in lowered for word in CREDENTIAL_WORDS):
+        elif is_credential_header(name):
             stored[name] = REDACTED
         else:
             stored[name] = value

@@ -26,6 +26,7 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from ..engine import is_credential_header
 from ..events import known_event_types
 from ..models import Subscription
 from ..owners import get_owners
@@ -37,7 +38,6 @@ FILTER_CHOICES_LIMIT = 100
 #: Characters of a response body shown on the delivery page.
 BODY_PREVIEW_CHARS = 2_000
 #: Request headers whose values are never shown (lowercase).
-SECRET_HEADERS = frozenset({"webhook-signature", "authorization", "proxy-authorization", "cookie", "x-api-key"})
 NO_OWNER = "__none__"
 
 
@@ -301,7 +301,7 @@ def masked_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
         if name.lower() == "webhook-signature":
             count = len(str(value).split())
             masked[name] = f"v1,•••••• ({count} signature{'s' if count != 1 else ''}, hidden)"
-        elif name.lower() in SECRET_HEADERS:
+        elif is_credential_header(name):
             masked[name] = "•••••• (hidden)"
         else:
             masked[name] = value
