@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAYLOAD_BYTES": 256 * 1024,
     # Format string for thin payloads' "url" field; gets {type}, {id} and {event_id}.
     "THIN_PAYLOAD_URL": "",
+    # How bindings write their event outside a transaction: "background" (the outbox writer
+    # thread), "inline" (in the request), or None: "background", but "inline" in Django's tests.
+    "AUTOCOMMIT_EVENTS": None,
     # --- secrets --------------------------------------------------------------------------
     # Keys that encrypt signing secrets at rest (newest first). Empty: derived from SECRET_KEY.
     "ENCRYPTION_KEYS": [],
@@ -98,6 +101,10 @@ IMPORT_STRINGS = {"OWNER_RESOLVER", "RETRY_POLICY", "RESOLVER"}
 class WebhooksSettings:
     """Attribute access to ``settings.DJANGO_WEBHOOKS`` merged over :data:`DEFAULTS`."""
 
+    #: The ``DJANGO_WEBHOOKS`` dict last found valid: checking it again on every read would cost
+    #: more than the read, and the capture path reads several settings per event.
+    _validated: Any = None
+
     def user_settings(self) -> dict[str, Any]:
         value = getattr(settings, SETTING_NAME, None) or {}
         if not isinstance(value, dict):
@@ -110,12 +117,15 @@ class WebhooksSettings:
     def raw(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(f"Unknown django-webhooks setting {name!r}.")
-        unknown = self.unknown_keys()
-        if unknown:
-            raise ImproperlyConfigured(
-                f"Unknown key(s) in {SETTING_NAME}: {', '.join(unknown)}. Valid keys: {', '.join(sorted(DEFAULTS))}."
-            )
-        return self.user_settings().get(name, DEFAULTS[name])
+        value = getattr(settings, SETTING_NAME, None)
+        if value is None or value is not self._validated:
+            unknown = self.unknown_keys()
+            if unknown:
+                raise ImproperlyConfigured(
+                    f"Unknown key(s) in {SETTING_NAME}: {', '.join(unknown)}. Valid keys: {', '.join(sorted(DEFAULTS))}."
+                )
+            value = self._validated = self.user_settings()
+        return value.get(name, DEFAULTS[name])
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
