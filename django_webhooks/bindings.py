@@ -56,8 +56,7 @@ def attribute_owner(path: str) -> Callable[[models.Model], str | None]:
             except FieldDoesNotExist:
                 field = None
             if field is not None and field.many_to_one and field.concrete:
-                value = getattr(target, field.attname)
-                return None if value is None else str(value)
+                return owner_key(getattr(target, field.attname))
         return owner_key(getattr(target, last, None))
 
     return resolve
@@ -78,11 +77,10 @@ class Binding:
     def wants(self, instance: models.Model, change: str) -> bool:
         return self.condition is None or bool(self.condition(instance, change))
 
-    def record(self, instance: models.Model, data: dict | None = None) -> None:
-        from .events import send_event
+    def record(self, instance: models.Model) -> None:
+        from .events import record_change
 
-        owner_id = self.owner(instance) if self.owner is not None else None
-        send_event(self.event_type, self.payload(instance) if data is None else data, owner=owner_id)
+        record_change(self.event_type, self.payload(instance), self.owner(instance) if self.owner else None)
 
 
 class BindingRegistry:
@@ -296,10 +294,10 @@ class BindingRegistry:
             instance.__dict__[_PENDING_DELETE] = pending
 
     def _on_delete(self, sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
-        from .events import send_event
+        from .events import record_change
 
         for binding, data, owner_id in instance.__dict__.pop(_PENDING_DELETE, ()):
-            send_event(binding.event_type, data, owner=owner_id)
+            record_change(binding.event_type, data, owner_id)
 
 
 #: The process-wide registry; ``DjangoWebhooksConfig.ready()`` loads the settings into it.

@@ -17,6 +17,10 @@ def get_owner_model() -> type[models.Model]:
     return apps.get_model(webhooks_settings.owner_model_label, require_ready=False)
 
 
+#: Longest ``owner_id`` the models store.
+OWNER_KEY_MAX_LENGTH = 64
+
+
 def owner_key(owner: Any) -> str | None:
     """The ``owner_id`` stored for ``owner``: a model instance, a primary key, or None."""
     if owner is None:
@@ -24,8 +28,13 @@ def owner_key(owner: Any) -> str | None:
     if isinstance(owner, models.Model):
         if owner.pk is None:
             raise ValueError(f"Owner {owner!r} has no primary key; save it first.")
-        return str(owner.pk)
-    return str(owner)
+        owner = owner.pk
+    key = str(owner)
+    if len(key) > OWNER_KEY_MAX_LENGTH:
+        raise ValueError(
+            f"Owner key {key[:20]}... is {len(key)} characters; at most {OWNER_KEY_MAX_LENGTH} are stored."
+        )
+    return key
 
 
 def get_owners(keys: Iterable[str | None]) -> dict[str, models.Model]:

@@ -26,3 +26,9 @@ def test_get_owner_is_none_for_keys_without_an_owner(key):
 def test_get_owner_finds_the_owner_by_its_stored_key():
     alice = get_user_model().objects.create(username="alice")
     assert get_owner(owner_key(alice)) == alice
+
+
+def test_owner_keys_longer_than_the_column_are_refused():
+    assert owner_key("x" * 64) == "x" * 64
+    with pytest.raises(ValueError, match="65 characters; at most 64"):
+        owner_key("x" * 65)
