@@ -9,7 +9,8 @@ E003 ``CONNECT_TIMEOUT`` above ``TIMEOUT``, E004 ``RETRY_SCHEDULE``, E005 ``RETR
 E006 ``SCHEMA_VALIDATION``, E007 a dotted path that does not import, E008 ``OWNER_MODEL``,
 E009 an invalid ``EVENT_TYPES`` entry, E010 an invalid JSON Schema in ``EVENT_TYPES``,
 E011 a malformed ``BINDINGS`` entry, E012 ``ENCRYPTION_KEYS``, E013 ``ALLOWED_TARGETS``,
-E014 a flag or text setting of the wrong type, E015 ``LEASE_SECONDS`` not above ``TIMEOUT``.
+E014 a flag or text setting of the wrong type, E015 ``LEASE_SECONDS`` not above ``TIMEOUT``,
+E016 ``AUTOCOMMIT_EVENTS``.
 
 Warnings: W001 plain-http targets allowed outside DEBUG, W002 loopback targets allowed outside
 DEBUG, W003 django-q2 ``retry`` not above the task run time, W004 django-q2 ``timeout`` shorter
@@ -38,6 +39,7 @@ HOST_NAME_RE = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
 SCHEMA_VALIDATION_MODES = {"raise", "record"}
+AUTOCOMMIT_EVENTS_MODES = {None, "background", "inline"}
 
 #: (setting, minimum, whether the minimum itself is allowed, whether it must be an int)
 NUMERIC_SETTINGS = [
@@ -174,9 +176,19 @@ def check_setting_values(app_configs: Iterable[Any] | None, **kwargs: Any) -> li
         errors.append(
             Error(
                 f"{_name('SCHEMA_VALIDATION')} is {mode!r}.",
-                hint='Use "raise" (send_event raises InvalidPayload) or "record" (the event is sent and '
-                "the errors are stored on it).",
+                hint='Use "raise" (send_event raises InvalidPayload) or "record" (the event is stored with its '
+                "errors and not sent).",
                 id=_id("E006"),
+            )
+        )
+    mode = conf["AUTOCOMMIT_EVENTS"]
+    if mode not in AUTOCOMMIT_EVENTS_MODES:
+        errors.append(
+            Error(
+                f"{_name('AUTOCOMMIT_EVENTS')} is {mode!r}.",
+                hint='Use "background" (the outbox writer thread inserts the event), "inline" (the request '
+                "inserts it) or None (background, inline under Django's test runner).",
+                id=_id("E016"),
             )
         )
     keys = conf["ENCRYPTION_KEYS"]

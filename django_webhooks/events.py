@@ -16,13 +16,15 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models.signals import post_delete, post_save
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import queue
+from . import outbox
 from .conf import webhooks_settings
 from .exceptions import InvalidPayload, PayloadTooLarge, UnknownEventType
 from .fanout import type_matches
 from .models import Event, EventType, validate_event_type_pattern
+from .outbox import EventRow
 from .owners import owner_key
 from .payloads import get_payload_builder, json_default
 
@@ -184,7 +186,8 @@ def schema_errors(schema: dict | None, data: Any) -> list[str]:
     return [f"{error.json_path}: {error.message}" for error in errors]
 
 
-def _prepare_payload(event_type: str, data: Any, spec: dict) -> tuple[Any, list[str] | None]:
+def _serialize(event_type: str, data: Any, spec: dict) -> tuple[str, list[str] | None]:
+    """``data`` as JSON text, checked against the size cap and the type's schema; the schema errors."""
     try:
         text = json.dumps(data, default=json_default, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
@@ -195,77 +198,21 @@ def _prepare_payload(event_type: str, data: Any, spec: dict) -> tuple[Any, list[
             f"Data of {event_type!r} is {len(text.encode())} bytes serialized; "
             f"the limit is {limit} (DJANGO_WEBHOOKS['MAX_PAYLOAD_BYTES'])."
         )
-    payload = json.loads(text)
-    errors = schema_errors(spec["schema"], payload)
+    errors = schema_errors(spec["schema"], json.loads(text)) if spec["schema"] else []
     if not errors:
-        return payload, None
+        return text, None
     if webhooks_settings.SCHEMA_VALIDATION == "record":
         logger.warning("Event %s recorded with schema errors; it will not be sent: %s", event_type, "; ".join(errors))
-        return payload, errors
+        return text, errors
     raise InvalidPayload(f"Data of {event_type!r} does not match its schema: {'; '.join(errors)}", errors=errors)
 
 
-# --- outbox handoff ----------------------------------------------------------------------------
-
-
-def _enqueue_after_commit() -> None:
-    queue.request_processing()
-
-
-def schedule_processing(using: str) -> None:
-    """Enqueue one processing task when the current transaction on ``using`` commits.
-
-    Calls within one transaction share one task. Django replaces ``connection.run_on_commit``
-    with a new list on every commit, rollback and savepoint rollback, so the list we registered
-    in tells whether our callback is still waiting. Outside an atomic block ``on_commit`` runs
-    the handoff at once (the change is already committed).
-    """
-    connection = connections[using]
-    if connection.in_atomic_block:
-        if getattr(connection, "_webhooks_scheduled_in", None) is connection.run_on_commit:
-            return
-        transaction.on_commit(_enqueue_after_commit, using=using)
-        connection._webhooks_scheduled_in = connection.run_on_commit
-    else:
-        _enqueue_after_commit()
+def _row(event_type: str, data: Any, owner_id: str | None, spec: dict, idempotency_key: str | None = None) -> EventRow:
+    text, errors = _serialize(event_type, data, spec)
+    return EventRow(event_type, text, owner_id, timezone.now(), idempotency_key, errors)
 
 
 # --- recording ---------------------------------------------------------------------------------
-
-
-_insert_sql: dict[str, tuple[str, bool]] = {}
-
-
-def _insert(event: Event, using: str) -> None:
-    """INSERT ``event`` with a statement compiled once per database.
-
-    This is the whole cost we add to a bound ``save()``; the ORM's per-call INSERT compilation
-    costs about as much as the round trip itself. Fields, defaults and value adaptation are the
-    model's own, so the row is the one ``event.save()`` would write (without Event signals).
-    """
-    connection = connections[using]
-    fields = [field for field in Event._meta.concrete_fields if not field.primary_key]
-    compiled = _insert_sql.get(using)
-    if compiled is None:
-        quote = connection.ops.quote_name
-        returning = connection.features.can_return_columns_from_insert
-        sql = "INSERT INTO {} ({}) VALUES ({}){}".format(  # noqa: S608 (quoted model names only)
-            quote(Event._meta.db_table),
-            ", ".join(quote(field.column) for field in fields),
-            ", ".join(["%s"] * len(fields)),
-            f" RETURNING {quote(Event._meta.pk.column)}" if returning else "",
-        )
-        compiled = _insert_sql[using] = (sql, returning)
-    sql, returning = compiled
-    params = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if returning:
-            event.pk = cursor.fetchone()[0]
-        else:
-            event.pk = connection.ops.last_insert_id(cursor, Event._meta.db_table, Event._meta.pk.column)
-    event._state.adding = False
-    event._state.db = using
 
 
 def _existing(using: str, owner_id: str | None, idempotency_key: str) -> Event | None:
@@ -280,33 +227,29 @@ def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key
     event and records nothing. Raises :class:`UnknownEventType`, :class:`InvalidPayload`
     (schema mismatch when ``SCHEMA_VALIDATION`` is ``"raise"``) or :class:`PayloadTooLarge`.
     """
-    spec = event_type_spec(event_type)
-    payload, errors = _prepare_payload(event_type, data, spec)
     owner_id = owner_key(owner)
-    event = Event(
-        event_type=event_type,
-        payload=payload,
-        owner_id=owner_id,
-        idempotency_key=idempotency_key,
-        schema_errors=errors,
-    )
+    row = _row(event_type, data, owner_id, event_type_spec(event_type), idempotency_key)
     using = router.db_for_write(Event)
     if idempotency_key is None:
-        _insert(event, using)
-    else:
+        return row.to_event(outbox.write(using, [row])[0], using)
+    existing = _existing(using, owner_id, idempotency_key)
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic(using=using):
+            (pk,) = outbox.insert_rows(using, [row])
+    except IntegrityError:
         existing = _existing(using, owner_id, idempotency_key)
-        if existing is not None:
-            return existing
-        try:
-            with transaction.atomic(using=using):
-                event.save(using=using, force_insert=True)
-        except IntegrityError:
-            existing = _existing(using, owner_id, idempotency_key)
-            if existing is None:
-                raise
-            return existing
-    schedule_processing(using)
-    return event
+        if existing is None:
+            raise
+        return existing
+    outbox.schedule_processing(using)
+    return row.to_event(pk, using)
+
+
+def record_change(event_type: str, data: Any, owner_id: str | None) -> None:
+    """Record a binding's event: like :func:`send_event`, written by the outbox writer under autocommit."""
+    outbox.write_soon(router.db_for_write(Event), _row(event_type, data, owner_id, event_type_spec(event_type)))
 
 
 def _owner_resolver(owner: Any) -> Callable[[models.Model], str | None]:
@@ -333,15 +276,6 @@ def send_events_for_queryset(
     build = get_payload_builder(payload, context=f"send_events_for_queryset({event_type!r})")
     resolve_owner = _owner_resolver(owner)
     objects = queryset.iterator(chunk_size=2000) if isinstance(queryset, models.QuerySet) else queryset
-    events = []
-    for instance in objects:
-        data, errors = _prepare_payload(event_type, build(instance), spec)
-        events.append(
-            Event(event_type=event_type, payload=data, owner_id=resolve_owner(instance), schema_errors=errors)
-        )
-    if not events:
-        return []
+    rows = [_row(event_type, build(instance), resolve_owner(instance), spec) for instance in objects]
     using = router.db_for_write(Event)
-    Event.objects.using(using).bulk_create(events, batch_size=1000)
-    schedule_processing(using)
-    return events
+    return [row.to_event(pk, using) for row, pk in zip(rows, outbox.write(using, rows), strict=True)]

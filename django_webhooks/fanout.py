@@ -214,5 +214,5 @@ def fan_out_pending(limit: int = 1000) -> int:
     if len(events) >= limit:
         from . import queue
 
-        queue.request_processing()
+        queue.enqueue_processing()  # a worker has no request to spare: push now
     return len(events)

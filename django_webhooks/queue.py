@@ -3,23 +3,22 @@
 One broker object is reused per process and cluster name: django-q2 otherwise builds a new broker
 (for Redis: a new client and connection) on every ``async_task()``.
 
-After a commit, :func:`request_processing` is what the capture side calls. With the ORM broker
-it enqueues at once (a local insert). With a network broker (Redis, SQS...) it wakes a daemon
-thread that pushes the task, so the request never waits on the broker; requests that arrive
-while a push is pending share it, because a task fans out every event committed before it
-runs. A handoff lost to a crash is harmless: the sweeper fans out events with
-``fanned_out_at`` NULL.
+After a commit, :func:`request_processing` is what the capture side calls. It wakes a daemon
+thread that pushes the task, so the request never waits on the broker (a Redis round trip, or
+the ORM broker's insert and commit); requests that arrive while a push is pending share it,
+because a task fans out every event committed before it runs. A handoff lost to a crash is
+harmless: the sweeper fans out events with ``fanned_out_at`` NULL.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import os
-import threading
-import time
 from typing import Any
 
+from django.db import connections
+
+from .background import BackgroundLoop, in_test_environment, shared_between_threads
 from .conf import webhooks_settings
 
 logger = logging.getLogger("django_webhooks.queue")
@@ -108,46 +107,9 @@ def enqueue_delivery(n: int = 1) -> int:
     return sent
 
 
-class _HandoffThread:
-    """Pushes processing tasks from a daemon thread; one push covers every request before it."""
-
-    def __init__(self) -> None:
-        self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def request(self) -> None:
-        with self._lock:
-            self._idle.clear()
-            self._wake.set()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="django-webhooks-handoff", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            # Let the requests of the next few milliseconds share this push: one task fans out
-            # every event committed before it runs, so a burst of commits needs one push.
-            time.sleep(HANDOFF_COALESCE_SECONDS)
-            self._wake.clear()
-            enqueue_processing()
-            with self._lock:
-                if not self._wake.is_set():
-                    self._idle.set()
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait (at most ``timeout`` seconds) until no push is pending; True if none is."""
-        return self._idle.wait(timeout)
-
-    def after_fork(self) -> None:
-        self.__init__()
-
-
-_handoff = _HandoffThread()
-os.register_at_fork(after_in_child=_handoff.after_fork)
+_handoff = BackgroundLoop(
+    "django-webhooks-handoff", enqueue_processing, coalesce=HANDOFF_COALESCE_SECONDS, on_idle=connections.close_all
+)
 
 
 @atexit.register
@@ -156,27 +118,31 @@ def _push_pending_handoff() -> None:
         logger.warning("Exiting with a processing task not yet enqueued; the sweeper will fan out the events.")
 
 
-def _is_local_broker(broker: Any) -> bool:
+def _enqueue_inline(broker: Any) -> bool:
+    """Whether the push happens on the calling thread: in django-q2's sync mode, and for the ORM
+    broker under Django's tests or on a database other threads cannot see."""
     from django_q.brokers.orm import ORM
     from django_q.conf import Conf
 
-    return isinstance(broker, ORM) or bool(Conf.SYNC)
+    if Conf.SYNC:
+        return True
+    return isinstance(broker, ORM) and (in_test_environment() or not shared_between_threads(Conf.ORM))
 
 
 def request_processing() -> None:
-    """Ask for one processing task without making the caller wait on a network broker.
+    """Ask for one processing task without making the caller wait on the broker.
 
     Called in ``transaction.on_commit`` once per transaction. Never raises.
     """
     try:
-        local = _is_local_broker(get_broker())
+        inline = _enqueue_inline(get_broker())
     except Exception:
         logger.exception("Could not set up the django-q2 broker; the sweeper will fan out the pending events.")
         return
-    if local:
+    if inline:
         enqueue_processing()
     else:
-        _handoff.request()
+        _handoff.wake()
 
 
 def flush_handoff(timeout: float = 5.0) -> bool:

@@ -12,6 +12,27 @@ _counter = itertools.count(1)
 
 
 @pytest.fixture
+def enqueued(monkeypatch):
+    """Processing handoffs requested, one ``1`` each, instead of tasks on the broker."""
+    from django_webhooks import queue
+
+    calls = []
+    monkeypatch.setattr(queue, "request_processing", lambda: calls.append(1))
+    return calls
+
+
+@pytest.fixture
+def customer(db):
+    """Alice's shop customer; ``customer.user`` owns her subscriptions and events."""
+    from django.contrib.auth.models import User
+
+    from example_project.shop.models import Customer
+
+    user = User.objects.create(username="alice")
+    return Customer.objects.create(user=user, name="Alice", email="a@example.com")
+
+
+@pytest.fixture
 def receiver():
     """A started loopback :class:`~tests.receiver.Receiver`, stopped after the test."""
     with Receiver() as rx:

@@ -4,19 +4,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 
-from django_webhooks import queue
 from django_webhooks.bindings import BindingRegistry, registry
 from django_webhooks.models import Event
 from example_project.shop.models import Customer, Order
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    calls = []
-    monkeypatch.setattr(queue, "request_processing", lambda: calls.append(1))
-    return calls
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
 
 @pytest.fixture
@@ -39,12 +31,6 @@ def local_registry():
     for model in list(local._by_model):
         for binding in local.bindings_for(model):
             local.unregister(binding)
-
-
-@pytest.fixture
-def customer():
-    user = User.objects.create(username="alice")
-    return Customer.objects.create(user=user, name="Alice", email="a@example.com")
 
 
 def events(event_type=None):

@@ -109,6 +109,13 @@ def test_e006_schema_validation_mode():
     assert webhook_messages(SCHEMA_VALIDATION="record") == []
 
 
+@pytest.mark.parametrize("mode", ["async", True, ""])
+def test_e016_autocommit_events_mode(mode):
+    assert ids(webhook_messages(AUTOCOMMIT_EVENTS=mode)) == {"E016"}
+    assert webhook_messages(AUTOCOMMIT_EVENTS="inline") == []
+    assert webhook_messages(AUTOCOMMIT_EVENTS="background") == []
+
+
 def test_e007_dotted_path_not_importable():
     messages = webhook_messages(RETRY_POLICY="django_webhooks.retry.NoSuchPolicy", OWNER_RESOLVER="nope.resolver")
     assert ids(messages) == {"E007"}

@@ -4,34 +4,20 @@ import logging
 import threading
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from django_webhooks import queue, send_event, send_events_for_queryset
+from django_webhooks import send_event, send_events_for_queryset
 from django_webhooks.events import event_type_spec, known_event_types
 from django_webhooks.exceptions import InvalidPayload, PayloadTooLarge, UnknownEventType
-from django_webhooks.models import Event, EventType, Subscription
-from example_project.shop.models import Customer, Order
+from django_webhooks.models import Event, EventType
+from example_project.shop.models import Order
 
 ORDER_SCHEMA = {
     "type": "object",
     "required": ["id", "total"],
     "properties": {"id": {"type": "integer"}, "total": {"type": "string"}},
 }
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(queue, "request_processing", lambda: calls.append(1))
-    return calls
-
-
-@pytest.fixture
-def customer(db):
-    user = User.objects.create(username="alice")
-    return Customer.objects.create(user=user, name="Alice")
 
 
 @pytest.fixture
@@ -44,96 +30,6 @@ def webhook_settings(settings):
 
 def with_types(webhook_settings, settings, **types):
     webhook_settings(EVENT_TYPES={**settings.DJANGO_WEBHOOKS["EVENT_TYPES"], **types})
-
-
-# --- outbox ------------------------------------------------------------------------------------
-
-
-@pytest.mark.django_db(transaction=True)
-def test_rollback_records_and_enqueues_nothing(customer, enqueued):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        Order.objects.create(customer=customer, number="A-1", total="1.00")
-        send_event("order.created", {"id": 1})
-        raise RuntimeError("the view failed")
-    assert Event.objects.count() == 0
-    assert enqueued == []
-
-
-@pytest.mark.django_db(transaction=True)
-def test_one_enqueue_per_transaction_however_many_events(customer, enqueued):
-    with transaction.atomic():
-        for number in range(200):
-            Order.objects.create(customer=customer, number=f"A-{number}", total="1.00")
-        assert enqueued == []  # nothing before commit
-    assert Event.objects.count() == 200
-    assert enqueued == [1]
-
-    with transaction.atomic():
-        send_event("order.created", {"id": 1})
-        send_event("order.created", {"id": 2})
-    assert enqueued == [1, 1]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_rolled_back_savepoint_does_not_lose_the_handoff(customer, enqueued):
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                send_event("order.created", {"id": 1})
-                raise ValueError
-        except ValueError:
-            pass
-        send_event("order.created", {"id": 2})
-    assert list(Event.objects.values_list("payload__id", flat=True)) == [2]
-    assert enqueued == [1]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_failed_transaction_does_not_block_the_next_one(customer, enqueued):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        send_event("order.created", {"id": 1})
-        raise RuntimeError
-    with transaction.atomic():
-        send_event("order.created", {"id": 2})
-    assert enqueued == [1]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_autocommit_save_records_then_enqueues_at_once(customer, enqueued):
-    Order.objects.create(customer=customer, number="A-1", total="1.00")
-    assert Event.objects.filter(event_type="order.created").count() == 1
-    assert enqueued == [1]
-
-
-@pytest.mark.django_db
-def test_on_commit_callback_is_registered_once(customer, django_capture_on_commit_callbacks, enqueued):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        for number in range(20):
-            Order.objects.create(customer=customer, number=f"A-{number}", total="1.00")
-    assert len(callbacks) == 1
-    assert enqueued == [1]
-
-
-@pytest.mark.django_db
-def test_write_path_queries_do_not_depend_on_subscriptions(customer, enqueued, django_capture_on_commit_callbacks):
-    def queries_for_one_order(number):
-        with django_capture_on_commit_callbacks(), CaptureQueriesContext(connection) as captured:
-            Order.objects.create(customer=customer, number=number, total="1.00")
-        return len(captured)
-
-    queries_for_one_order("warm-up")  # fills the event type catalog cache
-    counts = [queries_for_one_order("zero")]
-    Subscription.objects.create(
-        url="https://example.com/1", event_types=["order.created"], owner_id=str(customer.user_id)
-    )
-    counts.append(queries_for_one_order("one"))
-    Subscription.objects.bulk_create(
-        Subscription(url=f"https://example.com/{i}", event_types=["order.*"], owner_id=str(customer.user_id))
-        for i in range(999)
-    )
-    counts.append(queries_for_one_order("thousand"))
-    assert counts == [counts[0]] * 3
-    assert counts[0] <= 2  # the order and its event
 
 
 # --- send_event --------------------------------------------------------------------------------

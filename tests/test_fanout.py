@@ -169,7 +169,7 @@ def test_a_full_batch_asks_for_another_task(monkeypatch):
     from django_webhooks import queue
 
     requested = []
-    monkeypatch.setattr(queue, "request_processing", lambda: requested.append(1))
+    monkeypatch.setattr(queue, "enqueue_processing", lambda: requested.append(1))
     for _ in range(3):
         record()
     assert fan_out_pending(limit=2) == 2

@@ -12,7 +12,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
-from django_webhooks import queue
+from django_webhooks import background, queue
 from django_webhooks.models import Delivery, Event, Subscription
 from django_webhooks.secret_store import create_secret
 from example_project.shop.models import Customer, Order
@@ -98,8 +98,29 @@ def test_broker_outage_is_logged_not_raised(dead_broker, caplog):
 
 @needs_orm_broker
 @pytest.mark.django_db
-def test_request_processing_with_the_orm_broker_enqueues_at_once():
+def test_under_the_test_runner_the_orm_broker_enqueues_at_once():
     queue.request_processing()
+    assert [task["func"] for task in queued_tasks()] == ["django_webhooks.tasks.process_events"]
+
+
+@needs_orm_broker
+@pytest.mark.django_db(transaction=True)
+def test_outside_tests_the_orm_broker_push_runs_off_the_request_thread(monkeypatch):
+    pushed_by = []
+    real = queue._enqueue
+
+    def spy(task_path):
+        pushed_by.append(threading.current_thread().name)
+        real(task_path)
+
+    monkeypatch.setattr(queue, "_enqueue", spy)
+    monkeypatch.setattr(queue, "in_test_environment", lambda: False)
+    try:
+        queue.request_processing()
+        assert queue.flush_handoff(timeout=10)
+    finally:
+        background.close_connections()
+    assert pushed_by == ["django-webhooks-handoff"]
     assert [task["func"] for task in queued_tasks()] == ["django_webhooks.tasks.process_events"]
 
 
@@ -108,12 +129,11 @@ def test_network_broker_handoff_runs_off_the_request_thread(dead_broker, monkeyp
     pushes = []
     release = threading.Event()
 
-    def slow_push():
+    def slow_push(task_path):
         pushes.append(threading.current_thread().name)
         release.wait(timeout=10)
-        return True
 
-    monkeypatch.setattr(queue, "enqueue_processing", slow_push)
+    monkeypatch.setattr(queue, "_enqueue", slow_push)
     for _ in range(50):
         queue.request_processing()  # returns although the first push is still blocked
     release.set()
