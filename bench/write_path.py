@@ -10,6 +10,10 @@ Creates its own database (the test database of the selected connection) and drop
 end. Bare and bound creates alternate in rounds inside one run, so both see the same machine
 noise; the ratio is bound median / bare median. No worker runs: the write path only records the
 event and hands one task to the broker, whose queue the benchmark empties when done.
+
+Three modes: autocommit with the default ``AUTOCOMMIT_EVENTS`` (the outbox writer thread inserts
+the event), autocommit with ``"inline"`` (the request inserts it), and ``atomic()`` around each
+create (the event shares the change's transaction, as with ``ATOMIC_REQUESTS``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 os.environ.setdefault("WEBHOOKS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("DJANGO_DEBUG", "0")  # DEBUG records every query; production does not
 QUEUE_NAME = "dwh-bench-write-path"
 
 
@@ -42,6 +47,14 @@ def setup_django(sqlite_path: str) -> None:
     settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "QUEUE": QUEUE_NAME}
     # django-q2 logs one INFO line per enqueued task; a production setup would not print those.
     logging.getLogger("django-q").setLevel(logging.WARNING)
+
+
+#: (label, wrap each create in atomic(), AUTOCOMMIT_EVENTS)
+MODES = [
+    ("autocommit", False, None),
+    ("autocommit, inline", False, "inline"),
+    ("atomic() per create", True, None),
+]
 
 
 def time_creates(customer, count: int, atomic: bool) -> list[float]:
@@ -61,16 +74,14 @@ def time_creates(customer, count: int, atomic: bool) -> list[float]:
     return samples
 
 
-def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float, float, float]:
-    """Medians of: no binding, the binding with its handoff, the binding with the handoff skipped."""
-    from django_webhooks import queue
+def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float, float]:
+    """Medians of ``Order.objects.create()`` without the binding and with it."""
+    from django_webhooks import outbox, queue
     from django_webhooks.bindings import registry
     from example_project.shop.models import Order
 
     bare: list[float] = []
     bound: list[float] = []
-    row_only: list[float] = []
-    handoff = queue.request_processing
     time_creates(customer, 50, atomic)  # warm-up: connections, broker, catalog cache
     for _ in range(rounds):
         for binding in registry.bindings_for(Order):
@@ -78,13 +89,9 @@ def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float,
         bare.extend(time_creates(customer, per_round, atomic))
         registry.load_from_settings()
         bound.extend(time_creates(customer, per_round, atomic))
-        queue.request_processing = lambda: None
-        try:
-            row_only.extend(time_creates(customer, per_round, atomic))
-        finally:
-            queue.request_processing = handoff
+        outbox.flush()
         queue.flush_handoff()
-    return statistics.median(bare), statistics.median(bound), statistics.median(row_only)
+    return statistics.median(bare), statistics.median(bound)
 
 
 def run(rounds: int, per_round: int) -> list[str]:
@@ -102,24 +109,26 @@ def run(rounds: int, per_round: int) -> list[str]:
     customer = Customer.objects.create(user=user, name="Bench")
     lines = [f"backend={backend} broker={broker} rounds={rounds} creates/round/mode={per_round}"]
     print(lines[0], flush=True)
+    configured = settings.DJANGO_WEBHOOKS
     for subscriptions in (1, 1000):
         Subscription.objects.all().delete()
         Subscription.objects.bulk_create(
             Subscription(url=f"https://example.com/hook/{i}", event_types=["order.created"], owner_id=str(user.pk))
             for i in range(subscriptions)
         )
-        for atomic in (False, True):
-            bare, bound, row_only = measure(customer, rounds, per_round, atomic)
-            mode = "atomic() per create" if atomic else "autocommit"
+        for mode, atomic, autocommit_events in MODES:
+            settings.DJANGO_WEBHOOKS = {**configured, "AUTOCOMMIT_EVENTS": autocommit_events}
+            bare, bound = measure(customer, rounds, per_round, atomic)
+            events = Event.objects.count()
             lines.append(
                 f"{backend:10} {mode:20} subscriptions={subscriptions:5}  bare={bare * 1e6:6.0f} us  "
-                f"bound={bound * 1e6:6.0f} us  ratio={bound / bare:4.2f}  "
-                f"(event row without handoff: {row_only * 1e6:6.0f} us, ratio {row_only / bare:4.2f})"
+                f"bound={bound * 1e6:6.0f} us  ratio={bound / bare:4.2f}  (events recorded: {events})"
             )
             print(lines[-1], flush=True)
             Order.objects.all().delete()
             Event.objects.all().delete()
             queue.get_broker().purge_queue()
+    settings.DJANGO_WEBHOOKS = configured
     return lines
 
 
@@ -132,13 +141,14 @@ def main() -> None:
         setup_django(os.path.join(directory, "bench.sqlite3"))
         from django.db import connection
 
-        from django_webhooks import queue
+        from django_webhooks import background, queue
 
         old_name = connection.settings_dict["NAME"]
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         try:
             run(args.rounds, args.per_round)
         finally:
+            background.close_connections()
             queue.get_broker().purge_queue()
             connection.creation.destroy_test_db(old_name, verbosity=0)
 

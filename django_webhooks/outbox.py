@@ -6,7 +6,7 @@ change, and one processing task is requested in ``transaction.on_commit`` per tr
 Outside one (autocommit), ``post_save`` runs after the change has committed, so a binding can
 only record its event afterwards. With ``AUTOCOMMIT_EVENTS = "background"`` the request thread
 hands the validated row to this process's writer thread, which inserts the rows of all requests
-of the last moments in one statement and then asks for processing: the request pays neither a
+of the last moments in one statement and then pushes one processing task: the request pays neither a
 second round trip nor a second commit. The row lives in memory for those moments; see
 ``docs/capture.md`` for the guarantee and for the strict alternative (``atomic()``).
 """
@@ -197,7 +197,7 @@ class _Writer:
             using, row = self._rows.popleft()
             by_database.setdefault(using, []).append(row)
         if sum(self._insert(using, rows) for using, rows in by_database.items()):
-            queue.request_processing()
+            queue.enqueue_processing()  # already off the request thread: push now
 
     def _insert(self, using: str, rows: list[EventRow]) -> int:
         """Insert ``rows``, waiting out an unreachable database; drop (and log) a row it rejects."""
