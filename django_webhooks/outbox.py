@@ -6,8 +6,8 @@ change, and one processing task is requested in ``transaction.on_commit`` per tr
 Outside one (autocommit), ``post_save`` runs after the change has committed, so a binding can
 only record its event afterwards. With ``AUTOCOMMIT_EVENTS = "background"`` the request thread
 hands the validated row to this process's writer thread, which inserts the rows of all requests
-of the last moments in one statement and then pushes one processing task: the request pays neither a
-second round trip nor a second commit. The row lives in memory for those moments; see
+of the last few milliseconds in one statement, then pushes one processing task: the request
+pays neither a second round trip nor a second commit. The row lives in memory meanwhile; see
 ``docs/capture.md`` for the guarantee and for the strict alternative (``atomic()``).
 """
 
@@ -69,29 +69,29 @@ class EventRow(NamedTuple):
 # --- inserting ---------------------------------------------------------------------------------
 
 _COLUMNS = ("event_type", "payload", "owner_id", "idempotency_key", "schema_errors", "created_at", "body")
-_statements: dict[tuple[str, int], tuple[str, bool]] = {}
+_single_row_statements: dict[str, str] = {}
 
 
-def _statement(using: str, count: int) -> tuple[str, bool]:
-    """``INSERT`` of ``count`` rows for ``using``, built once: composing it per call costs as much as the round trip."""
-    key = (using, count)
-    if key not in _statements:
-        connection = connections[using]
-        quote = connection.ops.quote_name
-        returning = connection.features.can_return_rows_from_bulk_insert or count == 1
-        returning_sql = returning and connection.features.can_return_columns_from_insert
-        columns = [Event._meta.get_field(name).column for name in _COLUMNS]
-        row = "(%s, %s, %s, %s, %s, %s, '')"  # body stays empty until fan-out fixes it
-        _statements[key] = (
-            "INSERT INTO {} ({}) VALUES {}{}".format(  # noqa: S608 (quoted model names only)
-                quote(Event._meta.db_table),
-                ", ".join(quote(column) for column in columns),
-                ", ".join([row] * count),
-                f" RETURNING {quote(Event._meta.pk.column)}" if returning_sql else "",
-            ),
-            returning,
-        )
-    return _statements[key]
+def _returns_ids(using: str, count: int) -> bool:
+    features = connections[using].features
+    return features.can_return_columns_from_insert and (count == 1 or features.can_return_rows_from_bulk_insert)
+
+
+def _build_statement(using: str, count: int) -> str:
+    quote = connections[using].ops.quote_name
+    columns = ", ".join(quote(Event._meta.get_field(name).column) for name in _COLUMNS)
+    row = "(%s, %s, %s, %s, %s, %s, '')"  # body stays empty until fan-out fixes it
+    returning = f" RETURNING {quote(Event._meta.pk.column)}" if _returns_ids(using, count) else ""
+    return f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}{returning}"  # noqa: S608 (quoted model names only)
+
+
+def _statement(using: str, count: int) -> str:
+    """The single-row INSERT is built once per database: composing it costs as much as its round trip."""
+    if count != 1:
+        return _build_statement(using, count)
+    if using not in _single_row_statements:
+        _single_row_statements[using] = _build_statement(using, 1)
+    return _single_row_statements[using]
 
 
 def insert_rows(using: str, rows: list[EventRow]) -> list[int | None]:
@@ -105,7 +105,6 @@ def insert_rows(using: str, rows: list[EventRow]) -> list[int | None]:
     pks: list[int | None] = []
     for start in range(0, len(rows), INSERT_BATCH_SIZE):
         batch = rows[start : start + INSERT_BATCH_SIZE]
-        sql, returning = _statement(using, len(batch))
         params: list = []
         for row in batch:
             errors = json.dumps(row.schema_errors) if row.schema_errors else None
@@ -118,13 +117,13 @@ def insert_rows(using: str, rows: list[EventRow]) -> list[int | None]:
                 adapt_datetime(row.created_at),
             )
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            if not returning:
-                pks += [None] * len(batch)
-            elif connection.features.can_return_columns_from_insert:
+            cursor.execute(_statement(using, len(batch)), params)
+            if _returns_ids(using, len(batch)):
                 pks += [pk for (pk,) in cursor.fetchall()]
-            else:
+            elif len(batch) == 1:
                 pks.append(connection.ops.last_insert_id(cursor, Event._meta.db_table, Event._meta.pk.column))
+            else:
+                pks += [None] * len(batch)
     return pks
 
 

@@ -63,6 +63,40 @@ def batches(monkeypatch):
     return sizes
 
 
+# --- inserting -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_inserted_rows_read_back_as_the_orm_writes_them():
+    now = timezone.now()
+    rows = [
+        outbox.EventRow("order.created", '{"id":1,"total":"9.99"}', "7", now, "key-1", ["$.id: wrong"]),
+        outbox.EventRow("order.updated", '{"id":2}', None, now),
+    ]
+    pks = outbox.insert_rows("default", rows)
+    first, second = (Event.objects.get(pk=pk) for pk in pks)
+    assert (first.event_type, first.payload, first.owner_id) == ("order.created", {"id": 1, "total": "9.99"}, "7")
+    assert (first.idempotency_key, first.schema_errors, first.created_at) == ("key-1", ["$.id: wrong"], now)
+    assert (first.body, first.fanned_out_at) == ("", None)
+    assert (second.event_type, second.owner_id, second.idempotency_key, second.schema_errors) == (
+        "order.updated",
+        None,
+        None,
+        None,
+    )
+    assert rows[0].to_event(pks[0], "default").payload == first.payload
+
+
+@pytest.mark.django_db
+def test_large_inserts_are_split_into_batches(monkeypatch):
+    monkeypatch.setattr(outbox, "INSERT_BATCH_SIZE", 3)
+    rows = [outbox.EventRow("order.created", f'{{"id":{n}}}', None, timezone.now()) for n in range(7)]
+    with CaptureQueriesContext(connection) as captured:
+        pks = outbox.insert_rows("default", rows)
+    assert len(captured) == 3
+    assert [Event.objects.get(pk=pk).payload["id"] for pk in pks] == list(range(7))
+
+
 # --- in the caller's transaction ----------------------------------------------------------------
 
 
