@@ -6,6 +6,7 @@ import threading
 import pytest
 from django.db import connection
 
+from django_webhooks import background
 from django_webhooks.background import BackgroundLoop, in_test_environment, shared_between_threads
 
 
@@ -21,6 +22,7 @@ def loops():
     yield make
     for loop in started:
         assert loop.flush(timeout=10)
+        background._loops.remove(loop)  # keep close_connections() to the app's own loops
 
 
 def test_wakes_during_a_run_share_the_next_one(loops):
