@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import multiprocessing.util
 import os
 import time
 from collections import deque
@@ -174,6 +175,7 @@ class _Writer:
 
     def __init__(self) -> None:
         self._rows: deque[tuple[str, EventRow]] = deque()
+        self._exit_hook_pid: int | None = None
         self._loop = BackgroundLoop(
             "django-webhooks-outbox",
             self._write_pending,
@@ -185,6 +187,11 @@ class _Writer:
     def submit(self, using: str, row: EventRow) -> bool:
         if len(self._rows) >= MAX_PENDING_ROWS:
             return False
+        if self._exit_hook_pid != os.getpid():
+            # A multiprocessing child (a django-q2 worker) ends with os._exit(): atexit handlers
+            # do not run there, multiprocessing's finalizers do. Registered per process.
+            self._exit_hook_pid = os.getpid()
+            multiprocessing.util.Finalize(None, _write_pending_rows, exitpriority=10)
         self._rows.append((using, row))
         self._loop.wake()
         return True
