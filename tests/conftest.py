@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import pytest
 
@@ -13,27 +12,12 @@ _counter = itertools.count(1)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_connections_left_at_teardown(django_db_setup, django_db_blocker):
-    """Before the test database is dropped: close the background threads' connections and give the
-    server a moment to end the sessions of killed qcluster processes (PostgreSQL refuses to drop
-    a database that still has sessions)."""
+def background_connections_closed_at_teardown(django_db_setup):
+    """Close the background threads' connections before the test database is dropped."""
     yield
-    from django.db import connection
-
     from django_webhooks import background
 
     background.close_connections()
-    if connection.vendor != "postgresql":
-        return
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            if not cursor.fetchone()[0]:
-                return
-            time.sleep(0.1)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from django_webhooks import secret_store
@@ -41,6 +42,9 @@ def browser_page(monkeypatch):
             yield page
         finally:
             browser.close()
+            # With playwright's loop running, the ORM calls of the test used connections of their
+            # own context; close them before the test database is dropped.
+            connections.close_all()
 
 
 def screenshot(page, name: str) -> None:
