@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -14,30 +13,10 @@ from rest_framework.test import APIClient
 from django_webhooks import secret_store
 from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, EventType, Subscription
 from django_webhooks.receiving import verify
+from tests.api import API
 from tests.receiver import Reply
 
 pytestmark = pytest.mark.django_db
-
-API = "/api/webhooks"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_history():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def alice():
-    return get_user_model().objects.create_user("alice", password="alice-pass")
-
-
-@pytest.fixture
-def client(alice):
-    api = APIClient()
-    api.force_authenticate(alice)
-    return api
 
 
 @pytest.fixture
@@ -62,7 +41,7 @@ def test_host_authentication_classes_are_used(alice):
 
 
 def test_a_user_without_an_owner_gets_a_clear_403(client):
-    resolver = "tests.test_api_views.no_owner"
+    resolver = "tests.api.test_views.no_owner"
     with override_settings(DJANGO_WEBHOOKS={"OWNER_RESOLVER": resolver, "ALLOW_LOOPBACK": True}):
         response = client.get(f"{API}/subscriptions/")
     assert response.status_code == 403

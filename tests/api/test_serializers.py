@@ -7,18 +7,15 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from django_webhooks.models import EventType, Subscription
+from tests.api import API
 from tests.ssrf_cases import FORBIDDEN_ADDRESSES, ODD_SPELLINGS, literal_url
 
 pytestmark = pytest.mark.django_db
 
-API = "/api/webhooks"
 VALID_URL = "http://127.0.0.1:9/hook"
 
 
@@ -29,23 +26,6 @@ def webhooks(**overrides):
 def private_resolver(host, port, *args, **kwargs):
     """A getaddrinfo stand-in for DNS: every name points into a private network."""
     return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_history():
-    cache.clear()
-
-
-@pytest.fixture
-def alice():
-    return get_user_model().objects.create_user("alice")
-
-
-@pytest.fixture
-def client(alice):
-    api = APIClient()
-    api.force_authenticate(alice)
-    return api
 
 
 @pytest.fixture
@@ -108,7 +88,7 @@ def test_every_forbidden_address_form_is_refused_at_creation(client, url):
 
 
 def test_a_host_name_resolving_to_a_private_address_is_refused(client):
-    with webhooks(ALLOW_LOOPBACK=False, RESOLVER="tests.test_api_serializers.private_resolver"):
+    with webhooks(ALLOW_LOOPBACK=False, RESOLVER="tests.api.test_serializers.private_resolver"):
         assert_refused(create(client, url="https://hooks.example.com/in"), "url", "private")
 
 

@@ -11,16 +11,15 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from django_webhooks import secret_store
 from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
+from tests.api import API
 
 pytestmark = pytest.mark.django_db
 
-API = "/api/webhooks"
 PAST = (timezone.now() - timedelta(days=1)).isoformat()
 
 #: Every detail endpoint: (method, path with {sub} / {event} / {delivery}, body).
@@ -41,11 +40,6 @@ DETAIL_ENDPOINTS = [
     ("post", "deliveries/{delivery}/resend/", {}),
 ]
 LIST_ENDPOINTS = ["subscriptions/", "events/", "deliveries/"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_history():
-    cache.clear()
 
 
 def make_tenant(name, make_subscription, make_delivery):

@@ -11,7 +11,6 @@ import pytest
 import schemathesis
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import override_settings
@@ -29,8 +28,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from django_webhooks.models import DeliveryAttempt, DeliveryStatus, Event
+from tests.api import API
 
-API = "/api/webhooks"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -136,7 +135,6 @@ def web_app(db):
 @pytest.fixture
 def customer(web_app, make_subscription, make_delivery, receiver):
     """An owner with a subscription, an event, a delivery and an attempt; the ids to aim at."""
-    cache.clear()
     user = get_user_model().objects.create_user("customer", password="customer-pass")
     subscription = make_subscription(receiver.url("/hook"), owner_id=str(user.pk), event_types=["order.*"])
     delivery = make_delivery(subscription, status=DeliveryStatus.FAILED)
