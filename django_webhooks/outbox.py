@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing.util
 import os
+import threading
 import time
 from collections import deque
 from datetime import datetime
@@ -34,8 +35,10 @@ logger = logging.getLogger("django_webhooks.outbox")
 
 #: Rows in one INSERT statement.
 INSERT_BATCH_SIZE = 500
-#: Rows the writer thread may hold; beyond this, bindings write inline again.
+#: Rows, and bytes of serialized data, the writer thread may hold (while the database is away);
+#: beyond either, bindings write inline again.
 MAX_PENDING_ROWS = 10_000
+MAX_PENDING_BYTES = 32 * 1024 * 1024
 #: How long the writer waits for more rows before inserting what it holds (seconds).
 WRITE_COALESCE_SECONDS = 0.005
 #: Longest pause between attempts while the database refuses the writer's rows (seconds).
@@ -174,7 +177,7 @@ class _Writer:
     """Inserts autocommit rows from a daemon thread, many requests' rows per statement."""
 
     def __init__(self) -> None:
-        self._rows: deque[tuple[str, EventRow]] = deque()
+        self._forget_pending()
         self._exit_hook_pid: int | None = None
         self._loop = BackgroundLoop(
             "django-webhooks-outbox",
@@ -182,11 +185,19 @@ class _Writer:
             coalesce=WRITE_COALESCE_SECONDS,
             on_idle=connections.close_all,
         )
-        os.register_at_fork(after_in_child=self._rows.clear)
+        os.register_at_fork(after_in_child=self._forget_pending)
+
+    def _forget_pending(self) -> None:
+        self._rows: deque[tuple[str, EventRow]] = deque()
+        self._lock = threading.Lock()
+        self._held_bytes = 0  # data of rows submitted and not yet written or dropped
 
     def submit(self, using: str, row: EventRow) -> bool:
-        if len(self._rows) >= MAX_PENDING_ROWS:
-            return False
+        size = len(row.payload)
+        with self._lock:
+            if len(self._rows) >= MAX_PENDING_ROWS or self._held_bytes + size > MAX_PENDING_BYTES:
+                return False
+            self._held_bytes += size
         if self._exit_hook_pid != os.getpid():
             # A multiprocessing child (a django-q2 worker) ends with os._exit(): atexit handlers
             # do not run there, multiprocessing's finalizers do. Registered per process.
@@ -202,7 +213,12 @@ class _Writer:
         for _ in range(len(self._rows)):
             using, row = self._rows.popleft()
             by_database.setdefault(using, []).append(row)
-        if sum(self._insert(using, rows) for using, rows in by_database.items()):
+        written = 0
+        for using, rows in by_database.items():
+            written += self._insert(using, rows)
+            with self._lock:
+                self._held_bytes -= sum(len(row.payload) for row in rows)
+        if written:
             queue.enqueue_processing()  # already off the request thread: push now
 
     def _insert(self, using: str, rows: list[EventRow]) -> int:
@@ -241,7 +257,8 @@ def write_soon(using: str, row: EventRow) -> None:
     """Record a binding's event: inline inside a transaction, by the writer thread outside one.
 
     Writes inline when ``AUTOCOMMIT_EVENTS`` is ``"inline"``, under Django's test runner (unless
-    the setting says ``"background"``), and when the writer holds ``MAX_PENDING_ROWS`` already.
+    the setting says ``"background"``), and when the writer already holds ``MAX_PENDING_ROWS``
+    rows or ``MAX_PENDING_BYTES`` of data.
     """
     if not (_background_wanted(using) and _writer.submit(using, row)):
         write(using, [row])

@@ -236,10 +236,19 @@ def test_inline_mode_and_the_test_runner_write_in_the_request(settings, customer
     assert enqueued == [1]
 
 
-def test_a_full_writer_makes_the_request_write_inline(background_writes, customer, enqueued, monkeypatch):
-    monkeypatch.setattr(outbox, "MAX_PENDING_ROWS", 0)
+@pytest.mark.parametrize("limit", ["MAX_PENDING_ROWS", "MAX_PENDING_BYTES"])
+def test_a_full_writer_makes_the_request_write_inline(
+    background_writes, customer, enqueued, batches, monkeypatch, limit
+):
+    monkeypatch.setattr(outbox, limit, 1 if limit == "MAX_PENDING_ROWS" else 150)  # one order's data fits
+    batches.hold.clear()  # the database is "away": the writer holds what it has
     Order.objects.create(customer=customer, number="A-1", total="1.00")
-    assert Event.objects.count() == 1  # no flush needed
+    Order.objects.create(customer=customer, number="A-2", total="1.00")
+    assert list(Event.objects.values_list("payload__number", flat=True)) == ["A-2"]  # written inline
+    batches.hold.set()
+    assert outbox.flush(timeout=10)
+    assert sorted(Event.objects.values_list("payload__number", flat=True)) == ["A-1", "A-2"]
+    assert outbox._writer._held_bytes == 0
 
 
 def test_send_event_outside_a_transaction_returns_a_saved_event(background_writes, enqueued):
