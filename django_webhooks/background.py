@@ -135,11 +135,17 @@ def shared_between_threads(using: str) -> bool:
 
 
 def in_test_environment() -> bool:
-    """Whether Django's test environment is set up (its test runner, or pytest-django).
-
-    Tests expect rows to exist as soon as the call returns, and run inside transactions another
-    thread's connection cannot see, so the background threads stand aside there.
-    """
+    """Whether Django's test environment is set up (its test runner, or pytest-django)."""
     from django.core import mail
 
     return hasattr(mail, "outbox")  # set by django.test.utils.setup_test_environment()
+
+
+def off_request_thread(using: str, *, in_tests: bool = False) -> bool:
+    """Whether database work on ``using`` may move from the calling thread to a background one.
+
+    Not under Django's test runner unless ``in_tests``: tests expect rows to exist as soon as a
+    call returns, and run inside transactions another thread's connection cannot see. Never for
+    a database other threads cannot open (:func:`shared_between_threads`).
+    """
+    return (in_tests or not in_test_environment()) and shared_between_threads(using)

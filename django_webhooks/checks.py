@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.apps import apps
@@ -86,6 +86,14 @@ def _is_number(value: Any, integer: bool = False) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) if integer else isinstance(value, int | float)
+
+
+def _one_of(conf: dict[str, Any], key: str, choices: Collection[Any], hint: str, code: str) -> list[CheckMessage]:
+    """An error when setting ``key`` is not one of ``choices``."""
+    value = conf[key]
+    if value in choices:
+        return []
+    return [Error(f"{_name(key)} is {value!r}.", hint=hint, id=_id(code))]
 
 
 def _q_cluster() -> dict[str, Any] | None:
@@ -171,26 +179,21 @@ def check_setting_values(app_configs: Iterable[Any] | None, **kwargs: Any) -> li
                 id=_id("E005"),
             )
         )
-    mode = conf["SCHEMA_VALIDATION"]
-    if mode not in SCHEMA_VALIDATION_MODES:
-        errors.append(
-            Error(
-                f"{_name('SCHEMA_VALIDATION')} is {mode!r}.",
-                hint='Use "raise" (send_event raises InvalidPayload) or "record" (the event is stored with its '
-                "errors and not sent).",
-                id=_id("E006"),
-            )
-        )
-    mode = conf["AUTOCOMMIT_EVENTS"]
-    if mode not in AUTOCOMMIT_EVENTS_MODES:
-        errors.append(
-            Error(
-                f"{_name('AUTOCOMMIT_EVENTS')} is {mode!r}.",
-                hint='Use "background" (the outbox writer thread inserts the event), "inline" (the request '
-                "inserts it) or None (background, inline under Django's test runner).",
-                id=_id("E016"),
-            )
-        )
+    errors += _one_of(
+        conf,
+        "SCHEMA_VALIDATION",
+        SCHEMA_VALIDATION_MODES,
+        'Use "raise" (send_event raises InvalidPayload) or "record" (the event is stored with its errors and not sent).',
+        "E006",
+    )
+    errors += _one_of(
+        conf,
+        "AUTOCOMMIT_EVENTS",
+        AUTOCOMMIT_EVENTS_MODES,
+        'Use "background" (the outbox writer thread inserts the event), "inline" (the request inserts it) '
+        "or None (background, inline under Django's test runner).",
+        "E016",
+    )
     keys = conf["ENCRYPTION_KEYS"]
     if not isinstance(keys, list | tuple) or not all(isinstance(key, str) and key for key in keys):
         errors.append(

@@ -266,7 +266,7 @@ def _owner_resolver(owner: Any) -> Callable[[models.Model], str | None]:
 def send_events_for_queryset(
     event_type: str, queryset: models.QuerySet | Iterable[models.Model], *, payload: Any = None, owner: Any = None
 ) -> list[Event]:
-    """Record one event per object, in one ``bulk_create`` (``update()`` and ``bulk_create`` fire no signals).
+    """Record one event per object with multi-row INSERTs (``update()`` and ``bulk_create`` fire no signals).
 
     ``payload`` is a builder as for bindings (default: every concrete field). ``owner`` is a
     callable ``(instance) -> owner``, a dotted attribute path (``"customer.user"``), or a fixed owner

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
 
 from . import queue
-from .background import BackgroundLoop, in_test_environment, shared_between_threads
+from .background import BackgroundLoop, off_request_thread
 from .conf import webhooks_settings
 from .models import Event
 
@@ -131,10 +131,6 @@ def insert_rows(using: str, rows: list[EventRow]) -> list[int | None]:
     return pks
 
 
-def _request_processing_on_commit() -> None:
-    queue.request_processing()
-
-
 def schedule_processing(using: str) -> None:
     """Enqueue one processing task when the current transaction on ``using`` commits.
 
@@ -147,7 +143,7 @@ def schedule_processing(using: str) -> None:
     if connection.in_atomic_block:
         if getattr(connection, "_webhooks_scheduled_in", None) is connection.run_on_commit:
             return
-        transaction.on_commit(_request_processing_on_commit, using=using)
+        transaction.on_commit(queue.request_processing, using=using)
         connection._webhooks_scheduled_in = connection.run_on_commit
     else:
         queue.request_processing()
@@ -168,9 +164,7 @@ def _background_wanted(using: str) -> bool:
     if connections[using].in_atomic_block:
         return False
     mode = webhooks_settings.AUTOCOMMIT_EVENTS
-    if mode == "inline" or (mode is None and in_test_environment()):
-        return False
-    return shared_between_threads(using)
+    return mode != "inline" and off_request_thread(using, in_tests=mode == "background")
 
 
 class _Writer:

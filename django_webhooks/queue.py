@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import connections
 
-from .background import BackgroundLoop, in_test_environment, shared_between_threads
+from .background import BackgroundLoop, off_request_thread
 from .conf import webhooks_settings
 
 logger = logging.getLogger("django_webhooks.queue")
@@ -126,7 +126,7 @@ def _enqueue_inline(broker: Any) -> bool:
 
     if Conf.SYNC:
         return True
-    return isinstance(broker, ORM) and (in_test_environment() or not shared_between_threads(Conf.ORM))
+    return isinstance(broker, ORM) and not off_request_thread(Conf.ORM)
 
 
 def request_processing() -> None:

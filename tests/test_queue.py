@@ -114,7 +114,7 @@ def test_outside_tests_the_orm_broker_push_runs_off_the_request_thread(monkeypat
         real(task_path)
 
     monkeypatch.setattr(queue, "_enqueue", spy)
-    monkeypatch.setattr(queue, "in_test_environment", lambda: False)
+    monkeypatch.setattr(background, "in_test_environment", lambda: False)
     try:
         queue.request_processing()
         assert queue.flush_handoff(timeout=10)
