@@ -3,12 +3,18 @@
 Two steps, both raising :class:`~django_webhooks.exceptions.BlockedTarget`:
 
 * :func:`validate_target_url` is cheap (no DNS) and runs when a subscription is saved: scheme,
-  https policy, userinfo, port, and host names that are IP literals in any spelling
-  ``inet_aton`` accepts (``2130706433``, ``0x7f.1``, ``127.1``) or IPv6 forms that embed an
-  IPv4 address (``[::ffff:127.0.0.1]``).
+  https policy, userinfo, port (and ``ALLOWED_PORTS``), and host names that are IP literals in
+  any spelling ``inet_aton`` accepts (``2130706433``, ``0x7f.1``, ``127.1``), once IDNA has
+  folded Unicode digits and full stops to ASCII (``１２７.０.０.１``), or IPv6 forms that embed
+  an IPv4 address (``[::ffff:127.0.0.1]``).
 * :func:`resolve_target` runs before every request: it resolves the host once, vets **every**
   address, and returns them so the transport connects to a vetted address without a second
   lookup (a DNS rebinding attack then has nothing to rebind).
+
+Which addresses are refused is :mod:`django_webhooks.special_addresses`: every entry of the IANA
+special-purpose registries that is not globally reachable, plus multicast and deprecated space.
+An IPv6 address that carries an IPv4 address (IPv4-mapped, NAT64, 6to4, Teredo) is refused when
+the IPv4 address is, whatever ``ALLOWED_TARGETS`` says about the IPv6 form.
 
 ``ALLOWED_TARGETS`` lists CIDRs and host names that may be reached although they are not
 public; ``ALLOW_LOOPBACK`` allows 127.0.0.0/8 and ::1 only.
@@ -21,61 +27,42 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 
 from .conf import SETTING_NAME, webhooks_settings
 from .exceptions import BlockedTarget, WebhooksConfigurationError
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from .special_addresses import IPAddress, IPNetwork, most_specific_block
 
 #: Error classes carried by BlockedTarget (values of models.ErrorClass).
 INVALID_TARGET = "invalid_target"
 BLOCKED_TARGET = "blocked_target"
 DNS_ERROR = "dns"
 
-_net = ipaddress.ip_network
+_LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
-#: Networks a delivery never reaches unless allow-listed, with how a customer would call them.
-FORBIDDEN_NETWORKS: tuple[tuple[IPNetwork, str], ...] = (
-    (_net("0.0.0.0/8"), "a 'this network' address"),
-    (_net("10.0.0.0/8"), "a private address"),
-    (_net("100.64.0.0/10"), "a carrier-grade NAT (shared) address"),
-    (_net("127.0.0.0/8"), "a loopback address"),
-    (_net("169.254.0.0/16"), "a link-local address (cloud metadata services live there)"),
-    (_net("172.16.0.0/12"), "a private address"),
-    (_net("192.0.0.0/24"), "an IETF protocol assignment address"),
-    (_net("192.0.2.0/24"), "a documentation address"),
-    (_net("192.88.99.0/24"), "a 6to4 relay anycast address"),
-    (_net("192.168.0.0/16"), "a private address"),
-    (_net("198.18.0.0/15"), "a benchmarking address"),
-    (_net("198.51.100.0/24"), "a documentation address"),
-    (_net("203.0.113.0/24"), "a documentation address"),
-    (_net("224.0.0.0/4"), "a multicast address"),
-    (_net("255.255.255.255/32"), "the broadcast address"),
-    (_net("240.0.0.0/4"), "a reserved address"),
-    (_net("::/128"), "the unspecified address"),
-    (_net("::1/128"), "a loopback address"),
-    (_net("::/96"), "an IPv4-compatible IPv6 address (deprecated)"),
-    (_net("100::/64"), "a discard-only address"),
-    (_net("2001:db8::/32"), "a documentation address"),
-    (_net("fc00::/7"), "a private (unique local) address"),
-    (_net("fe80::/10"), "a link-local address"),
-    (_net("fec0::/10"), "a site-local address (deprecated)"),
-    (_net("ff00::/8"), "a multicast address"),
-)
-
-_LOOPBACK_NETWORKS = (_net("127.0.0.0/8"), _net("::1/128"))
-_IPV4_MAPPED = _net("::ffff:0:0/96")
-_NAT64 = _net("64:ff9b::/96")
-_SIX_TO_FOUR = _net("2002::/16")
+# IPv6 forms that carry an IPv4 address, as the leading bits of the 128-bit number.
+_IPV4_MAPPED_96 = int(ipaddress.IPv6Address("::ffff:0:0")) >> 32  # RFC 4291
+_NAT64_WELL_KNOWN_96 = int(ipaddress.IPv6Address("64:ff9b::")) >> 32  # RFC 6052
+_NAT64_LOCAL_USE_48 = int(ipaddress.IPv6Address("64:ff9b:1::")) >> 80  # RFC 8215
+_TEREDO_32 = int(ipaddress.IPv6Address("2001::")) >> 96  # RFC 4380
+_SIX_TO_FOUR_16 = int(ipaddress.IPv6Address("2002::")) >> 112  # RFC 3056
+_LOW_32_BITS = 0xFFFFFFFF
 
 _IP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 _HOST_LABEL_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 _INET_ATON_PART_RE = re.compile(r"^(0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*)$")
+
+
+class _ParsedTarget(NamedTuple):
+    parts: SplitResult
+    #: The host as the URL spells it, and its IDNA (ASCII) form, which is what is looked up.
+    host: str
+    name: str
+    port: int
+    literal: IPAddress | None
 
 
 @dataclass(frozen=True)
@@ -99,7 +86,7 @@ def validate_target_url(url: str) -> None:
     _parse_target(url)
 
 
-def _parse_target(url: str) -> tuple[SplitResult, str, int, IPAddress | None]:
+def _parse_target(url: str) -> _ParsedTarget:
     if not isinstance(url, str) or not url:
         raise BlockedTarget("The URL is empty.", error_class=INVALID_TARGET)
     if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
@@ -126,18 +113,27 @@ def _parse_target(url: str) -> tuple[SplitResult, str, int, IPAddress | None]:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise BlockedTarget("The URL has no host.", error_class=INVALID_TARGET)
+    name = host
     literal = ip_literal(host)
     if literal is None:
-        _check_host_name(host)
-    if not _host_allow_listed(host):
+        name = _ascii_host_name(host)
+        literal = ip_literal(name)
+    port = port or (443 if scheme == "https" else 80)
+    allowed_ports = webhooks_settings.ALLOWED_PORTS
+    if allowed_ports is not None and port not in allowed_ports:
+        raise BlockedTarget(
+            f"Port {port} is not allowed; webhooks go to ports {', '.join(str(p) for p in allowed_ports)} only.",
+            error_class=BLOCKED_TARGET,
+        )
+    if not _host_allow_listed(name):
         if literal is not None:
             reason = blocked_address_reason(literal)
             if reason:
                 spelled = host if host == str(literal) else f"{host} ({literal})"
                 raise BlockedTarget(f"{spelled} is {reason}.", error_class=BLOCKED_TARGET)
-        elif _is_localhost_name(host) and not webhooks_settings.ALLOW_LOOPBACK:
+        elif _is_localhost_name(name) and not webhooks_settings.ALLOW_LOOPBACK:
             raise BlockedTarget(f"{host} is a loopback host name.", error_class=BLOCKED_TARGET)
-    return parts, host, port or (443 if scheme == "https" else 80), literal
+    return _ParsedTarget(parts, host, name, port, literal)
 
 
 def ip_literal(host: str) -> IPAddress | None:
@@ -168,13 +164,19 @@ def _inet_aton_number(part: str) -> int:
     return int(part)
 
 
-def _check_host_name(host: str) -> None:
+def _ascii_host_name(host: str) -> str:
+    """``host`` in the ASCII form IDNA gives it (what ``getaddrinfo`` looks up), lower-cased.
+
+    IDNA folds fullwidth and other compatibility digits and full stops (``１２７。０。０。１``) to
+    ASCII, so the result may be an IP literal.
+    """
     try:
-        ascii_host = host.encode("idna").decode("ascii").lower()
+        ascii_host = host.encode("idna").decode("ascii").lower().rstrip(".")
     except UnicodeError:
         raise BlockedTarget(f"{host!r} is not a valid host name.", error_class=INVALID_TARGET)
     if len(ascii_host) > 253 or not all(_HOST_LABEL_RE.match(label) for label in ascii_host.split(".")):
         raise BlockedTarget(f"{host!r} is not a valid host name.", error_class=INVALID_TARGET)
+    return ascii_host
 
 
 def _is_localhost_name(host: str) -> bool:
@@ -188,33 +190,40 @@ def _is_localhost_name(host: str) -> bool:
 def blocked_address_reason(address: IPAddress | str) -> str | None:
     """Why ``address`` may not be reached (\"a private address\"), or None when it may.
 
-    IPv6 forms that carry an IPv4 address (IPv4-mapped, NAT64, 6to4) are judged by that IPv4
-    address. ``ALLOWED_TARGETS`` CIDRs and ``ALLOW_LOOPBACK`` are honoured.
+    The most specific block of :mod:`~django_webhooks.special_addresses` containing the address
+    decides, unless ``ALLOWED_TARGETS`` or ``ALLOW_LOOPBACK`` allows the address. An IPv6 address
+    that carries IPv4 addresses (:func:`embedded_ipv4_addresses`) is refused when one of those is;
+    an IPv4-mapped one is dialled as its IPv4 address, so that address alone decides.
     """
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
-        ip = ipaddress.IPv6Address(str(ip).partition("%")[0])
-    if _address_allow_listed(ip):
+    if ip.version == 6:
+        for embedded in embedded_ipv4_addresses(ip):
+            reason = blocked_address_reason(embedded)
+            if reason:
+                return f"{reason}, {embedded} in IPv6 form"
+        if int(ip) >> 32 == _IPV4_MAPPED_96:
+            return None
+    block = most_specific_block(ip)
+    if block is None or block.reason is None or _address_allow_listed(ip):
         return None
-    embedded = embedded_ipv4(ip)
-    if embedded is not None:
-        reason = blocked_address_reason(embedded)
-        return f"{reason}, {embedded} in IPv6 form" if reason else None
-    for network, reason in FORBIDDEN_NETWORKS:
-        if ip.version == network.version and ip in network:
-            return reason
-    return None
+    return block.reason
 
 
-def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address inside an IPv4-mapped, NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address."""
-    if not isinstance(ip, ipaddress.IPv6Address):
-        return None
-    if ip in _IPV4_MAPPED or ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip in _SIX_TO_FOUR:
-        return ip.sixtofour
-    return None
+def embedded_ipv4_addresses(ip: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses inside an IPv6 address: IPv4-mapped (``::ffff:0:0/96``), NAT64 (the
+    well-known ``64:ff9b::/96``, and the local-use ``64:ff9b:1::/48`` in the /96 form DNS64 uses),
+    6to4 (``2002::/16``), Teredo (``2001::/32``: its server and its client).
+    """
+    if ip.version != 6:
+        return ()
+    number = int(ip)
+    if number >> 32 in (_IPV4_MAPPED_96, _NAT64_WELL_KNOWN_96) or number >> 80 == _NAT64_LOCAL_USE_48:
+        return (ipaddress.IPv4Address(number & _LOW_32_BITS),)
+    if number >> 112 == _SIX_TO_FOUR_16:
+        return (ipaddress.IPv4Address((number >> 80) & _LOW_32_BITS),)
+    if number >> 96 == _TEREDO_32:
+        return (ipaddress.IPv4Address((number >> 64) & _LOW_32_BITS), ipaddress.IPv4Address(~number & _LOW_32_BITS))
+    return ()
 
 
 def _address_allow_listed(ip: IPAddress) -> bool:
@@ -272,24 +281,25 @@ def resolve_target(url: str) -> ResolvedTarget:
     :class:`BlockedTarget` with ``error_class`` ``"dns"`` when the host does not resolve and
     ``"blocked_target"`` when any address is not public.
     """
-    parts, host, port, literal = _parse_target(url)
+    parts, host, name, port, literal = _parse_target(url)
     scheme = parts.scheme.lower()
     if literal is not None:
         return ResolvedTarget(scheme=scheme, host=host, port=port, addresses=(_connect_address(literal),))
     resolver = webhooks_settings.RESOLVER
     try:
-        infos = resolver(host, port, type=socket.SOCK_STREAM)
+        infos = resolver(name, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise BlockedTarget(f"The host {host} could not be resolved ({exc}).", error_class=DNS_ERROR)
     answers = [str(sockaddr[0]).partition("%")[0] for family, *_, sockaddr in infos if family in _IP_FAMILIES]
     if not answers:
         raise BlockedTarget(f"The host {host} has no IP address.", error_class=DNS_ERROR)
-    if not _host_allow_listed(host):
-        for answer in answers:
-            reason = blocked_address_reason(answer)
+    ips = [ipaddress.ip_address(answer) for answer in answers]
+    if not _host_allow_listed(name):
+        for answer, ip in zip(answers, ips, strict=True):
+            reason = blocked_address_reason(ip)
             if reason:
                 raise BlockedTarget(f"{host} resolves to {answer}, {reason}.", error_class=BLOCKED_TARGET)
-    addresses = dict.fromkeys(_connect_address(ipaddress.ip_address(answer)) for answer in answers)
+    addresses = dict.fromkeys(_connect_address(ip) for ip in ips)
     return ResolvedTarget(scheme=scheme, host=host, port=port, addresses=tuple(addresses))
 
 

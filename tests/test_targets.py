@@ -1,22 +1,43 @@
 from __future__ import annotations
 
+import csv
+import ipaddress
+import re
 import socket
+from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 from rest_framework import serializers
 
+from django_webhooks import special_addresses
 from django_webhooks.exceptions import BlockedTarget, WebhooksConfigurationError
+from django_webhooks.models import Subscription
 from django_webhooks.targets import (
     ResolvedTarget,
+    blocked_address_reason,
     loggable_url,
     resolve_target,
     target_validator,
     validate_target_url,
 )
-from tests.ssrf_cases import FORBIDDEN_ADDRESSES, ODD_SPELLINGS, literal_url
+from tests.api import API, client_for
+from tests.ssrf_cases import (
+    ADDITIONAL_REFUSALS,
+    EMBEDDED_REFUSALS,
+    FORBIDDEN_ADDRESSES,
+    ODD_SPELLINGS,
+    REGISTRY_REACHABLE,
+    REGISTRY_REFUSALS,
+    UNICODE_SPELLINGS,
+    literal_url,
+)
+
+DATA = Path(__file__).parent / "data"
+REGISTRY_FILES = ["iana-ipv4-special-registry-1.csv", "iana-ipv6-special-registry-1.csv"]
 
 #: Host name -> addresses answered by :func:`fake_resolver`.
 DNS_ANSWERS: dict[str, list[str]] = {}
@@ -51,38 +72,177 @@ def refusal(url: str) -> BlockedTarget:
     return info.value
 
 
-PUBLIC_ADDRESSES = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1"]
+PUBLIC_ADDRESSES = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "2001:4860:4860::8888", "64:ff9b::808:808"]
 
 
-@pytest.mark.parametrize(("address", "reason"), FORBIDDEN_ADDRESSES)
+@pytest.mark.parametrize(("address", "reason"), FORBIDDEN_ADDRESSES, ids=[a for a, _ in FORBIDDEN_ADDRESSES])
 def test_forbidden_address_literal_is_refused_without_dns(strict, address, reason):
     with pytest.raises(BlockedTarget) as info:
         validate_target_url(literal_url(address))
     assert info.value.error_class == "blocked_target"
-    assert reason in str(info.value)
+    assert str(info.value).startswith(address) and str(info.value).endswith(f" is {reason}.")
     assert refusal(literal_url(address)).error_class == "blocked_target"
 
 
-@pytest.mark.parametrize(("address", "reason"), FORBIDDEN_ADDRESSES)
+@pytest.mark.parametrize(("address", "reason"), FORBIDDEN_ADDRESSES, ids=[a for a, _ in FORBIDDEN_ADDRESSES])
 def test_host_resolving_to_forbidden_address_is_refused(strict, address, reason):
     strict["hooks.example.com"] = [address]
     validate_target_url("https://hooks.example.com/hook")
     error = refusal("https://hooks.example.com/hook")
     assert error.error_class == "blocked_target"
-    assert f"hooks.example.com resolves to {address}, " in str(error)
-    assert reason in str(error)
+    assert str(error) == f"hooks.example.com resolves to {address}, {reason}."
 
 
-@pytest.mark.parametrize("url", ODD_SPELLINGS)
+# -- the table against the IANA registries (tests/data/*.csv, the registries' CSV exports) --------
+
+
+def registry_rows(filename):
+    """``(network, name, rfc, globally reachable)`` per prefix of each row, footnote marks removed."""
+
+    def clean(cell):
+        return " ".join(re.sub(r"\s*\[\d+\]$", "", cell.strip()).split())
+
+    with open(DATA / filename, newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            for prefix in clean(row["Address Block"]).split(","):
+                yield (
+                    ipaddress.ip_network(prefix.strip()),
+                    clean(row["Name"]),
+                    clean(row["RFC"]),
+                    clean(row["Globally Reachable"]),
+                )
+
+
+ALL_ROWS = [row for filename in REGISTRY_FILES for row in registry_rows(filename)]
+REFUSED_ENTRIES = REGISTRY_REFUSALS + ADDITIONAL_REFUSALS
+
+
+@pytest.mark.parametrize(
+    ("filename", "table"),
+    [
+        (REGISTRY_FILES[0], special_addresses.IPV4_SPECIAL_PURPOSE),
+        (REGISTRY_FILES[1], special_addresses.IPV6_SPECIAL_PURPOSE),
+    ],
+)
+def test_the_table_is_the_registry_row_by_row(filename, table):
+    transcribed = [(block.network, block.name, block.rfc, block.globally_reachable) for block in table]
+    assert transcribed == list(registry_rows(filename))
+
+
+def representative(network):
+    """An address of ``network`` that no more specific registry row holds: its middle one."""
+    address = network[network.num_addresses // 2]
+    assert not [other for other, *_ in ALL_ROWS if address in other and other.prefixlen > network.prefixlen]
+    return address
+
+
+@pytest.mark.parametrize(("network", "name", "rfc", "reachable"), ALL_ROWS, ids=[str(row[0]) for row in ALL_ROWS])
+def test_every_registry_row_is_refused_unless_globally_reachable(strict, network, name, rfc, reachable):
+    address = representative(network)
+    if network == ipaddress.ip_network("::ffff:0:0/96"):
+        # Never dialled as IPv6: the IPv4 address it carries decides.
+        assert blocked_address_reason(address) == blocked_address_reason(address.ipv4_mapped)
+        assert blocked_address_reason("::ffff:10.1.2.3") == "a private address, 10.1.2.3 in IPv6 form"
+    elif reachable == "True":
+        assert blocked_address_reason(address) is None
+    else:
+        assert blocked_address_reason(address)
+
+
+def test_every_registry_entry_and_addition_has_its_cases():
+    refused = {str(network) for network, *_, reachable in ALL_ROWS if reachable != "True"}
+    reachable = {str(network) for network, *_, value in ALL_ROWS if value == "True"}
+    assert sorted(block for block, *_ in REGISTRY_REFUSALS) == sorted(refused)
+    assert sorted(block for block, _ in REGISTRY_REACHABLE) == sorted(reachable)
+    assert [block for block, *_ in ADDITIONAL_REFUSALS] == [str(b.network) for b in special_addresses.ADDITIONS]
+    for block, address, *_ in REGISTRY_REFUSALS + REGISTRY_REACHABLE + ADDITIONAL_REFUSALS:
+        assert str(special_addresses.most_specific_block(ipaddress.ip_address(address)).network) == block, address
+
+
+def test_every_refused_block_has_a_human_reason_and_reachable_ones_none():
+    for block in special_addresses.ALL_BLOCKS:
+        if block.refused:
+            assert re.match(r"^(a|an|the) [A-Za-z0-9'(]", block.reason), block
+        else:
+            assert block.reason is None, block
+
+
+@pytest.mark.parametrize(("block", "address", "reason"), REFUSED_ENTRIES, ids=[block for block, *_ in REFUSED_ENTRIES])
+def test_every_refused_entry_is_refused_at_delivery_time(strict, block, address, reason):
+    strict["hooks.example.com"] = [address]
+    error = refusal("https://hooks.example.com/in")
+    assert (error.error_class, str(error)) == ("blocked_target", f"hooks.example.com resolves to {address}, {reason}.")
+
+
+@pytest.mark.parametrize(("block", "address"), REGISTRY_REACHABLE, ids=[block for block, _ in REGISTRY_REACHABLE])
+def test_globally_reachable_entries_are_allowed_even_inside_refused_blocks(strict, block, address):
+    strict["hooks.example.com"] = [address]
+    assert resolve_target("https://hooks.example.com/in").addresses == (address,)
+    assert resolve_target(literal_url(address)).addresses == (address,)
+
+
+def test_the_most_specific_entry_decides(strict):
+    assert blocked_address_reason("192.0.0.9") is None
+    assert blocked_address_reason("192.0.0.11") == "an IETF protocol assignment address"
+    assert blocked_address_reason("192.0.0.7") == "an IPv4 service continuity (DS-Lite) address"
+    assert blocked_address_reason("2001:1::1") is None
+    assert blocked_address_reason("2001:1::4") == "an IETF protocol assignment address"
+    assert blocked_address_reason("2001:3:ffff::1") is None
+    assert blocked_address_reason("2001:4::1") == "an IETF protocol assignment address"
+    assert blocked_address_reason("0.0.0.0") == "the 'this host' address"
+    assert blocked_address_reason("0.0.0.1") == "a 'this network' address"
+
+
+# -- IPv6 forms that carry IPv4 addresses --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("address", "reason"), EMBEDDED_REFUSALS, ids=[a for a, _ in EMBEDDED_REFUSALS])
+def test_embedded_ipv4_is_vetted_even_when_the_ipv6_form_is_allow_listed(strict, address, reason):
+    with webhooks(ALLOWED_TARGETS=["::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32"]):
+        assert blocked_address_reason(address) == reason
+
+
+def test_allow_listed_translation_and_tunnel_prefixes_reach_public_ipv4(strict):
+    with webhooks(ALLOWED_TARGETS=["64:ff9b:1::/48", "2002::/16", "2001::/32"]):
+        for address in ["64:ff9b:1::808:808", "2002:808:808::1", "2001:0:4136:e378:8000:63bf:f7f7:f7f7"]:
+            assert resolve_target(literal_url(address)).addresses == (address,)
+    assert blocked_address_reason("64:ff9b::808:808") is None
+
+
+@pytest.mark.parametrize("url", ODD_SPELLINGS + UNICODE_SPELLINGS)
 def test_odd_spellings_of_forbidden_addresses_are_refused_without_dns(strict, url):
     with pytest.raises(BlockedTarget) as info:
         validate_target_url(url)
     assert info.value.error_class == "blocked_target"
+    assert refusal(url).error_class == "blocked_target"
+
+
+@pytest.mark.django_db
+def test_unicode_spellings_of_loopback_are_refused_at_subscription_creation(strict):
+    client = client_for(get_user_model().objects.create_user("unicode"))
+    for url in UNICODE_SPELLINGS:
+        response = client.post(f"{API}/subscriptions/", {"url": url, "event_types": ["order.created"]}, format="json")
+        assert response.status_code == 400, url
+        assert "loopback" in response.json()["url"][0], url
+    assert not Subscription.objects.exists()
 
 
 def test_odd_spelling_message_names_the_address(strict):
     with pytest.raises(BlockedTarget, match=r"0x7f\.1 \(127\.0\.0\.1\) is a loopback address"):
         validate_target_url("http://0x7f.1/")
+    with pytest.raises(
+        BlockedTarget, match=r"^\uff11\uff12\uff17\.\uff10\.\uff10\.\uff11 \(127\.0\.0\.1\) is a loopback"
+    ):
+        validate_target_url("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/")
+
+
+def test_unicode_host_names_are_looked_up_in_their_idna_form(strict):
+    strict["xn--bcher-kva.example"] = ["93.184.216.34"]
+    assert resolve_target("https://b\u00fccher.example/").addresses == ("93.184.216.34",)
+    strict["xn--bcher-kva.example"] = ["10.0.0.5"]
+    assert (
+        str(refusal("https://b\u00fccher.example/")) == "b\u00fccher.example resolves to 10.0.0.5, a private address."
+    )
 
 
 def test_odd_spelling_of_public_address_connects_to_the_parsed_address(strict):
@@ -244,6 +404,41 @@ def test_target_validator_works_as_a_drf_field_validator(strict):
     assert "169.254.169.254" in str(rejected.errors["url"][0])
     strict["hooks.example.com"] = ["93.184.216.34"]
     assert SubscriptionInput(data={"url": "https://hooks.example.com/hook"}).is_valid()
+
+
+def test_allowed_ports_default_to_any_port(strict):
+    strict["hooks.example.com"] = ["93.184.216.34"]
+    assert resolve_target("https://hooks.example.com:8080/").port == 8080
+
+
+def test_allowed_ports_are_enforced_before_every_request(strict):
+    strict["hooks.example.com"] = ["93.184.216.34"]
+    with webhooks(ALLOWED_PORTS=[443, 80, 8443]):
+        for url in ["https://hooks.example.com/", "http://hooks.example.com/", "https://hooks.example.com:8443/"]:
+            assert resolve_target(url).addresses == ("93.184.216.34",)
+        error = refusal("https://hooks.example.com:8080/in")
+        assert (error.error_class, str(error)) == (
+            "blocked_target",
+            "Port 8080 is not allowed; webhooks go to ports 443, 80, 8443 only.",
+        )
+    with webhooks(ALLOWED_PORTS=[443]):
+        assert str(refusal("http://hooks.example.com/")) == "Port 80 is not allowed; webhooks go to ports 443 only."
+
+
+@pytest.mark.django_db
+def test_allowed_ports_are_enforced_at_subscription_creation(strict):
+    strict["hooks.example.com"] = ["93.184.216.34"]
+    client = client_for(get_user_model().objects.create_user("ports"))
+
+    def create(url):
+        return client.post(f"{API}/subscriptions/", {"url": url, "event_types": ["order.created"]}, format="json")
+
+    with webhooks(ALLOWED_PORTS=[443, 80, 8443]):
+        response = create("https://hooks.example.com:8080/in")
+        assert response.status_code == 400
+        assert response.json()["url"] == ["Port 8080 is not allowed; webhooks go to ports 443, 80, 8443 only."]
+        assert not Subscription.objects.exists()
+        assert create("https://hooks.example.com:8443/in").status_code == 201
 
 
 def test_loggable_url_drops_query_and_fragment():
