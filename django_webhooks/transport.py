@@ -2,15 +2,25 @@
 
 Every request resolves its target once through :func:`~django_webhooks.targets.resolve_target`
 and connects to a vetted address, keeping the original host for the ``Host`` header, TLS SNI
-and certificate checks (:class:`VettedAddressAdapter`). Redirects are never followed, the whole
-exchange has a wall-clock deadline (``TIMEOUT``), and at most ``MAX_RESPONSE_BYTES`` of the
-response body are read before the connection is dropped.
+and certificate checks (:class:`VettedAddressAdapter`). Redirects are never followed and proxies
+never used.
+
+The whole exchange has one wall-clock deadline, ``TIMEOUT`` after :meth:`Transport.send` starts:
+every socket operation (connect, TLS handshake, each send and each read of the status line,
+headers, chunk sizes and body) waits at most for the time left, so a receiver that dribbles any
+part of its answer cannot stretch it. The connect is also bounded by ``CONNECT_TIMEOUT``. At most
+``MAX_RESPONSE_HEADERS`` header lines and ``MAX_RESPONSE_HEADER_BYTES`` of them are read (the
+rest is never read: the connection is dropped and the headers marked with
+:data:`TRUNCATED_HEADERS_KEY`), and at most ``MAX_RESPONSE_BYTES`` of the body.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
 import os
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +29,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+import urllib3.connection
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from requests.adapters import HTTPAdapter
@@ -63,6 +74,13 @@ HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MAX_HEADER_NAME_LENGTH = 100
 MAX_HEADER_VALUE_LENGTH = 1000
 
+#: Key added to a result's headers when some were dropped (``MAX_RESPONSE_HEADERS``,
+#: ``MAX_RESPONSE_HEADER_BYTES``). It contains a space, so no header a receiver sends can have it.
+TRUNCATED_HEADERS_KEY = "(headers truncated)"
+#: Most header lines http.client accepts: it refuses a head of more than 100 lines, counting the
+#: blank line that ends it.
+_MOST_HEADER_LINES = getattr(http.client, "_MAXHEADERS", 100) - 1
+
 _READ_CHUNK = 8192
 
 
@@ -76,6 +94,8 @@ class TransportResult:
     duration_ms: int = 0
     error_class: str = ErrorClass.NONE.value
     error_message: str = ""
+    #: Some response headers were dropped (see :data:`TRUNCATED_HEADERS_KEY`); the body was not read.
+    headers_truncated: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -171,15 +191,174 @@ def _unsendable(text: str) -> bool:
     return any(char in text for char in "\r\n\0")
 
 
+class _Exchange:
+    """The deadline and header caps of the request the calling thread is sending.
+
+    :meth:`Transport.send` installs one for the length of the request; the connection and
+    response classes below read it, so the bounds hold on every socket operation, however
+    deep in urllib3 and http.client it happens.
+    """
+
+    __slots__ = ("deadline", "max_headers", "max_header_bytes", "headers_truncated")
+
+    def __init__(self, deadline: float, max_headers: int, max_header_bytes: int) -> None:
+        self.deadline = deadline
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self.headers_truncated = False
+
+    def bound(self, timeout: Any) -> float:
+        """``timeout`` (seconds, or None for no limit of its own) cut to the time left.
+
+        Raises a socket timeout (``TimeoutError``) when no time is left.
+        """
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline (TIMEOUT) has passed")
+        return min(float(timeout), left) if isinstance(timeout, int | float) else left
+
+
+_sending = threading.local()
+
+
+def _current_exchange() -> _Exchange | None:
+    return getattr(_sending, "exchange", None)
+
+
+class _DeadlineSocketIO(io.RawIOBase):
+    """The raw socket stream of a response; each read waits at most for the time left."""
+
+    def __init__(self, raw: io.RawIOBase, sock: socket.socket, exchange: _Exchange) -> None:
+        super().__init__()
+        self._raw, self._sock, self._exchange = raw, sock, exchange
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        self._sock.settimeout(self._exchange.bound(None))
+        return self._raw.readinto(buffer)
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _ResponseReader(io.BufferedReader):
+    """What http.client reads a response from: header lines past the caps are not read.
+
+    While the head is read (``reading_head``), a header line that would pass
+    ``MAX_RESPONSE_HEADERS`` or ``MAX_RESPONSE_HEADER_BYTES`` is read no further: http.client
+    gets an end of headers instead and the exchange is marked ``headers_truncated``. The status
+    line is left to http.client's own limit (64 KiB).
+    """
+
+    def __init__(self, raw: _DeadlineSocketIO, exchange: _Exchange) -> None:
+        super().__init__(raw)
+        self.exchange = exchange
+        self.reading_head = False
+        self._status_line_next = True
+        self._header_lines = 0
+        self._header_bytes = 0
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if not self.reading_head:
+            return super().readline(size)
+        exchange = self.exchange
+        if exchange.headers_truncated:
+            return b""
+        if self._status_line_next:
+            self._status_line_next = False
+            return super().readline(size)
+        room = exchange.max_header_bytes - self._header_bytes if self._header_lines < exchange.max_headers else 0
+        # Enough to tell a line that fits, and the blank line ending the head, from one that does not.
+        limit = max(room + 1, 2)
+        line = super().readline(limit if size is None or size < 0 else min(limit, size))
+        if line in (b"\r\n", b"\n", b""):
+            self._status_line_next = True  # a 100 Continue head is followed by the real one
+            return line
+        if len(line) > room:
+            exchange.headers_truncated = True
+            return b"\r\n"
+        self._header_lines += 1
+        self._header_bytes += len(line)
+        return line
+
+
+class _BoundedHTTPResponse(http.client.HTTPResponse):
+    """http.client's response, reading through :class:`_ResponseReader` while a request is sent."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None):
+        super().__init__(sock, debuglevel, method, url)
+        exchange = _current_exchange()
+        if exchange is not None:
+            self.fp = _ResponseReader(_DeadlineSocketIO(self.fp.detach(), sock, exchange), exchange)
+
+    def begin(self) -> None:
+        reader = self.fp if isinstance(self.fp, _ResponseReader) else None
+        if reader is None:
+            return super().begin()
+        reader.reading_head = True
+        try:
+            super().begin()
+        finally:
+            reader.reading_head = False
+
+
+class _BoundedHTTPConnection(urllib3.connection.HTTPConnection):
+    """urllib3's connection with connect, TLS handshake and sends cut to the request's time left."""
+
+    response_class = _BoundedHTTPResponse
+
+    def _new_conn(self) -> socket.socket:
+        exchange = _current_exchange()
+        if exchange is None:
+            return super()._new_conn()
+        try:
+            self.timeout = exchange.bound(self.timeout)
+        except TimeoutError as exc:
+            raise urllib3.exceptions.ConnectTimeoutError(self, f"No time was left to connect to {self.host}.") from exc
+        sock = super()._new_conn()
+        try:
+            sock.settimeout(exchange.bound(self.timeout))  # for the TLS handshake that follows
+        except TimeoutError:
+            sock.close()
+            raise
+        return sock
+
+    def send(self, data: Any) -> None:
+        exchange = _current_exchange()
+        if exchange is not None and self.sock is not None:
+            self.sock.settimeout(exchange.bound(self.timeout))
+        super().send(data)
+
+
+class _BoundedHTTPSConnection(_BoundedHTTPConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _BoundedHTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _BoundedHTTPConnection
+
+
+class _BoundedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _BoundedHTTPSConnection
+
+
 class VettedAddressAdapter(HTTPAdapter):
     """Connects to an address :func:`resolve_target` vetted, never to a second DNS answer.
 
     The target is resolved once per request; when connecting to one vetted address fails
-    (nothing was sent yet), the next one is tried within the same time budget. Connection pools
+    (nothing was sent yet), the next one is tried before the same deadline. Connection pools
     are keyed by (scheme, vetted address, port, host name), so keep-alive connections are reused
     per target host. For https, SNI and the certificate check use the URL's host name while the
     TCP connection goes to the vetted address. Proxies are never used: they would bypass the
-    address check.
+    address check. Its connections keep to the deadline and header caps :meth:`Transport.send`
+    sets for each request.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -187,6 +366,13 @@ class VettedAddressAdapter(HTTPAdapter):
         self._ssl_context.load_verify_locations(requests.certs.where())
         self._dialling = threading.local()
         super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _BoundedHTTPConnectionPool,
+            "https": _BoundedHTTPSConnectionPool,
+        }
 
     def send(
         self,
@@ -198,18 +384,13 @@ class VettedAddressAdapter(HTTPAdapter):
         proxies: Any = None,
     ) -> requests.Response:
         target = resolve_target(request.url or "")
-        started = time.monotonic()
-        attempt_timeout = timeout
         try:
             for index, address in enumerate(target.addresses):
                 self._dialling.current = (target, address)
                 try:
-                    return super().send(request, stream, attempt_timeout, verify, cert, proxies)
+                    return super().send(request, stream, timeout, verify, cert, proxies)
                 except requests.ConnectionError as exc:
                     if index + 1 == len(target.addresses) or not _never_connected(exc):
-                        raise
-                    attempt_timeout = _shrink(timeout, time.monotonic() - started)
-                    if attempt_timeout is _BUDGET_SPENT:
                         raise
         finally:
             self._dialling.current = None
@@ -249,26 +430,6 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
 
 
-_BUDGET_SPENT = object()
-
-
-def _shrink(timeout: Any, elapsed: float) -> Any:
-    """``timeout`` with its total budget reduced by ``elapsed`` seconds (``_BUDGET_SPENT`` if none is left)."""
-    if not isinstance(timeout, urllib3.Timeout) or not isinstance(timeout.total, int | float):
-        return timeout
-    left = timeout.total - elapsed
-    if left <= 0:
-        return _BUDGET_SPENT
-    connect = timeout.connect_timeout
-    return urllib3.Timeout(
-        connect=min(connect, left) if isinstance(connect, int | float) else left, read=left, total=left
-    )
-
-
-class _DeadlineExceeded(Exception):
-    pass
-
-
 class Transport:
     """Sends webhook requests over one pooled :class:`requests.Session` (use :func:`get_transport`)."""
 
@@ -285,19 +446,26 @@ class Transport:
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
         """POST ``body`` to ``url``; network problems come back as ``error_class``, never raised."""
         started = time.monotonic()
-        deadline = started + float(webhooks_settings.TIMEOUT)
+        total = float(webhooks_settings.TIMEOUT)
+        exchange = _Exchange(
+            deadline=started + total,
+            max_headers=min(int(webhooks_settings.MAX_RESPONSE_HEADERS), _MOST_HEADER_LINES),
+            max_header_bytes=int(webhooks_settings.MAX_RESPONSE_HEADER_BYTES),
+        )
         result = TransportResult()
         headers = {"User-Agent": user_agent(), "Content-Type": "application/json", **headers}
+        _sending.exchange = exchange
         try:
-            self._exchange(url, body, headers, deadline, result)
+            self._exchange(url, body, headers, exchange, result)
         except BlockedTarget as exc:
             result.error_class, result.error_message = exc.error_class, str(exc)
         except requests.ConnectTimeout:
             result.error_class = ErrorClass.TIMEOUT.value
-            result.error_message = f"Could not connect within {webhooks_settings.CONNECT_TIMEOUT:g} s."
-        except (_DeadlineExceeded, requests.Timeout, urllib3.exceptions.TimeoutError):
+            connect = min(float(webhooks_settings.CONNECT_TIMEOUT), total)
+            result.error_message = f"Could not connect within {connect:g} s."
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
             result.error_class = ErrorClass.TIMEOUT.value
-            result.error_message = f"No complete response within {webhooks_settings.TIMEOUT:g} s."
+            result.error_message = f"No complete response within {total:g} s."
         except requests.exceptions.SSLError as exc:
             result.error_class, result.error_message = ErrorClass.TLS.value, f"TLS error: {_root_cause(exc)}"
         except (
@@ -306,21 +474,25 @@ class Transport:
             requests.exceptions.InvalidHeader,
         ) as exc:
             result.error_class, result.error_message = ErrorClass.INVALID_TARGET.value, str(exc)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            result.error_class, result.error_message = (
-                ErrorClass.CONNECTION.value,
-                f"Connection error: {_root_cause(exc)}",
-            )
+        except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            if _caused_by_timeout(exc):
+                result.error_class = ErrorClass.TIMEOUT.value
+                result.error_message = f"No complete response within {total:g} s."
+            else:
+                result.error_class = ErrorClass.CONNECTION.value
+                result.error_message = f"Connection error: {_root_cause(exc)}"
+        finally:
+            _sending.exchange = None
         result.duration_ms = int((time.monotonic() - started) * 1000)
         if result.status is not None and not result.error_class:
             _classify_status(result)
         return result
 
     def _exchange(
-        self, url: str, body: bytes, headers: dict[str, str], deadline: float, result: TransportResult
+        self, url: str, body: bytes, headers: dict[str, str], exchange: _Exchange, result: TransportResult
     ) -> None:
-        total = float(webhooks_settings.TIMEOUT)
-        timeout = urllib3.Timeout(connect=float(webhooks_settings.CONNECT_TIMEOUT), read=total, total=total)
+        # Per socket operation; the deadline (``exchange``) bounds them all together.
+        timeout = (float(webhooks_settings.CONNECT_TIMEOUT), float(webhooks_settings.TIMEOUT))
         request = self.session.prepare_request(requests.Request("POST", url, data=body, headers=headers))
         # Straight to the adapter: Session.send would read a redirect's whole body to follow it,
         # and would store cookies shared between different owners' targets.
@@ -333,29 +505,47 @@ class Transport:
         raw = response.raw
         complete = False
         try:
-            content, complete = _read_capped(raw, int(webhooks_settings.MAX_RESPONSE_BYTES), deadline)
-            result.body = content.decode(response.encoding or "utf-8", errors="replace")
+            if exchange.headers_truncated:
+                # The rest of the head was never read, so where the body starts is unknown.
+                result.headers_truncated = True
+                result.headers[TRUNCATED_HEADERS_KEY] = (
+                    f"Headers past {exchange.max_headers} lines or {exchange.max_header_bytes} bytes were not read "
+                    "(MAX_RESPONSE_HEADERS, MAX_RESPONSE_HEADER_BYTES); neither was the body."
+                )
+                return
+            content = _read_capped(raw, int(webhooks_settings.MAX_RESPONSE_BYTES))
+            complete = content.complete
+            result.body = _decode(content.data, response.encoding)
         finally:
             if not complete:
                 raw.close()
             raw.release_conn()
 
 
-def _read_capped(raw: urllib3.HTTPResponse, limit: int, deadline: float) -> tuple[bytes, bool]:
-    """Read at most ``limit`` bytes of body before ``deadline``; return them and whether that was all."""
+@dataclass
+class _Body:
+    data: bytes
+    #: The whole body was read (the connection can be reused).
+    complete: bool
+
+
+def _read_capped(raw: urllib3.HTTPResponse, limit: int) -> _Body:
+    """Read at most ``limit`` bytes of body (each socket read keeps to the request's deadline)."""
     received = bytearray()
     while len(received) < limit:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _DeadlineExceeded
-        sock = getattr(raw.connection, "sock", None)
-        if sock is not None:
-            sock.settimeout(remaining)
         chunk = raw.read1(min(_READ_CHUNK, limit - len(received)), decode_content=True)
         if not chunk:
-            return bytes(received), True
+            return _Body(bytes(received), True)
         received += chunk
-    return bytes(received), raw.length_remaining == 0
+    return _Body(bytes(received), raw.length_remaining == 0)
+
+
+def _decode(content: bytes, encoding: str | None) -> str:
+    """The body as text, in the charset the receiver named if Python can decode it, else UTF-8."""
+    try:
+        return content.decode(encoding or "utf-8", errors="replace")
+    except (LookupError, ValueError):  # unknown, not a text encoding, or no "replace" (idna)
+        return content.decode("utf-8", errors="replace")
 
 
 def _classify_status(result: TransportResult) -> None:
@@ -367,6 +557,25 @@ def _classify_status(result: TransportResult) -> None:
     elif not 200 <= status < 300:
         result.error_class = ErrorClass.HTTP_STATUS.value
         result.error_message = f"HTTP {status}."
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it wraps (urllib3's ``reason``, ``__cause__``, exception args)."""
+    found: list[BaseException] = []
+    pending = [exc]
+    while pending and len(found) < 20:
+        current = pending.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        wrapped = (getattr(current, "reason", None), current.__cause__, *current.args)
+        pending.extend(inner for inner in wrapped if isinstance(inner, BaseException))
+    return found
+
+
+def _caused_by_timeout(exc: BaseException) -> bool:
+    """A socket timeout urllib3 reported as a connection error (a send that ran out of time)."""
+    return any(isinstance(cause, TimeoutError) for cause in _causes(exc))
 
 
 def _root_cause(exc: BaseException) -> str:
