@@ -13,6 +13,14 @@ own rows from the same index. On PostgreSQL the claimed subscription rows are lo
 count a subscription's lanes at the same time and a cap cannot be exceeded; a worker skips a
 subscription another one is claiming instead of waiting. SQLite serializes writing
 transactions (``transaction_mode`` ``IMMEDIATE``), which gives the same guarantee.
+
+A lease lasts ``LEASE_SECONDS`` and the task holding it renews it while it works
+(:func:`renew_leases`), so a short lease costs nothing to a slow lane; a dead worker's leases
+simply stop being renewed. The lease token names the holder: every update a lane makes to its
+rows is guarded by it, so a late finisher never overwrites a delivery another lane took over. A
+running task returns expired leases to ``pending`` (:func:`release_expired_leases`) and waits
+for the next one to expire when it has nothing else to do (:func:`next_due`); the sweeper does
+the same once a minute, as a safety net.
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Case, Count, F, IntegerField, Min, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Count, Exists, F, IntegerField, Min, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -43,12 +52,14 @@ class Lane:
     subscription: Subscription
     deliveries: list[Delivery]
     lease_expires_at: datetime
-    #: ``time.monotonic()`` when the lease was taken (the lease ends ``LEASE_SECONDS`` later).
+    #: ``time.monotonic()`` when the lease was taken or last renewed (it ends ``LEASE_SECONDS`` later).
     claimed_at: float
     #: The subscription was failing or known slow when claimed.
     suspect: bool = False
     #: ``time.monotonic()`` when the request in progress started; None between requests.
     request_started: float | None = field(default=None, compare=False)
+    #: Set when a renewal found the lease taken over: the lane sends nothing more.
+    lost: bool = field(default=False, compare=False)
 
 
 def default_max_in_flight() -> int:
@@ -288,14 +299,85 @@ def release_unsent(lane: Lane, deliveries: Collection[Delivery]) -> int:
     ids = [d.pk for d in deliveries]
     if not ids:
         return 0
-    released = Delivery.objects.filter(
-        id__in=ids, status=DeliveryStatus.IN_FLIGHT, lease_token=lane.token, lease_expires_at=lane.lease_expires_at
-    ).update(status=DeliveryStatus.PENDING, lease_expires_at=None, lease_token="")
+    released = Delivery.objects.filter(id__in=ids, status=DeliveryStatus.IN_FLIGHT, lease_token=lane.token).update(
+        status=DeliveryStatus.PENDING, lease_expires_at=None, lease_token=""
+    )
     for delivery in deliveries:
         delivery.status = DeliveryStatus.PENDING
         delivery.lease_expires_at = None
         delivery.lease_token = ""
     return released
+
+
+def renew_leases(lanes: Collection[Lane]) -> list[Lane]:
+    """Extend the leases of ``lanes`` (batches not yet recorded) to ``LEASE_SECONDS`` from now.
+
+    One ``UPDATE`` for all of them, guarded by their tokens. Returns the lanes that lost a
+    delivery meanwhile (their lease expired and another lane took it) and marks them ``lost``.
+    """
+    ids = [delivery.pk for lane in lanes for delivery in lane.deliveries]
+    if not ids:
+        return []
+    renewed_at = time.monotonic()
+    lease = timezone.now() + timedelta(seconds=float(webhooks_settings.LEASE_SECONDS))
+    tokens = {lane.token for lane in lanes}
+    held = Delivery.objects.filter(id__in=ids, status=DeliveryStatus.IN_FLIGHT, lease_token__in=tokens)
+    renewed = held.update(lease_expires_at=lease)
+    lost = []
+    if renewed < len(ids):
+        still = set(held.values_list("id", "lease_token"))
+        lost = [lane for lane in lanes if any((d.pk, lane.token) not in still for d in lane.deliveries)]
+    for lane in lanes:
+        lane.lease_expires_at = lease
+        lane.claimed_at = renewed_at
+        for delivery in lane.deliveries:
+            delivery.lease_expires_at = lease
+    for lane in lost:
+        lane.lost = True
+    return lost
+
+
+class NextDue(NamedTuple):
+    """When something falls due next, and whether it is an expiring lease (to release first)."""
+
+    at: datetime
+    lease: bool
+
+
+def next_due(now: datetime, horizon: float, since: datetime | None = None) -> NextDue | None:
+    """The next moment within ``horizon`` seconds that a claim could find work it did not find.
+
+    A retry falling due, a lease expiring (its worker died, or it will be renewed: then this is
+    asked again), a rate-limited subscription's pace or an open circuit letting its next probe go.
+    ``since`` is when the last claim began (default ``now``): what fell due after it counts, even
+    if that is already past. Three indexed aggregates; only enabled subscriptions count.
+    """
+    since = now if since is None else min(since, now)
+    until = now + timedelta(seconds=horizon)
+    retry = (
+        Delivery.objects.filter(
+            status=DeliveryStatus.PENDING,
+            next_attempt_at__gt=since,
+            next_attempt_at__lte=until,
+            subscription__enabled=True,
+        )
+        .exclude(subscription__circuit_open_until__gt=now)
+        .aggregate(at=Min("next_attempt_at"))["at"]
+    )
+    lease = Delivery.objects.filter(
+        status=DeliveryStatus.IN_FLIGHT, lease_expires_at__lte=until, subscription__enabled=True
+    ).aggregate(at=Min("lease_expires_at"))["at"]
+    paced = Q(next_send_at__gt=since, next_send_at__lte=until)
+    probe = Q(circuit_open_until__gt=since, circuit_open_until__lte=until)
+    waiting = (
+        Subscription.objects.filter(paced | probe, enabled=True)
+        .filter(Exists(Delivery.objects.filter(subscription=OuterRef("pk"), status=DeliveryStatus.PENDING)))
+        .aggregate(paced=Min("next_send_at", filter=paced), probe=Min("circuit_open_until", filter=probe))
+    )
+    candidates = [NextDue(at, False) for at in (retry, waiting["paced"], waiting["probe"]) if at is not None]
+    if lease is not None:
+        candidates.append(NextDue(lease, True))
+    return min(candidates, default=None)
 
 
 def release_expired_leases() -> int:

@@ -4,13 +4,22 @@ A subscription has one *current* secret (``expires_at`` empty) and, after rotati
 :data:`MAX_OLD_SECRETS` old ones that keep signing until their ``expires_at``, so receivers can
 switch to the new secret without rejecting a single delivery (as Svix does). Secrets are stored
 encrypted (:mod:`django_webhooks.crypto`); plaintext is only returned, never stored or logged.
+
+Every change of a subscription's secrets adds a row, so the id of its newest row tells a worker
+whether the secrets it signs with are still current (:mod:`django_webhooks.endpoints`). A change
+returns only once no worker can start a request without the new secret (:data:`PROPAGATION_SECONDS`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import time
+from collections import defaultdict
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
+from functools import partial
+from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -19,12 +28,34 @@ from django.utils.translation import gettext_lazy as _
 
 from . import crypto, signing
 from .conf import webhooks_settings
-from .models import Subscription, SubscriptionSecret
+from .models import Delivery, DeliveryStatus, Subscription, SubscriptionSecret
 
 #: Old secrets kept signing next to the current one at most (Svix keeps 10).
 MAX_OLD_SECRETS = 10
 MIN_SECRET_BYTES = 24
 MAX_SECRET_BYTES = 64
+#: How old a worker's copy of a subscription's secrets (and URL, headers, enabled state) may be
+#: when a request starts: the delivery engine re-reads them more often and its sender threads wait
+#: for a fresher copy rather than start with an older one. A change of secrets waits this long
+#: after its commit while the subscription has deliveries in flight, so every request that starts
+#: after it returned, in any process, is signed with the new secret.
+PROPAGATION_SECONDS = 0.5
+
+
+class SigningSecret(NamedTuple):
+    secret: str
+    expires_at: datetime | None
+
+
+class SigningKeys(NamedTuple):
+    """A subscription's secrets, current first; ``version`` is the id of its newest secret row."""
+
+    version: int
+    secrets: tuple[SigningSecret, ...]
+
+    def valid(self, now: datetime) -> list[str]:
+        """The plaintext secrets that sign a request made at ``now``."""
+        return [key.secret for key in self.secrets if key.expires_at is None or key.expires_at > now]
 
 
 def validate_secret(value: str) -> None:
@@ -49,9 +80,20 @@ def validate_secret(value: str) -> None:
         )
 
 
-def _locked(subscription: Subscription) -> None:
+def _locked(subscription_id: int) -> None:
     """Serialize secret changes of one subscription (a row lock on PostgreSQL)."""
-    list(Subscription.objects.select_for_update().filter(pk=subscription.pk).values_list("pk", flat=True))
+    list(Subscription.objects.select_for_update().filter(pk=subscription_id).values_list("pk", flat=True))
+
+
+def _wait_for_workers(subscription_id: int) -> None:
+    """Return once every worker that may still sign for the subscription has re-read its secrets.
+
+    Runs after the commit: a worker's copy is at most :data:`PROPAGATION_SECONDS` old when a
+    request starts, so after that long every copy in use was read after the change. Only lanes
+    hold copies, and a lane's deliveries are in flight from its claim to its last record.
+    """
+    if Delivery.objects.filter(subscription_id=subscription_id, status=DeliveryStatus.IN_FLIGHT).exists():
+        time.sleep(PROPAGATION_SECONDS)
 
 
 def _replace_current(subscription: Subscription, secret: str | None, overlap: timedelta) -> str:
@@ -62,7 +104,8 @@ def _replace_current(subscription: Subscription, secret: str | None, overlap: ti
     now = timezone.now()
     retire_at = now + overlap
     with transaction.atomic():
-        _locked(subscription)
+        _locked(subscription.pk)
+        transaction.on_commit(partial(_wait_for_workers, subscription.pk))
         secrets = SubscriptionSecret.objects.filter(subscription=subscription)
         secrets.filter(expires_at__isnull=True).update(expires_at=retire_at)
         secrets.filter(expires_at__gt=retire_at).update(expires_at=retire_at)
@@ -93,6 +136,10 @@ def rotate_secret(subscription: Subscription, overlap_seconds: int | None = None
 
     The previous secrets keep signing for ``overlap_seconds`` (default setting
     ``SECRET_ROTATION_OVERLAP``) but no longer than that, then are deleted by a later rotation.
+    Every request that starts after the change committed and this returned carries a signature
+    made with the new secret: while deliveries of the subscription are in flight, the commit is
+    followed by a wait of :data:`PROPAGATION_SECONDS` (after the outermost transaction's commit,
+    when called inside one).
     """
     if overlap_seconds is None:
         overlap_seconds = webhooks_settings.SECRET_ROTATION_OVERLAP
@@ -101,19 +148,29 @@ def rotate_secret(subscription: Subscription, overlap_seconds: int | None = None
     return _replace_current(subscription, secret, timedelta(seconds=overlap_seconds))
 
 
-def _ensure_current(subscription: Subscription) -> str:
+def _ensure_current(subscription_id: int) -> SubscriptionSecret:
+    """The current secret's row, created if missing (a newer row: workers notice the change)."""
     with transaction.atomic():
-        _locked(subscription)
+        _locked(subscription_id)
         row = (
-            SubscriptionSecret.objects.filter(subscription=subscription, expires_at__isnull=True)
+            SubscriptionSecret.objects.filter(subscription_id=subscription_id, expires_at__isnull=True)
             .order_by("-created_at", "-pk")
             .first()
         )
-        if row is not None:
-            return crypto.decrypt_secret(row.encrypted)
-        secret = signing.generate_secret()
-        SubscriptionSecret.objects.create(subscription=subscription, encrypted=crypto.encrypt_secret(secret))
-        return secret
+        if row is None:
+            row = SubscriptionSecret.objects.create(
+                subscription_id=subscription_id, encrypted=crypto.encrypt_secret(signing.generate_secret())
+            )
+        return row
+
+
+def _signing_rows(rows: Iterable[SubscriptionSecret], subscription_id: int, now: datetime) -> list[SubscriptionSecret]:
+    """The rows that sign at ``now``: current first, then old ones newest first (current created if missing)."""
+    valid = [row for row in rows if row.expires_at is None or row.expires_at > now]
+    valid.sort(key=lambda row: (row.expires_at is not None, -row.created_at.timestamp(), -(row.pk or 0)))
+    if not valid or valid[0].expires_at is not None:
+        valid.insert(0, _ensure_current(subscription_id))
+    return valid
 
 
 def signing_secrets(subscription: Subscription, now: datetime | None = None) -> list[str]:
@@ -122,13 +179,27 @@ def signing_secrets(subscription: Subscription, now: datetime | None = None) -> 
     Reads ``subscription.secrets.all()``, so ``prefetch_related("secrets")`` makes this free of
     queries. A subscription without a current secret gets one.
     """
-    now = now or timezone.now()
-    valid = [row for row in subscription.secrets.all() if row.expires_at is None or row.expires_at > now]
-    valid.sort(key=lambda row: (row.expires_at is not None, -row.created_at.timestamp(), -(row.pk or 0)))
-    secrets = [crypto.decrypt_secret(row.encrypted) for row in valid]
-    if not valid or valid[0].expires_at is not None:
-        secrets.insert(0, _ensure_current(subscription))
-    return secrets
+    rows = _signing_rows(subscription.secrets.all(), subscription.pk, now or timezone.now())
+    return [crypto.decrypt_secret(row.encrypted) for row in rows]
+
+
+def signing_keys(subscription_ids: Collection[int]) -> dict[int, SigningKeys]:
+    """The secrets of several subscriptions with their expiry and version (one query, decrypted).
+
+    For workers that keep secrets while they send: :meth:`SigningKeys.valid` drops an old secret
+    once its overlap ends. A subscription without a current secret gets one.
+    """
+    now = timezone.now()
+    rows: dict[int, list[SubscriptionSecret]] = defaultdict(list)
+    for row in SubscriptionSecret.objects.filter(subscription_id__in=list(subscription_ids)):
+        rows[row.subscription_id].append(row)
+    keys = {}
+    for subscription_id in subscription_ids:
+        valid = _signing_rows(rows[subscription_id], subscription_id, now)
+        version = max(row.pk for row in [*rows[subscription_id], *valid])
+        secrets = tuple(SigningSecret(crypto.decrypt_secret(row.encrypted), row.expires_at) for row in valid)
+        keys[subscription_id] = SigningKeys(version, secrets)
+    return keys
 
 
 def current_secret(subscription: Subscription) -> str:

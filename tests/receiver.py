@@ -40,6 +40,7 @@ class ReceivedRequest:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # many lanes connect at once; the default backlog of 5 drops SYNs
 
 
 class Receiver:

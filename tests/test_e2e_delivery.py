@@ -16,6 +16,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
+from django_q.models import Schedule
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from svix.webhooks import Webhook as SvixWebhook
 
@@ -25,7 +26,7 @@ from django_webhooks.events import send_event
 from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
 from django_webhooks.operations import recover, resend, send_test_event
 from django_webhooks.secret_store import current_secret, rotate_secret
-from tests.receiver import Reply
+from tests.receiver import ReceivedRequest, Receiver, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -186,26 +187,6 @@ def test_a_30_mb_response_keeps_only_the_cap(cluster, receiver, make_subscriptio
     assert _peak_rss_kb(cluster.process.pid) < baseline + 15 * 1024
 
 
-def test_killed_worker_delivery_completes_after_the_lease(qcluster, receiver, make_subscription, make_delivery):
-    receiver.script = [Reply(200, delay=30), Reply(200)]
-    first = qcluster(FAST)
-    _, delivery = deliver_to(make_subscription, make_delivery, receiver)
-    receiver.wait_for(1)
-    first.kill()
-    delivery.refresh_from_db()
-    assert delivery.status == DeliveryStatus.IN_FLIGHT
-    qcluster(FAST)
-
-    def swept_and_done():
-        call_command("webhooks_sweep", stdout=StringIO())
-        delivery.refresh_from_db()
-        return delivery.status == DeliveryStatus.SUCCEEDED
-
-    assert wait_until(swept_and_done, timeout=45, interval=1)
-    ids = [r.headers["webhook-id"] for r in receiver.received()]
-    assert len(ids) >= 2 and set(ids) == {delivery.message_id}
-
-
 def test_two_clusters_never_send_a_delivery_twice(qcluster, receiver, make_subscription, make_delivery):
     receiver.script = [Reply(200, delay=0.05)]
     qcluster(FAST)
@@ -272,3 +253,125 @@ def test_exhausted_after_the_schedule_and_signal_fires(cluster, receiver, make_s
         signals.delivery_exhausted.disconnect(dispatch_uid="t")
     assert exhausted == [delivery.pk]
     assert Subscription.objects.get(pk=delivery.subscription_id).consecutive_failures == 4
+
+
+class ChainReceiver(Receiver):
+    """Answers 200 after ``delay`` seconds; notes for each request when the response before it on
+    the same keep-alive connection began (None for a connection's first request).
+
+    A sender starts its next request only after it got that response, so a request whose previous
+    response began after some moment certainly started after that moment too.
+    """
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.chain: list[tuple[ReceivedRequest, float | None]] = []
+
+    def _handle(self, handler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        request = ReceivedRequest(handler.command, handler.path, headers, handler.rfile.read(length), time.time())
+        with self._lock:
+            self.requests.append(request)
+            self.chain.append((request, getattr(handler, "responding_since", None)))
+        if self.delay and self._stopping.wait(self.delay):
+            return
+        handler.responding_since = time.time()
+        try:  # one write: a split one waits for the client's delayed ACK (~40 ms) on loopback
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture
+def chain_receiver():
+    with ChainReceiver(delay=0.025) as rx:
+        yield rx
+
+
+def test_every_request_starting_after_a_rotation_carries_the_new_signature(
+    cluster, chain_receiver, make_subscription, make_delivery
+):
+    subscription = make_subscription(url=chain_receiver.url(), max_in_flight=2)
+    old_secret = current_secret(subscription)
+    deliveries = [make_delivery(subscription) for _ in range(200)]
+    queue.enqueue_delivery(2)
+    chain_receiver.wait_for(40)
+    new_secret = rotate_secret(subscription)
+    rotated = time.time()
+    # Rotated in this process while the cluster's lanes send, 25 ms per request.
+    assert wait_until(lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == len(deliveries))
+    after = [request for request, previous in chain_receiver.chain if previous is not None and previous > rotated]
+    assert len(after) >= 50
+    for request in after:
+        StandardWebhook(new_secret).verify(request.body, request.headers)
+    for request in chain_receiver.received():
+        StandardWebhook(old_secret).verify(request.body, request.headers)
+    before = [r for r in chain_receiver.received() if r.received_at < rotated - 1]
+    assert before and all(len(r.headers["webhook-signature"].split()) == 1 for r in before)
+
+
+def test_a_killed_workers_lane_is_sent_by_another_worker_within_two_leases(
+    qcluster, make_subscription, make_delivery, settings
+):
+    Schedule.objects.all().delete()  # no sweeper: the live worker must find the deliveries itself
+    lease = 6
+    overrides = {**FAST, "LEASE_SECONDS": lease, "TASK_TIME_BUDGET": 30}
+    with ChainReceiver(delay=0.3) as receiver:
+        subscription = make_subscription(url=receiver.url(), max_in_flight=1)
+        deliveries = [make_delivery(subscription) for _ in range(40)]
+        doomed = qcluster(overrides)
+        queue.enqueue_delivery(1)
+        receiver.wait_for(2)
+        survivor = qcluster(overrides, q_cluster={"cluster_name": "webhooks-survivor"})
+        settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "QUEUE": "webhooks-survivor"}
+        queue.enqueue_delivery(1)
+        # The survivor's task runs: it finds the only lane taken and waits for its lease.
+        assert wait_until(lambda: "processing" in survivor.output() and "deliver_due" in survivor.output())
+        receiver.delay = 0
+        doomed.kill()
+        killed = time.time()
+        orphans = list(Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT))
+        interrupted = receiver.received()[-1].headers["webhook-id"]
+        assert len(orphans) > 30 and interrupted in {d.message_id for d in orphans}
+        assert wait_until(
+            lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == len(deliveries),
+            timeout=4 * lease,
+        )
+        resent = {r.headers["webhook-id"]: r.received_at for r in receiver.received() if r.received_at > killed}
+    # Every delivery the dead worker held went out again, same webhook-id, within two leases.
+    assert set(resent) == {d.message_id for d in orphans}
+    assert max(resent.values()) - killed < 2 * lease
+    assert Schedule.objects.count() == 0 and "sweep" not in survivor.output()
+    print(f"recovery: first resend {min(resent.values()) - killed:.2f} s, last {max(resent.values()) - killed:.2f} s")
+
+
+def test_first_retries_go_out_within_a_second_of_their_jittered_due_time(
+    qcluster, receiver, make_subscription, make_delivery
+):
+    # Twelve connections at once overflow the receiver's listen backlog (5): a dropped SYN is sent
+    # again after 1 s, so the connect timeout must outlast that, or a first attempt times out.
+    timeouts = {"CONNECT_TIMEOUT": 5, "TIMEOUT": 5}
+    qcluster({**FAST, **timeouts, "RETRY_SCHEDULE": [5, 5], "RETRY_JITTER": 0.2, "TASK_TIME_BUDGET": 20})
+    paths = [f"/r{i:02d}" for i in range(12)]
+    receiver.routes = {path: [Reply(503), Reply(200)] for path in paths}
+    deliveries = {path: make_delivery(make_subscription(url=receiver.url(path))) for path in paths}
+    queue.enqueue_delivery(1)
+
+    def failed_once():
+        rows = Delivery.objects.filter(status=DeliveryStatus.PENDING, attempts=1)
+        return rows.count() == len(paths) and dict(rows.values_list("pk", "next_attempt_at"))
+
+    due = wait_until(failed_once)
+    assert due
+    assert wait_until(lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == len(paths))
+    lateness = []
+    for path, delivery in deliveries.items():
+        first, retry = receiver.received(path)
+        assert first.headers["webhook-id"] == retry.headers["webhook-id"] == delivery.message_id
+        lateness.append(retry.received_at - due[delivery.pk].timestamp())
+    # Due 4 to 6 s after the first attempt (5 s +- 20 %); sent within a second of it, never early.
+    assert all(0 <= late < 1 for late in lateness), lateness
+    print(f"retry lateness: max {max(lateness) * 1000:.0f} ms, mean {sum(lateness) / len(lateness) * 1000:.0f} ms")

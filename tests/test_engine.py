@@ -15,7 +15,8 @@ from django.test import override_settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from django_webhooks import claiming, engine, signals
+from django_webhooks import claiming, conf, engine, signals
+from django_webhooks.endpoints import Endpoints
 from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
 from django_webhooks.secret_store import current_secret
 from tests.receiver import Reply
@@ -41,7 +42,8 @@ def test_claim_leases_due_deliveries(subscription, make_delivery):
     assert [d.pk for d in batch] == [due.pk]
     due.refresh_from_db()
     assert due.status == DeliveryStatus.IN_FLIGHT
-    assert before + timedelta(seconds=59) < due.lease_expires_at <= timezone.now() + timedelta(seconds=60)
+    lease = timedelta(seconds=conf.DEFAULTS["LEASE_SECONDS"])
+    assert before + lease <= due.lease_expires_at <= timezone.now() + lease
     later.refresh_from_db()
     assert later.status == DeliveryStatus.PENDING
     assert claimed_ids() == set()
@@ -276,9 +278,9 @@ def test_a_delivery_whose_lease_was_taken_over_keeps_its_new_state(receiver, sub
     subscription.save()
     delivery = make_delivery(subscription)
     [claimed] = engine.claim_due(1)
-    # Our lease expired and another worker holds the delivery now.
+    # Our lease expired and another worker's lane holds the delivery now.
     other_lease = timezone.now() + timedelta(minutes=2)
-    Delivery.objects.filter(pk=delivery.pk).update(lease_expires_at=other_lease)
+    Delivery.objects.filter(pk=delivery.pk).update(lease_expires_at=other_lease, lease_token="other")
     engine.deliver([claimed])
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.IN_FLIGHT and delivery.lease_expires_at == other_lease
@@ -425,8 +427,9 @@ def test_ordered_subscription_holds_back_later_events_until_the_first_succeeds(
 
 
 def sent_lane(lane, stop_at=None):
-    secrets = engine.signing_secrets(lane.subscription)
-    return engine.send_lane(lane, secrets, time.monotonic() + 60 if stop_at is None else stop_at)
+    endpoints = Endpoints()
+    endpoints.load([lane.subscription], time.monotonic())
+    return engine.send_lane(lane, endpoints, time.monotonic() + 60 if stop_at is None else stop_at)
 
 
 def test_a_lane_sends_in_order_and_records_in_bulk(receiver, make_subscription, make_delivery):
@@ -479,14 +482,16 @@ def test_an_unwell_endpoint_stops_the_lane_and_frees_the_rest_untouched(
     assert [d.pk for d in probe.deliveries] == [rest[0].pk]
 
 
-def test_a_lane_starts_no_request_its_lease_would_not_cover(receiver, make_subscription, make_delivery):
+def test_a_lane_starts_no_request_once_its_lease_is_not_renewed(receiver, make_subscription, make_delivery):
     subscription = make_subscription(url=receiver.url())
     first, *rest = [make_delivery(subscription) for _ in range(3)]
     [lane] = engine.claim_lanes(1)
-    with override_settings(DJANGO_WEBHOOKS={**settings.DJANGO_WEBHOOKS, "LEASE_SECONDS": 30, "TIMEOUT": 10}):
-        # 30 s lease - 10 s timeout - 3 s margin.
-        assert engine._lane_stop_at(lane, task_deadline=lane.claimed_at + 100) == pytest.approx(lane.claimed_at + 17)
-        assert engine._lane_stop_at(lane, task_deadline=lane.claimed_at + 5) == lane.claimed_at + 5
+    with override_settings(DJANGO_WEBHOOKS={**settings.DJANGO_WEBHOOKS, "LEASE_SECONDS": 30}):
+        # Renewed every 5 s while the task runs; 20 s without a renewal means it stopped.
+        assert engine._lease_stop_at(lane) == pytest.approx(lane.claimed_at + 20)
+        claiming.renew_leases([lane])
+        assert engine._lease_stop_at(lane) == pytest.approx(time.monotonic() + 20, abs=1)
+    # The budget is spent: the first request goes out, no other.
     sent = sent_lane(lane, stop_at=time.monotonic())
     assert [d.pk for d, _ in sent] == [first.pk]
     engine.finish_lane(lane, sent)
@@ -548,3 +553,171 @@ def test_rate_limited_subscriptions_are_paced_while_draining(settings, receiver,
     assert delivered == 2
     assert len(receiver.received()) == 2
     assert Delivery.objects.filter(status=DeliveryStatus.PENDING, attempts=0).count() == 4
+
+
+def in_thread(work):
+    """Run ``work`` in a thread with its own database connection (as a worker would); join it."""
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lane_renews_its_lease_while_it_works(settings, receiver, make_subscription, make_delivery):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "LEASE_SECONDS": 4, "TIMEOUT": 1}
+    receiver.script = [Reply(200, delay=0.4)]
+    subscription = make_subscription(url=receiver.url())
+    deliveries = [make_delivery(subscription) for _ in range(14)]
+    worker, errors = in_thread(lambda: engine.deliver_due(time_budget=30))
+    leases = set()
+    while worker.is_alive():
+        leases.update(
+            Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT).values_list("lease_token", "lease_expires_at")
+        )
+        time.sleep(0.1)
+    worker.join()
+    assert not errors, errors
+    # One lane sent all 14 in ~6 s, longer than its 4 s lease: the lease was renewed, never lost.
+    assert [r.headers["webhook-id"] for r in receiver.received()] == [d.message_id for d in deliveries]
+    assert len({token for token, _ in leases}) == 1
+    first, last = min(at for _, at in leases), max(at for _, at in leases)
+    assert last - first > timedelta(seconds=2)
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(DeliveryStatus.SUCCEEDED, 1)}
+
+
+@pytest.mark.parametrize("ordered", [False, True], ids=["unordered", "ordered"])
+def test_a_dead_workers_deliveries_go_out_once_its_lease_expires(receiver, make_subscription, make_delivery, ordered):
+    subscription = make_subscription(url=receiver.url(), ordered=ordered, max_in_flight=1)
+    expires = timezone.now() + timedelta(seconds=1)
+    # A worker died holding the first delivery: nobody renews its lease any more.
+    orphan = make_delivery(subscription, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=expires, lease_token="dead")
+    waiting = make_delivery(subscription)
+    # Nothing is claimable at first (the cap, or the order); the task waits for the lease, no sweep.
+    assert engine.deliver_due(time_budget=10) == 2
+    requests = receiver.wait_for(2)
+    assert {r.headers["webhook-id"] for r in requests} == {orphan.message_id, waiting.message_id}
+    if ordered:
+        assert [r.headers["webhook-id"] for r in requests] == [orphan.message_id, waiting.message_id]
+        assert requests[0].received_at >= expires.timestamp()
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(DeliveryStatus.SUCCEEDED, 1)}
+
+
+def test_next_due_reports_retries_leases_and_what_fell_due_since_the_last_claim(subscription, make_delivery):
+    now = timezone.now()
+    just_due = now - timedelta(milliseconds=10)
+    make_delivery(subscription, attempts=1, next_attempt_at=just_due)
+    make_delivery(subscription, attempts=1, next_attempt_at=now + timedelta(seconds=3))
+    lease = now + timedelta(seconds=2)
+    make_delivery(subscription, status=DeliveryStatus.IN_FLIGHT, lease_expires_at=lease, lease_token="t")
+    # A claim that began before the first retry fell due did not see it.
+    assert claiming.next_due(now, 5, since=now - timedelta(seconds=1)) == (just_due, False)
+    assert claiming.next_due(now, 5) == (lease, True)
+    assert claiming.next_due(now, 1) is None
+
+
+def test_a_live_lane_of_another_worker_is_left_alone(receiver, make_subscription, make_delivery):
+    subscription = make_subscription(url=receiver.url(), max_in_flight=1)
+    held = make_delivery(
+        subscription,
+        status=DeliveryStatus.IN_FLIGHT,
+        lease_expires_at=timezone.now() + timedelta(minutes=1),
+        lease_token="alive",
+    )
+    make_delivery(subscription)
+    assert engine.deliver_due(time_budget=0.5) == 0
+    assert receiver.received() == []
+    held.refresh_from_db()
+    assert (held.status, held.lease_token) == (DeliveryStatus.IN_FLIGHT, "alive")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_lane_follows_url_and_header_changes_and_stops_when_disabled(
+    settings, receiver, make_subscription, make_delivery
+):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "CLAIM_BATCH_SIZE": 20}
+    receiver.script = [Reply(200, delay=0.05)]
+    subscription = make_subscription(url=receiver.url("/old"), headers={"X-Tenant": "old"}, max_in_flight=1)
+    deliveries = [make_delivery(subscription) for _ in range(100)]
+    worker, errors = in_thread(lambda: engine.deliver_due(time_budget=60))
+    receiver.wait_for(5)
+    Subscription.objects.filter(pk=subscription.pk).update(url=receiver.url("/new"), headers={"X-Tenant": "new"})
+    receiver.wait_for(5, path="/new")
+    Subscription.objects.filter(pk=subscription.pk).update(enabled=False)
+    sent_before_disabling = len(receiver.received())
+    worker.join(timeout=60)
+    assert not errors, errors
+    requests = receiver.received()
+    assert {(r.path, r.headers["x-tenant"]) for r in requests} == {("/old", "old"), ("/new", "new")}
+    # The lane stopped within a batch of its disabling (sender copies are at most 0.5 s old).
+    assert len(requests) - sent_before_disabling < 20
+    attempts = {a.delivery.message_id: a.url for a in DeliveryAttempt.objects.select_related("delivery")}
+    assert attempts == {r.headers["webhook-id"]: receiver.url(r.path) for r in requests}
+    untouched = Delivery.objects.filter(pk__in=[d.pk for d in deliveries], attempts=0)
+    assert untouched.count() == len(deliveries) - len(requests)
+    assert set(untouched.values_list("status", "lease_token")) == {(DeliveryStatus.PENDING, "")}
+
+
+class FakePoller:
+    """Records when it is polled; its ``found`` callback says (and makes) new work."""
+
+    interval = 0.05
+
+    def __init__(self, found=lambda polls: False, alive_for: int = 0) -> None:
+        self.found = found
+        self.alive_for = alive_for
+        self.polls: list[float] = []
+
+    def poll(self) -> bool:
+        self.polls.append(time.time())
+        return self.found(len(self.polls))
+
+    def keep_alive(self) -> bool:
+        return len(self.polls) < self.alive_for
+
+
+def test_deliver_due_polls_while_sending_claims_what_a_poll_found_and_keeps_alive(
+    receiver, make_subscription, make_delivery
+):
+    receiver.routes = {"/slow": [Reply(200, delay=0.5)]}
+    slow = make_delivery(make_subscription(url=receiver.url("/slow")))
+    fast = make_subscription(url=receiver.url("/fast"))
+    made = []
+
+    def found(polls):
+        if polls == 3:  # the poll fans out a new event
+            made.append(make_delivery(fast))
+            return True
+        return False
+
+    poller = FakePoller(found, alive_for=40)
+    assert engine.deliver_due(time_budget=30, poller=poller) == 2
+    [slow_request] = receiver.received("/slow")
+    [fast_request] = receiver.received("/fast")
+    assert fast_request.headers["webhook-id"] == made[0].message_id
+    assert fast_request.received_at > poller.polls[2]
+    # Polled while the slow request was in flight, then kept polling with nothing due until
+    # keep_alive() said no more: it returned right after that poll, long before its budget.
+    assert sum(slow_request.received_at < at < slow_request.received_at + 0.5 for at in poller.polls) >= 2
+    assert len(poller.polls) == 40
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
+    assert slow.pk != made[0].pk
+
+
+def test_deliver_due_polls_while_it_waits_for_a_retry(receiver, make_subscription, make_delivery):
+    due = timezone.now() + timedelta(seconds=1)
+    retry = make_delivery(make_subscription(url=receiver.url()), attempts=1, next_attempt_at=due)
+    poller = FakePoller()
+    assert engine.deliver_due(time_budget=10, poller=poller) == 1
+    [request] = receiver.received()
+    assert request.headers["webhook-id"] == retry.message_id and request.received_at >= due.timestamp()
+    assert sum(at < request.received_at for at in poller.polls) >= 5

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,13 +11,15 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_webhooks.crypto import decrypt_secret
-from django_webhooks.models import Subscription, SubscriptionSecret
+from django_webhooks.models import DeliveryStatus, Subscription, SubscriptionSecret
 from django_webhooks.secret_store import (
     MAX_OLD_SECRETS,
+    PROPAGATION_SECONDS,
     create_secret,
     current_secret,
     reencrypt_secrets,
     rotate_secret,
+    signing_keys,
     signing_secrets,
     validate_secret,
 )
@@ -197,3 +200,44 @@ def test_reencrypt_secrets_moves_every_row_to_the_newest_key(subscription):
         assert reencrypt_secrets(batch_size=2) == 3
     with override_settings(DJANGO_WEBHOOKS={"ENCRYPTION_KEYS": ["new key"]}):
         assert {decrypt_secret(row.encrypted) for row in SubscriptionSecret.objects.all()} == issued
+
+
+def test_signing_keys_of_several_subscriptions_with_expiry_and_version(subscription, django_assert_num_queries):
+    other = Subscription.objects.create(url="https://example.org/hooks", event_types=["*"])
+    old = create_secret(subscription)
+    new = rotate_secret(subscription, overlap_seconds=60)
+    theirs = create_secret(other)
+    with django_assert_num_queries(1):
+        keys = signing_keys([subscription.pk, other.pk])
+    assert keys[subscription.pk].valid(timezone.now()) == [new, old]
+    assert keys[subscription.pk].valid(timezone.now() + timedelta(seconds=61)) == [new]
+    assert keys[other.pk].valid(timezone.now()) == [theirs]
+    newest = SubscriptionSecret.objects.filter(subscription=subscription).latest("pk")
+    assert keys[subscription.pk].version == newest.pk
+    # Every change adds a row: workers notice it by the version.
+    rotate_secret(subscription)
+    assert signing_keys([subscription.pk])[subscription.pk].version > newest.pk
+
+
+def test_signing_keys_create_a_missing_current_secret(subscription):
+    [created] = signing_keys([subscription.pk])[subscription.pk].valid(timezone.now())
+    assert signing_secrets(subscription) == [created]
+
+
+@pytest.mark.parametrize("in_flight", [True, False], ids=["in-flight", "idle"])
+def test_a_change_of_secrets_returns_once_workers_see_it(
+    subscription, make_delivery, monkeypatch, django_capture_on_commit_callbacks, in_flight
+):
+    create_secret(subscription)
+    status = DeliveryStatus.IN_FLIGHT if in_flight else DeliveryStatus.PENDING
+    make_delivery(subscription, status=status, lease_expires_at=timezone.now() + timedelta(seconds=20))
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        rotate_secret(subscription)
+        # Inside a transaction the wait comes after its commit, not before.
+        assert slept == []
+    with django_capture_on_commit_callbacks(execute=True):
+        create_secret(subscription)
+    # Workers' copies are at most PROPAGATION_SECONDS old when a request starts.
+    assert slept == ([PROPAGATION_SECONDS] * 2 if in_flight else [])
