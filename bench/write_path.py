@@ -9,11 +9,12 @@ Runs on SQLite, and on PostgreSQL + Redis when DATABASE_URL and REDIS_URL are se
 Creates its own database (the test database of the selected connection) and drops it at the
 end. Bare and bound creates alternate in rounds inside one run, so both see the same machine
 noise; the ratio is bound median / bare median. No worker runs: the write path only records the
-event and hands one task to the broker, whose queue the benchmark empties when done.
+event and hands over to the broker, whose queue the benchmark empties when done.
 
-Three modes: autocommit with the default ``AUTOCOMMIT_EVENTS`` (the outbox writer thread inserts
-the event), autocommit with ``"inline"`` (the request inserts it), and ``atomic()`` around each
-create (the event shares the change's transaction, as with ``ATOMIC_REQUESTS``).
+Two modes: autocommit (the event is inserted in its own statement right after the change) and
+``atomic()`` around each create (the event shares the change's transaction, as with
+``ATOMIC_REQUESTS``). Then the handoff: tasks on the broker after 2,000 autocommit saves with no
+worker running (target: at most 20).
 """
 
 from __future__ import annotations
@@ -49,12 +50,8 @@ def setup_django(sqlite_path: str) -> None:
     logging.getLogger("django-q").setLevel(logging.WARNING)
 
 
-#: (label, wrap each create in atomic(), AUTOCOMMIT_EVENTS)
-MODES = [
-    ("autocommit", False, None),
-    ("autocommit, inline", False, "inline"),
-    ("atomic() per create", True, None),
-]
+#: (label, wrap each create in atomic())
+MODES = [("autocommit", False), ("atomic() per create", True)]
 
 
 def time_creates(customer, count: int, atomic: bool) -> list[float]:
@@ -76,7 +73,6 @@ def time_creates(customer, count: int, atomic: bool) -> list[float]:
 
 def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float, float]:
     """Medians of ``Order.objects.create()`` without the binding and with it."""
-    from django_webhooks import outbox, queue
     from django_webhooks.bindings import registry
     from example_project.shop.models import Order
 
@@ -89,8 +85,6 @@ def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float,
         bare.extend(time_creates(customer, per_round, atomic))
         registry.load_from_settings()
         bound.extend(time_creates(customer, per_round, atomic))
-        outbox.flush()
-        queue.flush_handoff()
     return statistics.median(bare), statistics.median(bound)
 
 
@@ -109,15 +103,13 @@ def run(rounds: int, per_round: int) -> list[str]:
     customer = Customer.objects.create(user=user, name="Bench")
     lines = [f"backend={backend} broker={broker} rounds={rounds} creates/round/mode={per_round}"]
     print(lines[0], flush=True)
-    configured = settings.DJANGO_WEBHOOKS
     for subscriptions in (1, 1000):
         Subscription.objects.all().delete()
         Subscription.objects.bulk_create(
             Subscription(url=f"https://example.com/hook/{i}", event_types=["order.created"], owner_id=str(user.pk))
             for i in range(subscriptions)
         )
-        for mode, atomic, autocommit_events in MODES:
-            settings.DJANGO_WEBHOOKS = {**configured, "AUTOCOMMIT_EVENTS": autocommit_events}
+        for mode, atomic in MODES:
             bare, bound = measure(customer, rounds, per_round, atomic)
             events = Event.objects.count()
             lines.append(
@@ -128,8 +120,24 @@ def run(rounds: int, per_round: int) -> list[str]:
             Order.objects.all().delete()
             Event.objects.all().delete()
             queue.get_broker().purge_queue()
-    settings.DJANGO_WEBHOOKS = configured
+    lines.append(tasks_per_burst(customer, 2000))
+    print(lines[-1], flush=True)
     return lines
+
+
+def tasks_per_burst(customer, saves: int) -> str:
+    """Tasks the handoff leaves on the broker for ``saves`` autocommit saves, no worker running."""
+    from django.db import connection
+
+    from django_webhooks import handoff, queue
+    from django_webhooks.models import Handoff
+
+    queue.get_broker().purge_queue()
+    Handoff.objects.all().delete()
+    handoff._covered_until.clear()
+    time_creates(customer, saves, atomic=False)
+    tasks = queue.get_broker().queue_size()
+    return f"{connection.vendor:10} handoff: {saves} autocommit saves, no worker -> {tasks} task(s) on the broker"
 
 
 def main() -> None:
@@ -141,14 +149,13 @@ def main() -> None:
         setup_django(os.path.join(directory, "bench.sqlite3"))
         from django.db import connection
 
-        from django_webhooks import background, queue
+        from django_webhooks import queue
 
         old_name = connection.settings_dict["NAME"]
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         try:
             run(args.rounds, args.per_round)
         finally:
-            background.close_connections()
             queue.get_broker().purge_queue()
             connection.creation.destroy_test_db(old_name, verbosity=0)
 

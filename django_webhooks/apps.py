@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import logging
+
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+logger = logging.getLogger("django_webhooks")
 
 
 class DjangoWebhooksConfig(AppConfig):
@@ -16,5 +21,9 @@ class DjangoWebhooksConfig(AppConfig):
         from .bindings import registry
         from .schedules import on_post_migrate
 
-        registry.load_from_settings()
+        try:
+            registry.load_from_settings()
+        except ImproperlyConfigured as exc:
+            # Reported by `manage.py check` (E001, E011) with a hint, rather than as a traceback here.
+            logger.error("django-webhooks bindings are not loaded, so bound models record no events: %s", exc)
         post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="django_webhooks.schedules")

@@ -14,52 +14,29 @@ call :func:`django_webhooks.send_events_for_queryset`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db import models
-from django.db.models.signals import post_delete, post_init, post_save, pre_delete
+from django.db import connections, models, router
+from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_save
 
 from .conf import SETTING_NAME, import_dotted, webhooks_settings
-from .owners import owner_key
+from .events import check_change, record_change
+from .owners import owner_accessor, owner_path_problem
 from .payloads import PayloadBuilder, get_payload_builder
 
 CHANGES = ("create", "update", "delete")
 BINDING_KEYS = {"model", "on", "event_type", "fields", "condition", "payload", "owner"}
 
+logger = logging.getLogger("django_webhooks.bindings")
+
 _ORIGINAL = "_webhooks_original"
 _PENDING_DELETE = "_webhooks_pending_delete"
 _MISSING = object()
-
-
-def attribute_owner(path: str) -> Callable[[models.Model], str | None]:
-    """An owner accessor following a dotted attribute path (``"customer.user"``).
-
-    The last step reads the foreign key's ``<name>_id`` column when it can, so the owner row
-    itself is never fetched.
-    """
-    steps = path.split(".")
-
-    def resolve(instance: models.Model) -> str | None:
-        target: Any = instance
-        for step in steps[:-1]:
-            target = getattr(target, step, None)
-            if target is None:
-                return None
-        last = steps[-1]
-        if isinstance(target, models.Model):
-            try:
-                field = target._meta.get_field(last)
-            except FieldDoesNotExist:
-                field = None
-            if field is not None and field.many_to_one and field.concrete:
-                return owner_key(getattr(target, field.attname))
-        return owner_key(getattr(target, last, None))
-
-    return resolve
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,10 +54,33 @@ class Binding:
     def wants(self, instance: models.Model, change: str) -> bool:
         return self.condition is None or bool(self.condition(instance, change))
 
-    def record(self, instance: models.Model) -> None:
-        from .events import record_change
+    def check(self, instance: models.Model) -> None:
+        """Raise what recording ``instance``'s event would refuse (run before an autocommit save)."""
+        if self.owner:
+            self.owner(instance)
+        check_change(self.event_type, self.payload(instance))
 
-        record_change(self.event_type, self.payload(instance), self.owner(instance) if self.owner else None)
+    def record(self, instance: models.Model, *, committed: bool) -> None:
+        """Record the event of ``instance``'s change.
+
+        Before the change commits, any error raises and the change rolls back with it. After
+        an autocommit save nothing raises: the event is recorded with the error, never dropped.
+        """
+        if not committed:
+            record_change(self.event_type, self.payload(instance), self.owner(instance) if self.owner else None)
+            return
+        errors: list[str] = []
+        owner_id = data = None
+        try:
+            owner_id = self.owner(instance) if self.owner else None
+        except Exception as exc:
+            errors.append(f"owner: {exc}")
+        try:
+            data = self.payload(instance)
+        except Exception as exc:
+            logger.exception("The payload builder of %s failed after its change committed", self.event_type)
+            errors.append(f"payload builder: {type(exc).__name__}: {exc}")
+        record_change(self.event_type, data, owner_id, committed=True, errors=errors)
 
 
 class BindingRegistry:
@@ -95,7 +95,18 @@ class BindingRegistry:
     def bindings_for(self, model: type[models.Model]) -> list[Binding]:
         return list(self._by_model.get(model, ()))
 
-    def register(
+    def register(self, model: type[models.Model] | str, **options: Any) -> Binding:
+        """Record ``options["event_type"]`` when ``model`` is changed; see :meth:`build` for the options."""
+        return self._attach(self.build(model, **options))
+
+    def _attach(self, binding: Binding) -> Binding:
+        self._by_model.setdefault(binding.model, []).append(binding)
+        if binding.fields:
+            self._watched[binding.model] = tuple(dict.fromkeys(self._watched.get(binding.model, ()) + binding.fields))
+        self._connect(binding.model)
+        return binding
+
+    def build(
         self,
         model: type[models.Model] | str,
         *,
@@ -106,9 +117,9 @@ class BindingRegistry:
         payload: Any = None,
         owner: Callable[[models.Model], Any] | str | None = None,
     ) -> Binding:
-        """Record ``event_type`` when ``model`` is changed as ``on`` says.
+        """A binding recording ``event_type`` when ``model`` is changed as ``on`` says (not registered).
 
-        ``fields`` limits updates to saves that changed one of them; ``condition`` is
+        Raises ``ImproperlyConfigured`` naming the binding for anything wrong. ``fields`` limits updates to saves that changed one of them; ``condition`` is
         ``(instance, change) -> bool`` with change ``"create"``/``"update"``/``"delete"``;
         ``payload`` is a callable ``(instance) -> dict``, a DRF serializer class or a dotted path
         to either (default :func:`~django_webhooks.payloads.model_payload`); ``owner`` is a dotted
@@ -128,7 +139,11 @@ class BindingRegistry:
             watched = tuple(self._attname(model_class, field, name) for field in fields)
             if "update" not in changes:
                 raise ImproperlyConfigured(f"{name}: 'fields' only applies to 'update' bindings.")
-        binding = Binding(
+        if isinstance(owner, str):
+            problem = owner_path_problem(model_class, owner)
+            if problem:
+                raise ImproperlyConfigured(f"{name}: owner path {owner!r} cannot give an owner: {problem}.")
+        return Binding(
             model=model_class,
             on=changes,
             event_type=event_type,
@@ -137,11 +152,6 @@ class BindingRegistry:
             payload=get_payload_builder(payload, context=name),
             owner=self._owner(owner, name),
         )
-        self._by_model.setdefault(model_class, []).append(binding)
-        if watched:
-            self._watched[model_class] = tuple(dict.fromkeys(self._watched.get(model_class, ()) + watched))
-        self._connect(model_class)
-        return binding
 
     def unregister(self, binding: Binding) -> None:
         bindings = self._by_model.get(binding.model, [])
@@ -161,22 +171,40 @@ class BindingRegistry:
         if not isinstance(declared, list | tuple):
             raise ImproperlyConfigured(f"{SETTING_NAME}['BINDINGS'] must be a list of dicts.")
         for index, spec in enumerate(declared):
-            where = f"{SETTING_NAME}['BINDINGS'][{index}]"
-            if not isinstance(spec, dict):
-                raise ImproperlyConfigured(f"{where} must be a dict, not {type(spec).__name__}.")
-            unknown = set(spec) - BINDING_KEYS
-            if unknown:
-                raise ImproperlyConfigured(
-                    f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid keys are {', '.join(sorted(BINDING_KEYS))}."
-                )
-            missing = {"model", "on", "event_type"} - set(spec)
-            if missing:
-                raise ImproperlyConfigured(f"{where}: missing {', '.join(sorted(missing))}.")
-            try:
-                self._from_settings.append(self.register(**spec))
-            except ImproperlyConfigured as exc:
-                raise ImproperlyConfigured(f"{where}: {exc}") from exc
+            self._from_settings.append(self._attach(self._build_declared(index, spec)))
         return list(self._from_settings)
+
+    def _build_declared(self, index: int, spec: Any) -> Binding:
+        """The binding ``BINDINGS[index]`` declares; raises ``ImproperlyConfigured`` naming the entry."""
+        where = f"{SETTING_NAME}['BINDINGS'][{index}]"
+        if not isinstance(spec, dict):
+            raise ImproperlyConfigured(f"{where} must be a dict, not {type(spec).__name__}.")
+        unknown = set(spec) - BINDING_KEYS
+        if unknown:
+            raise ImproperlyConfigured(
+                f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                f"valid keys are {', '.join(sorted(BINDING_KEYS))}."
+            )
+        missing = {"model", "on", "event_type"} - set(spec)
+        if missing:
+            raise ImproperlyConfigured(f"{where}: missing {', '.join(sorted(missing))}.")
+        try:
+            return self.build(**spec)
+        except ImproperlyConfigured as exc:
+            raise ImproperlyConfigured(f"{where}: {exc}") from exc
+
+    def check_declared(self) -> list[str]:
+        """Every problem of ``BINDINGS``, one message per entry, registering nothing (check E011)."""
+        declared = webhooks_settings.BINDINGS
+        if not isinstance(declared, list | tuple):
+            return [f"{SETTING_NAME}['BINDINGS'] must be a list of dicts."]
+        problems = []
+        for index, spec in enumerate(declared):
+            try:
+                self._build_declared(index, spec)
+            except ImproperlyConfigured as exc:
+                problems.append(str(exc))
+        return problems
 
     # --- resolution ------------------------------------------------------------------------
 
@@ -217,10 +245,8 @@ class BindingRegistry:
     def _owner(spec: Any, name: str) -> Callable[[models.Model], str | None] | None:
         if spec is None:
             return None
-        if isinstance(spec, str):
-            return attribute_owner(spec)
-        if callable(spec):
-            return lambda instance: owner_key(spec(instance))
+        if isinstance(spec, str) or callable(spec):
+            return owner_accessor(spec)
         raise ImproperlyConfigured(f"{name}: owner must be a dotted attribute path or a callable.")
 
     # --- signals ---------------------------------------------------------------------------
@@ -229,6 +255,7 @@ class BindingRegistry:
         return f"django_webhooks.bindings.{id(self)}.{model._meta.label}.{signal}"
 
     def _connect(self, model: type[models.Model]) -> None:
+        pre_save.connect(self._on_pre_save, sender=model, dispatch_uid=self._uid(model, "pre_save"), weak=False)
         post_save.connect(self._on_save, sender=model, dispatch_uid=self._uid(model, "save"), weak=False)
         pre_delete.connect(self._on_pre_delete, sender=model, dispatch_uid=self._uid(model, "pre_delete"), weak=False)
         post_delete.connect(self._on_delete, sender=model, dispatch_uid=self._uid(model, "delete"), weak=False)
@@ -236,6 +263,7 @@ class BindingRegistry:
             post_init.connect(self._on_init, sender=model, dispatch_uid=self._uid(model, "init"), weak=False)
 
     def _disconnect(self, model: type[models.Model]) -> None:
+        pre_save.disconnect(sender=model, dispatch_uid=self._uid(model, "pre_save"))
         post_save.disconnect(sender=model, dispatch_uid=self._uid(model, "save"))
         pre_delete.disconnect(sender=model, dispatch_uid=self._uid(model, "pre_delete"))
         post_delete.disconnect(sender=model, dispatch_uid=self._uid(model, "delete"))
@@ -266,20 +294,52 @@ class BindingRegistry:
                 return True
         return False
 
+    def _firing(
+        self, sender: type[models.Model], instance: models.Model, change: str, update_fields: Any
+    ) -> list[Binding]:
+        return [
+            binding
+            for binding in self._by_model.get(sender, ())
+            if change in binding.on
+            and not (binding.fields and change == "update" and not self._changed(binding, instance, update_fields))
+            and binding.wants(instance, change)
+        ]
+
+    def _on_pre_save(
+        self,
+        sender: type[models.Model],
+        instance: models.Model,
+        raw: bool = False,
+        using: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """In autocommit, refuse a change whose event could not be recorded, before it is written.
+
+        Inside a transaction ``post_save`` raises before the commit instead, and the change
+        rolls back with it.
+        """
+        if raw or connections[using or router.db_for_write(sender)].in_atomic_block:
+            return
+        change = "create" if instance._state.adding else "update"
+        for binding in self._firing(sender, instance, change, kwargs.get("update_fields")):
+            binding.check(instance)
+
     def _on_save(
-        self, sender: type[models.Model], instance: models.Model, created: bool, raw: bool = False, **kwargs: Any
+        self,
+        sender: type[models.Model],
+        instance: models.Model,
+        created: bool,
+        raw: bool = False,
+        using: str | None = None,
+        **kwargs: Any,
     ) -> None:
         if raw:
             return
         change = "create" if created else "update"
         update_fields = kwargs.get("update_fields")
-        for binding in self._by_model.get(sender, ()):
-            if change not in binding.on:
-                continue
-            if binding.fields and change == "update" and not self._changed(binding, instance, update_fields):
-                continue
-            if binding.wants(instance, change):
-                binding.record(instance)
+        committed = not connections[using or router.db_for_write(sender)].in_atomic_block
+        for binding in self._firing(sender, instance, change, update_fields):
+            binding.record(instance, committed=committed)
         watched = self._watched.get(sender)
         if watched:
             self._remember(instance, watched, update_fields)
@@ -294,8 +354,7 @@ class BindingRegistry:
             instance.__dict__[_PENDING_DELETE] = pending
 
     def _on_delete(self, sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
-        from .events import record_change
-
+        # Django deletes inside a transaction, so these raise before its commit.
         for binding, data, owner_id in instance.__dict__.pop(_PENDING_DELETE, ()):
             record_change(binding.event_type, data, owner_id)
 

@@ -21,12 +21,12 @@ from django.utils.translation import gettext_lazy as _
 
 from . import outbox
 from .conf import webhooks_settings
-from .exceptions import InvalidPayload, PayloadTooLarge, UnknownEventType
+from .exceptions import InvalidIdempotencyKey, InvalidPayload, PayloadTooLarge, UnknownEventType
 from .fanout import type_matches
 from .models import Event, EventType, validate_event_type_pattern
 from .outbox import EventRow
-from .owners import owner_key
-from .payloads import get_payload_builder, json_default
+from .owners import owner_accessor, owner_key
+from .payloads import get_payload_builder, json_default, json_problems, sanitized, text_problem
 
 logger = logging.getLogger("django_webhooks.events")
 
@@ -186,30 +186,64 @@ def schema_errors(schema: dict | None, data: Any) -> list[str]:
     return [f"{error.json_path}: {error.message}" for error in errors]
 
 
-def _serialize(event_type: str, data: Any, spec: dict) -> tuple[str, list[str] | None]:
-    """``data`` as JSON text, checked against the size cap and the type's schema; the schema errors."""
-    try:
-        text = json.dumps(data, default=json_default, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidPayload(f"Data of {event_type!r} is not JSON-serializable: {exc}") from exc
+def _serialize(event_type: str, data: Any, spec: dict, *, committed: bool = False) -> tuple[str, list[str] | None]:
+    """``data`` as JSON text, checked for JSON safety, the size cap and the type's schema.
+
+    Returns the text and the errors that keep the event from being sent. Before the change
+    commits (``committed`` False) an unsafe or oversized payload raises; after it, the event is
+    recorded with its errors instead (a storable copy of the data), so nothing is lost silently.
+    """
+    problems = json_problems(data)
+    if problems:
+        if not committed:
+            raise InvalidPayload(
+                f"Data of {event_type!r} cannot be sent as JSON: {'; '.join(problems)}", errors=problems
+            )
+        return _storable(sanitized(data)), [f"payload: {problem}" for problem in problems]
+    text = json.dumps(data, default=json_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     limit = webhooks_settings.MAX_PAYLOAD_BYTES
     if limit and len(text) > limit // 4 and len(text.encode()) > limit:
-        raise PayloadTooLarge(
+        message = (
             f"Data of {event_type!r} is {len(text.encode())} bytes serialized; "
             f"the limit is {limit} (DJANGO_WEBHOOKS['MAX_PAYLOAD_BYTES'])."
         )
+        if not committed:
+            raise PayloadTooLarge(message)
+        return _storable(None), [f"payload: {message}"]
     errors = schema_errors(spec["schema"], json.loads(text)) if spec["schema"] else []
     if not errors:
         return text, None
+    if committed:
+        return text, errors
     if webhooks_settings.SCHEMA_VALIDATION == "record":
         logger.warning("Event %s recorded with schema errors; it will not be sent: %s", event_type, "; ".join(errors))
         return text, errors
     raise InvalidPayload(f"Data of {event_type!r} does not match its schema: {'; '.join(errors)}", errors=errors)
 
 
+def _storable(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
 def _row(event_type: str, data: Any, owner_id: str | None, spec: dict, idempotency_key: str | None = None) -> EventRow:
     text, errors = _serialize(event_type, data, spec)
     return EventRow(event_type, text, owner_id, timezone.now(), idempotency_key, errors)
+
+
+def _checked_idempotency_key(key: Any) -> str | None:
+    if key is None:
+        return None
+    limit = Event._meta.get_field("idempotency_key").max_length
+    if not isinstance(key, str) or not key:
+        raise InvalidIdempotencyKey(f"An idempotency key is a non-empty string, not {key!r}.")
+    if len(key) > limit:
+        raise InvalidIdempotencyKey(
+            f"Idempotency key {key[:20]!r}... is {len(key)} characters; at most {limit} are stored."
+        )
+    problem = text_problem(key)
+    if problem:
+        raise InvalidIdempotencyKey(f"Idempotency key {key!r} {problem}.")
+    return key
 
 
 # --- recording ---------------------------------------------------------------------------------
@@ -222,12 +256,16 @@ def _existing(using: str, owner_id: str | None, idempotency_key: str) -> Event |
 def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key: str | None = None) -> Event:
     """Record an event in the current transaction; a worker fans it out after commit.
 
-    ``owner`` is an instance of the owner model, its primary key or None (staff subscriptions
-    only). With ``idempotency_key``, a second call for the same owner and key returns the first
-    event and records nothing. Raises :class:`UnknownEventType`, :class:`InvalidPayload`
-    (schema mismatch when ``SCHEMA_VALIDATION`` is ``"raise"``) or :class:`PayloadTooLarge`.
+    ``owner`` is an instance of ``OWNER_MODEL``, its primary key or None (staff subscriptions
+    only). With ``idempotency_key`` (a string of at most 200 characters), a second call for the
+    same owner and key returns the first event and records nothing. Everything is checked
+    before anything is written: raises :class:`UnknownEventType`, :class:`InvalidOwner`,
+    :class:`InvalidIdempotencyKey`, :class:`InvalidPayload` (data JSON cannot carry, such as NaN,
+    NUL or lone surrogates, or a schema mismatch when ``SCHEMA_VALIDATION`` is ``"raise"``) or
+    :class:`PayloadTooLarge`.
     """
     owner_id = owner_key(owner)
+    idempotency_key = _checked_idempotency_key(idempotency_key)
     row = _row(event_type, data, owner_id, event_type_spec(event_type), idempotency_key)
     using = router.db_for_write(Event)
     if idempotency_key is None:
@@ -247,18 +285,42 @@ def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key
     return row.to_event(pk, using)
 
 
-def record_change(event_type: str, data: Any, owner_id: str | None) -> None:
-    """Record a binding's event: like :func:`send_event`, written by the outbox writer under autocommit."""
-    outbox.write_soon(router.db_for_write(Event), _row(event_type, data, owner_id, event_type_spec(event_type)))
+def check_change(event_type: str, data: Any) -> None:
+    """Raise what :func:`record_change` would refuse before its change commits (a binding's
+    ``pre_save`` check in autocommit): an unknown or archived type, data JSON cannot carry."""
+    event_type_spec(event_type)
+    problems = json_problems(data)
+    if problems:
+        raise InvalidPayload(f"Data of {event_type!r} cannot be sent as JSON: {'; '.join(problems)}", errors=problems)
+
+
+def record_change(
+    event_type: str, data: Any, owner_id: str | None, *, committed: bool = False, errors: Iterable[str] = ()
+) -> None:
+    """Record a binding's event, written before the call returns.
+
+    Inside the change's transaction (``committed`` False) a bad payload raises and the change
+    rolls back with it. After an autocommit save (``committed`` True) nothing raises: an event
+    that cannot be sent is recorded with its ``errors`` (shown in the admin, never sent).
+    """
+    using = router.db_for_write(Event)
+    errors = list(errors)
+    try:
+        spec = event_type_spec(event_type)
+    except UnknownEventType as exc:
+        if not committed:
+            raise
+        spec, errors = {"schema": None}, [*errors, f"event type: {exc}"]
+    text, data_errors = _serialize(event_type, data, spec, committed=committed)
+    errors += data_errors or []
+    if errors:
+        logger.error("Event %s recorded with errors; it will not be sent: %s", event_type, "; ".join(errors))
+    outbox.write(using, [EventRow(event_type, text, owner_id, timezone.now(), None, errors or None)])
 
 
 def _owner_resolver(owner: Any) -> Callable[[models.Model], str | None]:
-    if callable(owner) and not isinstance(owner, models.Model):
-        return lambda instance: owner_key(owner(instance))
-    if isinstance(owner, str):
-        from .bindings import attribute_owner
-
-        return attribute_owner(owner)
+    if isinstance(owner, str) or (callable(owner) and not isinstance(owner, models.Model)):
+        return owner_accessor(owner)
     key = owner_key(owner)
     return lambda instance: key
 

@@ -25,6 +25,14 @@ class InvalidPayload(WebhooksError, ValueError):
         self.errors = errors or []
 
 
+class InvalidOwner(WebhooksError, ValueError):
+    """An ``owner`` is not an instance (or primary key) of ``OWNER_MODEL``."""
+
+
+class InvalidIdempotencyKey(WebhooksError, ValueError):
+    """An idempotency key is not a string the ``Event`` table can store."""
+
+
 class PayloadTooLarge(InvalidPayload):
     """The serialized payload is larger than ``MAX_PAYLOAD_BYTES``."""
 

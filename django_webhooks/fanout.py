@@ -196,23 +196,29 @@ def fan_out(event: Event) -> list[Delivery]:
 
 
 def fan_out_pending(limit: int = 1000) -> int:
-    """Fan out up to ``limit`` events with ``fanned_out_at`` NULL, oldest first; returns how many.
-
-    A full batch asks for one more processing task, so a large import drains batch after batch
-    without waiting for the sweeper.
-    """
+    """Fan out up to ``limit`` events with ``fanned_out_at`` NULL, oldest first; returns how many."""
     using = router.db_for_write(Event)
+    pending = Event.objects.using(using).filter(fanned_out_at__isnull=True)
+    if not connections[using].in_atomic_block and not pending.exists():
+        return 0  # the common answer of a poll, without taking (SQLite: the write) lock
     features = connections[using].features
     with transaction.atomic(using=using):
-        queryset = Event.objects.using(using).filter(fanned_out_at__isnull=True).order_by("id")
+        queryset = pending.order_by("id")
         if features.has_select_for_update_skip_locked:
             queryset = queryset.select_for_update(skip_locked=True)
         events = list(queryset.only(*EVENT_FIELDS)[:limit])
         if not events:
             return 0
         _fan_out_events(events, using)
-    if len(events) >= limit:
-        from . import queue
-
-        queue.enqueue_processing()  # a worker has no request to spare: push now
     return len(events)
+
+
+def fan_out_all_pending(limit: int = 1000, max_batches: int = 100) -> int:
+    """:func:`fan_out_pending` batch after batch until a batch is not full; returns how many."""
+    total = 0
+    for _ in range(max_batches):
+        count = fan_out_pending(limit)
+        total += count
+        if count < limit:
+            break
+    return total

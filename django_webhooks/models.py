@@ -178,6 +178,29 @@ class Event(models.Model):
         return f"{self.event_type} #{self.pk}"
 
 
+class Handoff(models.Model):
+    """Per django-q2 cluster: whether a fan-out task was asked for, or is polling for new events.
+
+    Written by :mod:`django_webhooks.handoff`, so that a burst of commits enqueues one task
+    instead of one each.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    queue = models.CharField(max_length=100, unique=True)
+    requested_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("A fan-out task was enqueued then and has not started yet.")
+    )
+    active_until = models.DateTimeField(
+        null=True, blank=True, help_text=_("A running task fans out again after this time.")
+    )
+
+    class Meta:
+        verbose_name = _("handoff")
+
+    def __str__(self) -> str:
+        return f"handoff {self.queue}"
+
+
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", _("pending")
     IN_FLIGHT = "in_flight", _("in flight")

@@ -1,33 +1,23 @@
-"""The handoff to django-q2: put processing and delivery tasks on the broker, never raising.
+"""Pushing our tasks to django-q2's broker, never raising.
 
 One broker object is reused per process and cluster name: django-q2 otherwise builds a new broker
-(for Redis: a new client and connection) on every ``async_task()``.
-
-After a commit, :func:`request_processing` is what the capture side calls. It wakes a daemon
-thread that pushes the task, so the request never waits on the broker (a Redis round trip, or
-the ORM broker's insert and commit); requests that arrive while a push is pending share it,
-because a task fans out every event committed before it runs. A handoff lost to a crash is
-harmless: the sweeper fans out events with ``fanned_out_at`` NULL.
+(for Redis: a new client and connection) on every ``async_task()``. Whether a commit needs a
+push at all is decided in :mod:`django_webhooks.handoff`.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
+import math
 from typing import Any
 
-from django.db import connections
-
-from .background import BackgroundLoop, off_request_thread
+from .claiming import due_count
 from .conf import webhooks_settings
 
 logger = logging.getLogger("django_webhooks.queue")
 
 PROCESS_EVENTS_TASK = "django_webhooks.tasks.process_events"
 DELIVER_DUE_TASK = "django_webhooks.tasks.deliver_due"
-
-#: How long the handoff thread waits for more commits before pushing one task for all of them.
-HANDOFF_COALESCE_SECONDS = 0.005
 
 _brokers: dict[str | None, Any] = {}
 
@@ -51,7 +41,11 @@ def _request_safe_orm_broker(list_key: str | None) -> Any:
 
 
 def get_broker() -> Any:
-    """The django-q2 broker for the ``QUEUE`` cluster, created once per process."""
+    """The django-q2 broker for the ``QUEUE`` cluster, created once per process.
+
+    The Redis client's connection pool notices a fork and opens new connections in the child;
+    the ORM broker uses Django's connections.
+    """
     cluster = webhooks_settings.QUEUE
     broker = _brokers.get(cluster)
     if broker is None:
@@ -66,7 +60,7 @@ def get_broker() -> Any:
 
 
 def reset_broker() -> None:
-    """Forget the cached brokers (after changing Q_CLUSTER in tests, or after a fork)."""
+    """Forget the cached brokers (after changing Q_CLUSTER in tests)."""
     _brokers.clear()
 
 
@@ -83,7 +77,7 @@ def _enqueue(task_path: str) -> None:
 def enqueue_processing() -> bool:
     """Ask a worker to fan out pending events. False (and a logged error) if the broker failed.
 
-    A lost handoff loses nothing: the event stays with ``fanned_out_at`` NULL and the sweeper
+    A lost push loses nothing: the event stays with ``fanned_out_at`` NULL and the sweeper
     fans it out later.
     """
     try:
@@ -107,44 +101,21 @@ def enqueue_delivery(n: int = 1) -> int:
     return sent
 
 
-_handoff = BackgroundLoop(
-    "django-webhooks-handoff", enqueue_processing, coalesce=HANDOFF_COALESCE_SECONDS, on_idle=connections.close_all
-)
-
-
-@atexit.register
-def _push_pending_handoff() -> None:
-    if not _handoff.flush(timeout=2.0):
-        logger.warning("Exiting with a processing task not yet enqueued; the sweeper will fan out the events.")
-
-
-def _enqueue_inline(broker: Any) -> bool:
-    """Whether the push happens on the calling thread: in django-q2's sync mode, and for the ORM
-    broker under Django's tests or on a database other threads cannot see."""
-    from django_q.brokers.orm import ORM
+def _workers() -> int:
     from django_q.conf import Conf
 
-    if Conf.SYNC:
-        return True
-    return isinstance(broker, ORM) and not off_request_thread(Conf.ORM)
+    return int(Conf.WORKERS or 1)
 
 
-def request_processing() -> None:
-    """Ask for one processing task without making the caller wait on the broker.
-
-    Called in ``transaction.on_commit`` once per transaction. Never raises.
-    """
-    try:
-        inline = _enqueue_inline(get_broker())
-    except Exception:
-        logger.exception("Could not set up the django-q2 broker; the sweeper will fan out the pending events.")
-        return
-    if inline:
-        enqueue_processing()
-    else:
-        _handoff.wake()
+def helpers_for(due: int) -> int:
+    """Extra delivery tasks worth enqueuing for ``due`` deliveries, beyond the running one."""
+    batches = math.ceil(due / max(1, int(webhooks_settings.CLAIM_BATCH_SIZE)))
+    return max(0, min(batches - 1, _workers()))
 
 
-def flush_handoff(timeout: float = 5.0) -> bool:
-    """Wait until the handoff thread has pushed what was requested (tests, shutdown hooks)."""
-    return _handoff.flush(timeout)
+def ask_for_helpers() -> int:
+    """Enqueue delivery tasks for idle workers when more is due than one task sends at once."""
+    # Counting further than what would change the number of helpers only costs time.
+    enough = (_workers() + 1) * max(1, int(webhooks_settings.CLAIM_BATCH_SIZE))
+    helpers = helpers_for(due_count(limit=enough))
+    return enqueue_delivery(helpers) if helpers else 0

@@ -1,50 +1,48 @@
-"""django-q2 entry points. Thin on purpose: the work lives in fanout, engine and retention."""
+"""django-q2 entry points. Thin on purpose: the work lives in handoff, fanout, engine and retention.
+
+These dotted paths are stored in broker messages and ``Schedule`` rows: they stay importable.
+"""
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
-from . import engine, fanout, queue
+from django.utils import timezone
+
+from . import engine, fanout, handoff, queue
+from .claiming import next_due
 from .conf import webhooks_settings
 
 
-def _workers() -> int:
-    from django_q.conf import Conf
-
-    return int(Conf.WORKERS or 1)
-
-
-def _helpers_for(due: int) -> int:
-    """Extra delivery tasks worth enqueuing for ``due`` deliveries, beyond the running one."""
-    batches = math.ceil(due / max(1, int(webhooks_settings.CLAIM_BATCH_SIZE)))
-    return max(0, min(batches - 1, _workers()))
-
-
 def process_events() -> int:
-    """Fan out new events, ask idle workers to help when much is due, then deliver."""
-    fanout.fan_out_pending()
-    # Counting further than what would change the number of helpers only costs time.
-    enough = (_workers() + 1) * max(1, int(webhooks_settings.CLAIM_BATCH_SIZE))
-    helpers = _helpers_for(engine.due_count(limit=enough))
-    if helpers:
-        queue.enqueue_delivery(helpers)
-    return _deliver_and_continue()
+    """Fan out new events, keep looking for more while they come, and deliver them."""
+    poller = handoff.FanoutPoller()
+    poller.activate()
+    poller.poll()
+    queue.ask_for_helpers()
+    try:
+        return _deliver_and_continue(poller)
+    finally:
+        poller.close()
 
 
 def deliver_due() -> int:
-    """Deliver due deliveries until none is due or ``TASK_TIME_BUDGET`` is spent."""
-    return _deliver_and_continue()
+    """Deliver due deliveries until none is due or ``TASK_TIME_BUDGET`` is spent, fanning out new
+    events meanwhile."""
+    return _deliver_and_continue(handoff.FanoutPoller(promise=False))
 
 
-def _deliver_and_continue() -> int:
-    """Deliver; a task that spent its whole budget with work still due enqueues its successor,
-    so a large backlog keeps draining instead of waiting for the next sweep."""
+def _deliver_and_continue(poller: handoff.FanoutPoller) -> int:
+    """Deliver; a task whose budget ran out while work is due, or falls due within another
+    budget (a retry, a dead worker's lease), enqueues its successor, so neither a backlog nor a
+    retry waits for the next sweep."""
     started = time.monotonic()
-    delivered = engine.deliver_due()
+    delivered = engine.deliver_due(poller=poller)
     budget = float(webhooks_settings.TASK_TIME_BUDGET)
-    if delivered and time.monotonic() - started >= budget and engine.due_count(limit=1):
+    if time.monotonic() - started >= budget and (
+        engine.due_count(limit=1) or next_due(timezone.now(), budget) is not None
+    ):
         queue.enqueue_delivery(1)
     return delivered
 
@@ -56,10 +54,10 @@ def sweep() -> dict[str, Any]:
     delivery tasks for what is due. Every step is a conditional update, so several clusters
     may sweep at once.
     """
-    fanned_out = fanout.fan_out_pending()
+    fanned_out = fanout.fan_out_all_pending()
     released = engine.release_expired_leases()
     due = engine.due_count()
-    enqueued = queue.enqueue_delivery(_helpers_for(due) + 1) if due else 0
+    enqueued = queue.enqueue_delivery(queue.helpers_for(due) + 1) if due else 0
     return {"fanned_out": fanned_out, "released": released, "due": due, "enqueued": enqueued}
 
 

@@ -11,22 +11,13 @@ from tests.receiver import Receiver
 _counter = itertools.count(1)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def background_connections_closed_at_teardown(django_db_setup):
-    """Close the background threads' connections before the test database is dropped."""
-    yield
-    from django_webhooks import background
-
-    background.close_connections()
-
-
 @pytest.fixture
 def enqueued(monkeypatch):
     """Processing handoffs requested, one ``1`` each, instead of tasks on the broker."""
-    from django_webhooks import queue
+    from django_webhooks import handoff
 
     calls = []
-    monkeypatch.setattr(queue, "request_processing", lambda: calls.append(1))
+    monkeypatch.setattr(handoff, "request_processing", lambda: calls.append(1))
     return calls
 
 

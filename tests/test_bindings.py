@@ -3,9 +3,12 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 
 from django_webhooks.bindings import BindingRegistry, registry
+from django_webhooks.exceptions import InvalidOwner, InvalidPayload
 from django_webhooks.models import Event
+from django_webhooks.owners import owner_accessor
 from example_project.shop.models import Customer, Order
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
@@ -143,12 +146,10 @@ def test_custom_payload_and_callable_owner(catalog, local_registry, customer):
 
 
 def test_owner_path_reads_the_foreign_key_without_fetching_the_owner(customer, django_assert_num_queries):
-    from django_webhooks.bindings import attribute_owner
-
     order = Order(customer=customer, number="A-4", total="2.00")
     with django_assert_num_queries(0):
-        assert attribute_owner("customer.user")(order) == str(customer.user_id)
-    assert attribute_owner("customer.missing")(order) is None
+        assert owner_accessor("customer.user")(order) == str(customer.user_id)
+    assert owner_accessor("customer.missing")(order) is None
 
 
 def test_unregister_stops_events(catalog, local_registry, customer):
@@ -174,6 +175,10 @@ def test_unregister_stops_events(catalog, local_registry, customer):
         ({"model": "shop.Order", "on": ["create"], "event_type": "x.y", "condition": "no.such.func"}, "condition"),
         ({"model": "shop.Order", "on": ["create"], "event_type": "x.y", "colour": "red"}, "unknown key"),
         ({"model": "shop.Order", "event_type": "x.y"}, "missing on"),
+        (
+            {"model": "shop.Order", "on": ["create"], "event_type": "x.y", "owner": "customer"},
+            "owner path 'customer' cannot give an owner: it leads to shop.Customer, not to auth.User",
+        ),
     ],
 )
 def test_bad_bindings_name_the_problem(settings, spec, message):
@@ -190,3 +195,61 @@ def test_load_from_settings_touches_no_database(django_assert_num_queries):
     assert len(loaded) == 3
     for binding in loaded:
         local.unregister(binding)
+
+
+# --- bad payloads and owners: refused before the change commits ---------------------------------
+
+
+@pytest.fixture
+def nan_payload(catalog, local_registry):
+    """``customer.changed`` on every Customer save, with data JSON cannot carry when the name says so."""
+
+    def payload(customer):
+        return {"name": customer.name, "score": float("nan") if customer.name == "NaN" else 1.0}
+
+    local_registry.register(Customer, on=["create", "update"], event_type="customer.changed", payload=payload)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_autocommit_save_with_a_bad_payload_is_refused_before_it_is_written(customer, nan_payload):
+    with pytest.raises(InvalidPayload, match=r"\$\.score: nan is not a JSON number"):
+        Customer.objects.create(user=customer.user, name="NaN")
+    assert not Customer.objects.filter(name="NaN").exists()
+    customer.name = "NaN"
+    with pytest.raises(InvalidPayload):
+        customer.save()
+    customer.refresh_from_db()
+    assert customer.name == "Alice"
+    assert events("customer.changed") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_a_bad_payload_rolls_the_change_back(customer, nan_payload):
+    with pytest.raises(InvalidPayload), transaction.atomic():
+        Customer.objects.create(user=customer.user, name="NaN")
+    assert not Customer.objects.filter(name="NaN").exists()
+    assert events("customer.changed") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_after_an_autocommit_save_is_recorded_not_dropped(catalog, local_registry, customer, caplog):
+    """A payload that only fails once the row exists (it depends on the new pk) cannot be refused
+    before the commit: the event is recorded with its error, shown in the admin, never sent."""
+
+    def payload(instance):
+        return {"id": instance.pk, "ratio": float("inf") if instance.pk else 1.0}
+
+    local_registry.register(Customer, on="create", event_type="customer.changed", payload=payload)
+    created = Customer.objects.create(user=customer.user, name="Bob")
+    (event,) = events("customer.changed")
+    assert event.payload == {"id": created.pk, "ratio": None}
+    assert event.schema_errors == ["payload: $.ratio: inf is not a JSON number"]
+    assert "it will not be sent" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_callable_owner_of_the_wrong_model_is_refused_before_the_save(catalog, local_registry, customer):
+    local_registry.register(Customer, on="create", event_type="customer.changed", owner=lambda c: c)
+    with pytest.raises(InvalidOwner):
+        Customer.objects.create(user=customer.user, name="Eve")
+    assert not Customer.objects.filter(name="Eve").exists()

@@ -9,7 +9,13 @@ from django.test.utils import CaptureQueriesContext
 
 from django_webhooks import send_event, send_events_for_queryset
 from django_webhooks.events import event_type_spec, known_event_types
-from django_webhooks.exceptions import InvalidPayload, PayloadTooLarge, UnknownEventType
+from django_webhooks.exceptions import (
+    InvalidIdempotencyKey,
+    InvalidOwner,
+    InvalidPayload,
+    PayloadTooLarge,
+    UnknownEventType,
+)
 from django_webhooks.models import Event, EventType
 from example_project.shop.models import Order
 
@@ -146,6 +152,50 @@ def test_default_cap_is_256_kb(enqueued):
 def test_unserializable_data_is_a_clear_error(enqueued):
     with pytest.raises(InvalidPayload, match="not JSON-serializable"):
         send_event("order.created", {"when": threading.Lock()})
+
+
+def _nested(depth):
+    value = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"total": float("nan")}, r"\$\.total: nan is not a JSON number"),
+        ({"items": [{"price": float("inf")}]}, r"\$\.items\[0\]\.price: inf is not a JSON number"),
+        ({"note": "\ud800"}, r"\$\.note: contains a lone UTF-16 surrogate"),
+        ({"note": "a\x00b"}, r"\$\.note: contains a NUL character"),
+        ({"a\x00": 1}, r"\$: a key contains a NUL character"),
+        ({1: "one"}, r"\$: key 1 is not a string"),
+        ({"deep": _nested(40)}, "nested deeper than 32 levels"),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_data_json_cannot_carry_is_refused_before_anything_is_written(data, message, enqueued):
+    with pytest.raises(InvalidPayload, match=message) as raised:
+        send_event("order.created", data)
+    assert raised.value.errors
+    assert Event.objects.count() == 0
+    assert enqueued == []
+
+
+@pytest.mark.parametrize("key", ["", 5, "k" * 201, "a\x00b", "\udfff"])
+@pytest.mark.django_db(transaction=True)
+def test_idempotency_keys_the_column_cannot_hold_are_refused(key, enqueued):
+    with pytest.raises(InvalidIdempotencyKey):
+        send_event("order.created", {"id": 1}, idempotency_key=key)
+    assert Event.objects.count() == 0
+    assert send_event("order.created", {"id": 1}, idempotency_key="k" * 200).idempotency_key == "k" * 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_owner_of_another_model_is_refused_before_anything_is_written(customer, enqueued):
+    with pytest.raises(InvalidOwner, match="shop.Customer"):
+        send_event("order.created", {"id": 1}, owner=customer)
+    assert Event.objects.count() == 0
 
 
 # --- bulk helper -------------------------------------------------------------------------------

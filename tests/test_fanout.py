@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django_webhooks.fanout import (
     build_body,
     fan_out,
+    fan_out_all_pending,
     fan_out_pending,
     filters_match,
     matching_subscriptions,
@@ -165,23 +166,18 @@ def test_events_that_failed_their_schema_are_never_sent(caplog):
     assert "failed the schema" in caplog.text
 
 
-def test_a_full_batch_asks_for_another_task(monkeypatch):
-    from django_webhooks import queue
-
-    requested = []
-    monkeypatch.setattr(queue, "enqueue_processing", lambda: requested.append(1))
-    for _ in range(3):
+def test_fan_out_all_pending_goes_on_while_batches_are_full():
+    for _ in range(5):
         record()
-    assert fan_out_pending(limit=2) == 2
-    assert requested == [1]
-    assert fan_out_pending(limit=2) == 1
-    assert requested == [1]
+    assert fan_out_all_pending(limit=2) == 5
+    assert Event.objects.filter(fanned_out_at__isnull=True).count() == 0
+    assert fan_out_all_pending(limit=2) == 0
 
 
 def test_a_batch_of_events_takes_few_queries(monkeypatch):
-    from django_webhooks import queue
+    from django_webhooks import handoff
 
-    monkeypatch.setattr(queue, "request_processing", lambda: None)
+    monkeypatch.setattr(handoff, "request_processing", lambda: None)
     for owner in range(20):
         subscribe("order.*", owner_id=str(owner), name=str(owner))
     subscribe("*", name="staff")
@@ -213,9 +209,9 @@ def test_two_workers_fanning_out_at_once_send_each_event_once(monkeypatch):
 
     from django.db import connections
 
-    from django_webhooks import queue
+    from django_webhooks import handoff
 
-    monkeypatch.setattr(queue, "request_processing", lambda: None)
+    monkeypatch.setattr(handoff, "request_processing", lambda: None)
     subscribe("*", name="a")
     subscribe("order.*", name="b")
     Event.objects.bulk_create(Event(event_type="order.created", payload={"id": i}) for i in range(400))
