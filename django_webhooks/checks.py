@@ -8,9 +8,8 @@ Errors: E001 unknown keys or not a dict, E002 a number of the wrong type or out 
 E003 ``CONNECT_TIMEOUT`` above ``TIMEOUT``, E004 ``RETRY_SCHEDULE``, E005 ``RETRY_JITTER``,
 E006 ``SCHEMA_VALIDATION``, E007 a dotted path that does not import, E008 ``OWNER_MODEL``,
 E009 an invalid ``EVENT_TYPES`` entry, E010 an invalid JSON Schema in ``EVENT_TYPES``,
-E011 a malformed ``BINDINGS`` entry, E012 ``ENCRYPTION_KEYS``, E013 ``ALLOWED_TARGETS``,
-E014 a flag or text setting of the wrong type, E015 ``LEASE_SECONDS`` not above ``TIMEOUT``,
-E016 ``AUTOCOMMIT_EVENTS``.
+E011 a malformed ``BINDINGS`` entry, E012 ``ENCRYPTION_KEYS``, E013 ``ALLOWED_TARGETS`` or ``ALLOWED_PORTS``,
+E014 a flag or text setting of the wrong type, E015 ``LEASE_SECONDS`` not above ``TIMEOUT``.
 
 Warnings: W001 plain-http targets allowed outside DEBUG, W002 loopback targets allowed outside
 DEBUG, W003 django-q2 ``retry`` not above the task run time, W004 django-q2 ``timeout`` shorter
@@ -39,7 +38,6 @@ HOST_NAME_RE = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
 SCHEMA_VALIDATION_MODES = {"raise", "record"}
-AUTOCOMMIT_EVENTS_MODES = {None, "background", "inline"}
 
 #: (setting, minimum, whether the minimum itself is allowed, whether it must be an int)
 NUMERIC_SETTINGS = [
@@ -48,6 +46,8 @@ NUMERIC_SETTINGS = [
     ("CONNECT_TIMEOUT", 0, False, False),
     ("TIMEOUT", 0, False, False),
     ("MAX_RESPONSE_BYTES", 1, True, True),
+    ("MAX_RESPONSE_HEADERS", 1, True, True),
+    ("MAX_RESPONSE_HEADER_BYTES", 1, True, True),
     ("MAX_CUSTOM_HEADERS", 0, True, True),
     ("MAX_RETRY_AFTER", 0, True, False),
     ("LEASE_SECONDS", 0, False, False),
@@ -153,7 +153,7 @@ def check_setting_values(app_configs: Iterable[Any] | None, **kwargs: Any) -> li
             Error(
                 f"{_name('LEASE_SECONDS')} ({lease}) is not longer than {_name('TIMEOUT')} ({total}).",
                 hint="A claim must outlast the request it covers: make LEASE_SECONDS well above TIMEOUT "
-                "(the default is four times it).",
+                "(a working lane renews its lease; the defaults are 15 s and 20 s).",
                 id=_id("E015"),
             )
         )
@@ -186,14 +186,6 @@ def check_setting_values(app_configs: Iterable[Any] | None, **kwargs: Any) -> li
         'Use "raise" (send_event raises InvalidPayload) or "record" (the event is stored with its errors and not sent).',
         "E006",
     )
-    errors += _one_of(
-        conf,
-        "AUTOCOMMIT_EVENTS",
-        AUTOCOMMIT_EVENTS_MODES,
-        'Use "background" (the outbox writer thread inserts the event), "inline" (the request inserts it) '
-        "or None (background, inline under Django's test runner).",
-        "E016",
-    )
     keys = conf["ENCRYPTION_KEYS"]
     if not isinstance(keys, list | tuple) or not all(isinstance(key, str) and key for key in keys):
         errors.append(
@@ -205,8 +197,23 @@ def check_setting_values(app_configs: Iterable[Any] | None, **kwargs: Any) -> li
             )
         )
     errors.extend(_allowed_target_errors(conf["ALLOWED_TARGETS"]))
+    errors.extend(_allowed_port_errors(conf["ALLOWED_PORTS"]))
     errors.extend(_type_errors(conf))
     return errors
+
+
+def _allowed_port_errors(ports: Any) -> list[CheckMessage]:
+    if ports is None or (
+        isinstance(ports, list | tuple) and all(_is_number(port, integer=True) and 1 <= port <= 65535 for port in ports)
+    ):
+        return []
+    return [
+        Error(
+            f"{_name('ALLOWED_PORTS')} is {ports!r}; it must be None (any port) or a list of port numbers.",
+            hint="Use e.g. [443, 80, 8443], or None to allow every port.",
+            id=_id("E013"),
+        )
+    ]
 
 
 def _allowed_target_errors(targets: Any) -> list[CheckMessage]:
@@ -399,46 +406,30 @@ def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[
 
 @register()
 def check_bindings(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
-    """E011: each ``BINDINGS`` entry names an installed model, valid ``on`` values and a declared type."""
-    from .bindings import BINDING_KEYS, CHANGES
+    """E011: each ``BINDINGS`` entry builds (the same rules the registry applies at startup) and
+    names a type declared in ``EVENT_TYPES``; an owner path must lead to ``OWNER_MODEL``."""
+    from .bindings import BindingRegistry
 
-    binding_events = set(CHANGES)
     conf = _configured()
-    if conf is None:
-        return []
-    bindings = conf["BINDINGS"]
+    if conf is None or set(conf) - set(DEFAULTS):
+        return []  # E001 reports the settings dict itself
     hint = (
-        'Each binding is a dict like {"model": "shop.Order", "on": ["create"], "event_type": "order.created"}, '
-        "with the event type declared in EVENT_TYPES."
+        'Each binding is a dict like {"model": "shop.Order", "on": ["create"], "event_type": "order.created", '
+        '"owner": "customer.user"}, with the event type declared in EVENT_TYPES.'
     )
-    if not isinstance(bindings, list | tuple):
-        return [Error(f"{_name('BINDINGS')} must be a list.", hint=hint, id=_id("E011"))]
+    errors = [Error(problem, hint=hint, id=_id("E011")) for problem in BindingRegistry().check_declared()]
+    bindings = conf["BINDINGS"]
     declared = conf["EVENT_TYPES"] if isinstance(conf["EVENT_TYPES"], dict) else {}
-    errors: list[CheckMessage] = []
-    for index, binding in enumerate(bindings):
-        where = f"{_name('BINDINGS')}[{index}]"
-        if not isinstance(binding, dict):
-            errors.append(Error(f"{where} must be a dict.", hint=hint, id=_id("E011")))
-            continue
-        problems = []
-        unknown = sorted(set(binding) - BINDING_KEYS, key=str)
-        if unknown:
-            problems.append(
-                f"unknown key(s) {', '.join(map(repr, unknown))}; valid are {', '.join(sorted(BINDING_KEYS))}"
+    for index, binding in enumerate(bindings if isinstance(bindings, list | tuple) else ()):
+        if isinstance(binding, dict) and binding.get("event_type") not in declared:
+            errors.append(
+                Error(
+                    f"{_name('BINDINGS')}[{index}]: event type {binding.get('event_type')!r} is not declared "
+                    f"in {_name('EVENT_TYPES')}.",
+                    hint=hint,
+                    id=_id("E011"),
+                )
             )
-        label = binding.get("model")
-        try:
-            apps.get_model(label, require_ready=False)
-        except (LookupError, ValueError, TypeError, AttributeError):
-            problems.append(f"model {label!r} is not an installed model")
-        on = binding.get("on")
-        on_values = [on] if isinstance(on, str) else on
-        if not isinstance(on_values, list | tuple) or not on_values or not set(on_values) <= binding_events:
-            problems.append(f"'on' is {on!r}; use a list of {', '.join(sorted(binding_events))}")
-        event_type = binding.get("event_type")
-        if event_type not in declared:
-            problems.append(f"event type {event_type!r} is not declared in {_name('EVENT_TYPES')}")
-        errors.extend(Error(f"{where}: {problem}.", hint=hint, id=_id("E011")) for problem in problems)
     return errors
 
 

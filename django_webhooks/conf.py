@@ -33,9 +33,6 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAYLOAD_BYTES": 256 * 1024,
     # Format string for thin payloads' "url" field; gets {type}, {id} and {event_id}.
     "THIN_PAYLOAD_URL": "",
-    # How bindings write their event outside a transaction: "background" (the outbox writer
-    # thread), "inline" (in the request), or None: "background", but "inline" in Django's tests.
-    "AUTOCOMMIT_EVENTS": None,
     # --- secrets --------------------------------------------------------------------------
     # Keys that encrypt signing secrets at rest (newest first). Empty: derived from SECRET_KEY.
     "ENCRYPTION_KEYS": [],
@@ -45,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "CONNECT_TIMEOUT": 5.0,
     "TIMEOUT": 15.0,
     "MAX_RESPONSE_BYTES": 20 * 1024,
+    # Response header lines (at most 99, http.client's limit) and their bytes read per attempt;
+    # past either, the rest of the response is not read and the headers are marked as truncated.
+    "MAX_RESPONSE_HEADERS": 64,
+    "MAX_RESPONSE_HEADER_BYTES": 16 * 1024,
     "USER_AGENT": "",
     "MAX_CUSTOM_HEADERS": 20,
     # --- target safety (SSRF guard) -------------------------------------------------------
@@ -53,6 +54,8 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_TARGETS": [],
     # Allow 127.0.0.0/8 and ::1. Only for tests and local demos.
     "ALLOW_LOOPBACK": False,
+    # Ports target URLs may use (e.g. [443, 80, 8443]); None means any port.
+    "ALLOWED_PORTS": None,
     # Refuse plain-http targets. None means "when DEBUG is off".
     "REQUIRE_HTTPS": None,
     # Dotted path to a getaddrinfo-compatible resolver (a hook for tests).
@@ -65,8 +68,9 @@ DEFAULTS: dict[str, Any] = {
     # Longest wait (seconds) a receiver's Retry-After header may ask for; twice the scheduled wait
     # is always allowed.
     "MAX_RETRY_AFTER": 3600,
-    # Seconds a worker's claim on a delivery lasts; a dead worker's claims expire after it.
-    "LEASE_SECONDS": 60,
+    # Seconds a worker's claim on a delivery lasts unless renewed (its task renews it while it
+    # works); a dead worker's claims expire after it. Must exceed TIMEOUT (test events).
+    "LEASE_SECONDS": 20,
     # Most deliveries in one lane: claimed together for one subscription and sent one after
     # another over one keep-alive connection.
     "CLAIM_BATCH_SIZE": 50,

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -72,6 +76,8 @@ def test_e001_not_a_dict():
         ("TIMEOUT", 0),
         ("TIMEOUT", "15"),
         ("MAX_RESPONSE_BYTES", 0),
+        ("MAX_RESPONSE_HEADERS", 0),
+        ("MAX_RESPONSE_HEADER_BYTES", 16.5),
         ("CLAIM_BATCH_SIZE", 2.5),
         ("RETENTION_DAYS", True),
         ("LEASE_SECONDS", -1),
@@ -107,13 +113,6 @@ def test_e005_retry_jitter(jitter):
 def test_e006_schema_validation_mode():
     assert ids(webhook_messages(SCHEMA_VALIDATION="warn")) == {"E006"}
     assert webhook_messages(SCHEMA_VALIDATION="record") == []
-
-
-@pytest.mark.parametrize("mode", ["async", True, ""])
-def test_e016_autocommit_events_mode(mode):
-    assert ids(webhook_messages(AUTOCOMMIT_EVENTS=mode)) == {"E016"}
-    assert webhook_messages(AUTOCOMMIT_EVENTS="inline") == []
-    assert webhook_messages(AUTOCOMMIT_EVENTS="background") == []
 
 
 def test_e007_dotted_path_not_importable():
@@ -152,6 +151,9 @@ def test_e011_bindings():
         {**good, "on": []},
         {**good, "event_type": "order.paid"},
         {**good, "owner_field": "customer.user"},
+        {**good, "owner": "customer"},  # a Customer, not a User (OWNER_MODEL)
+        {**good, "fields": ["nope"], "on": ["update"]},
+        {**good, "payload": "no.such.builder"},
         "shop.Order",
     ]:
         assert ids(webhook_messages(EVENT_TYPES=declared, BINDINGS=[bad])) == {"E011"}, bad
@@ -169,6 +171,13 @@ def test_e013_allowed_targets():
     for bad in ["10.1.2.3/16", "300.1.0.0/16", "hooks internal", "https://hooks.internal/", 10]:
         assert ids(webhook_messages(ALLOWED_TARGETS=[bad])) == {"E013"}, bad
     assert ids(webhook_messages(ALLOWED_TARGETS="10.0.0.0/8")) == {"E013"}
+
+
+def test_e013_allowed_ports():
+    assert webhook_messages(ALLOWED_PORTS=None) == []
+    assert webhook_messages(ALLOWED_PORTS=[443, 80, 8443]) == []
+    for bad in [443, "443", [0], [65536], ["443"], [True], [443.0]]:
+        assert ids(webhook_messages(ALLOWED_PORTS=bad)) == {"E013"}, bad
 
 
 def test_e014_flags_and_text():
@@ -265,3 +274,40 @@ def test_example_project_settings_are_clean():
     ):
         messages = run_our_checks()
     assert messages == []
+
+
+SETTINGS_WITH = """
+from tests.settings import *  # noqa: F403
+DJANGO_WEBHOOKS = {**DJANGO_WEBHOOKS, %s}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('"COLOUR": "red"', "django_webhooks.E001"),
+        (
+            '"BINDINGS": [{"model": "shop.Order", "on": ["create"], "event_type": "order.created", "owner": "customer"}]',
+            "django_webhooks.E011",
+        ),
+        (
+            '"BINDINGS": [{"model": "shop.Nope", "on": ["create"], "event_type": "order.created"}]',
+            "django_webhooks.E011",
+        ),
+    ],
+)
+def test_manage_py_check_reports_bad_settings_without_a_traceback(tmp_path, extra, expected):
+    """A real ``django.setup()``: ``ready()`` must not raise for what the checks report."""
+    (tmp_path / "bad_settings.py").write_text(SETTINGS_WITH % extra)
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(root / "manage.py"), "check"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "bad_settings", "PYTHONPATH": f"{tmp_path}:{root}"},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
