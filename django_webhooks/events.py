@@ -26,7 +26,7 @@ from .fanout import type_matches
 from .models import Event, EventType, validate_event_type_pattern
 from .outbox import EventRow
 from .owners import owner_accessor, owner_key
-from .payloads import get_payload_builder, json_default, json_problems, sanitized, text_problem
+from .payloads import JSON_ENCODER, get_payload_builder, json_problems, sanitized, text_problem
 
 logger = logging.getLogger("django_webhooks.events")
 
@@ -200,7 +200,7 @@ def _serialize(event_type: str, data: Any, spec: dict, *, committed: bool = Fals
                 f"Data of {event_type!r} cannot be sent as JSON: {'; '.join(problems)}", errors=problems
             )
         return _storable(sanitized(data)), [f"payload: {problem}" for problem in problems]
-    text = json.dumps(data, default=json_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = JSON_ENCODER.encode(data)
     limit = webhooks_settings.MAX_PAYLOAD_BYTES
     if limit and len(text) > limit // 4 and len(text.encode()) > limit:
         message = (

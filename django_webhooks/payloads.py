@@ -16,7 +16,6 @@ from django.db.models.fields.files import FieldFile
 from django.utils.functional import Promise
 
 from .conf import import_dotted
-from .exceptions import InvalidPayload
 
 #: A payload builder: ``(instance) -> dict``.
 PayloadBuilder = Callable[[models.Model], dict]
@@ -212,13 +211,9 @@ def json_problems(value: Any, *, max_depth: int = MAX_JSON_DEPTH, convert: bool 
     return problems
 
 
-def to_json(value: Any) -> str:
-    """``value`` as compact JSON text; raises :class:`~django_webhooks.exceptions.InvalidPayload`
-    listing :func:`json_problems` when it cannot be stored and sent as it is."""
-    problems = json_problems(value)
-    if problems:
-        raise InvalidPayload("; ".join(problems), errors=problems)
-    return json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+#: Compact, strict JSON with the model values :func:`json_default` knows; built once (``json.dumps``
+#: with options builds a new encoder on every call).
+JSON_ENCODER = json.JSONEncoder(default=json_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def sanitized(value: Any, depth: int = 0) -> Any:
