@@ -14,10 +14,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 
 from ..models import DeliveryStatus
-from .serializers import event_type_name_field
+from .serializers import WebhooksSerializer, event_type_name_field
 
 
-class CreatedRangeFilter(serializers.Serializer):
+class CreatedRangeFilter(WebhooksSerializer):
     created_after = serializers.DateTimeField(
         required=False, help_text=_("Only objects created at or after this time (ISO 8601).")
     )

@@ -21,18 +21,25 @@ VALIDATION_ERROR = {
 }
 
 ERROR_RESPONSES: dict[str, tuple[dict, str]] = {
-    "400": (VALIDATION_ERROR, "Invalid input: malformed JSON, wrong types or values refused, per field."),
+    "400": (
+        VALIDATION_ERROR,
+        "Invalid input: malformed JSON, a body nested too deep, wrong types or values refused, per field.",
+    ),
     "401": (DETAIL_ERROR, "Not authenticated (with authentication that can challenge the client)."),
     "403": (DETAIL_ERROR, "Not authenticated, or the account is not linked to a webhook owner."),
     "404": (DETAIL_ERROR, "No such object among yours (other owners' ids are not found either), or a bad cursor."),
     "429": (DETAIL_ERROR, "Too many requests; retry after the Retry-After header's seconds."),
 }
+#: Responses of the operations that read a request body.
+BODY_ERROR_RESPONSES: dict[str, tuple[dict, str]] = {
+    "413": (DETAIL_ERROR, "The request body is larger than the server accepts."),
+}
 
 
 class WebhooksAutoSchema(AutoSchema):
-    """Adds the API's error responses to every operation, so clients and schema checkers know them,
-    and types ``{id}`` as the integer it is (the URL pattern accepts any segment, so a malformed id
-    gets the same JSON 404 as an unknown one)."""
+    """Adds the API's error responses to every operation (and 413 to those that take a body), so
+    clients and schema checkers know them, and types ``{id}`` as the integer it is (the URL pattern
+    accepts any segment, so a malformed id gets the same JSON 404 as an unknown one)."""
 
     def get_override_parameters(self) -> list:
         parameters = list(super().get_override_parameters())
@@ -48,7 +55,10 @@ class WebhooksAutoSchema(AutoSchema):
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
-        for code, (schema, description) in ERROR_RESPONSES.items():
+        errors = dict(ERROR_RESPONSES)
+        if self.method in ("POST", "PUT", "PATCH"):
+            errors.update(BODY_ERROR_RESPONSES)
+        for code, (schema, description) in errors.items():
             responses.setdefault(
                 code, {"content": {"application/json": {"schema": schema}}, "description": description}
             )

@@ -1,4 +1,10 @@
-"""Serializers of the API: what customers send and read, each field described for OpenAPI."""
+"""Serializers of the API: what customers send and read, each field described for OpenAPI.
+
+Every serializer derives from :class:`WebhooksSerializer` or :class:`WebhooksModelSerializer`,
+so text the databases cannot store is refused with a field message: DRF's ``CharField``
+refuses NUL characters and lone surrogates in every string field, and :class:`StorableJSONMixin`
+applies :func:`~django_webhooks.payloads.json_problems` to every free-form JSON field.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from .. import events, operations, secret_store, targets, transport
+from .. import events, operations, payloads, secret_store, targets, transport
 from ..models import (
     EVENT_TYPE_NAME_RE,
     Delivery,
@@ -23,6 +29,45 @@ MAX_EVENT_TYPES = 100
 MAX_FILTERS = 20
 #: Longest overlap a rotation may give the previous secret (30 days).
 MAX_ROTATION_OVERLAP = 30 * 24 * 3600
+
+
+def refuse_unstorable_json(value: Any) -> None:
+    """A field validator: ``value`` must be JSON every database stores and every receiver parses.
+
+    One message per problem of :func:`~django_webhooks.payloads.json_problems`, each with its
+    JSONPath from the field's value (``$.a[0]: contains a lone UTF-16 surrogate ...``).
+    """
+    problems = payloads.json_problems(value, convert=False)
+    if problems:
+        raise serializers.ValidationError(problems)
+
+
+def holds_json(field: serializers.Field) -> bool:
+    """True for a JSONField, and for a list or dict field whose items are (lists or dicts of) JSON."""
+    while isinstance(field, serializers.ListField | serializers.DictField):
+        field = field.child
+    return isinstance(field, serializers.JSONField)
+
+
+class StorableJSONMixin:
+    """Adds :func:`refuse_unstorable_json` to every field of the serializer that holds free-form
+    JSON, declared or mapped from a model's ``JSONField``; on a list or dict of JSON values it
+    checks the whole, keys included."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()  # type: ignore[misc]
+        for field in fields.values():
+            if holds_json(field) and refuse_unstorable_json not in field.validators:
+                field.validators = [*field.validators, refuse_unstorable_json]
+        return fields
+
+
+class WebhooksSerializer(StorableJSONMixin, serializers.Serializer):
+    """Base of the API's plain serializers."""
+
+
+class WebhooksModelSerializer(StorableJSONMixin, serializers.ModelSerializer):
+    """Base of the API's model serializers."""
 
 
 def event_type_name_field(help_text: str) -> serializers.RegexField:
@@ -39,7 +84,7 @@ def event_type_name_field(help_text: str) -> serializers.RegexField:
 # -- event catalog ---------------------------------------------------------------------------------
 
 
-class EventTypeSerializer(serializers.Serializer):
+class EventTypeSerializer(WebhooksSerializer):
     """One entry of the event catalog (read from a dict of :func:`events.known_event_types`)."""
 
     name = serializers.CharField(help_text=_("The event type's name, e.g. order.created."))
@@ -58,7 +103,7 @@ class EventTypeSerializer(serializers.Serializer):
 # -- subscriptions -----------------------------------------------------------------------------------
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class SubscriptionSerializer(WebhooksModelSerializer):
     """A webhook endpoint. The signing secret is never part of it: see the ``secret`` action."""
 
     url = serializers.CharField(
@@ -165,7 +210,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         return subscription
 
 
-class DisableSerializer(serializers.Serializer):
+class DisableSerializer(WebhooksSerializer):
     reason = serializers.CharField(
         max_length=255,
         required=False,
@@ -174,11 +219,11 @@ class DisableSerializer(serializers.Serializer):
     )
 
 
-class SecretSerializer(serializers.Serializer):
+class SecretSerializer(WebhooksSerializer):
     secret = serializers.CharField(help_text=_("The current signing secret (whsec_...). Keep it private."))
 
 
-class RotateSecretSerializer(serializers.Serializer):
+class RotateSecretSerializer(WebhooksSerializer):
     overlap_seconds = serializers.IntegerField(
         min_value=0,
         max_value=MAX_ROTATION_OVERLAP,
@@ -193,14 +238,14 @@ class RotateSecretSerializer(serializers.Serializer):
     )
 
 
-class RotatedSecretSerializer(serializers.Serializer):
+class RotatedSecretSerializer(WebhooksSerializer):
     secret = serializers.CharField(help_text=_("The new current signing secret (whsec_...)."))
     previous_secrets_expire_at = serializers.DateTimeField(
         help_text=_("Until then requests carry a signature with the previous secret too.")
     )
 
 
-class TestEventSerializer(serializers.Serializer):
+class TestEventSerializer(WebhooksSerializer):
     event_type = event_type_name_field(
         _("webhook.test (the default) or an event type of the catalog, to try your receiver on it.")
     )
@@ -229,7 +274,7 @@ class TestEventSerializer(serializers.Serializer):
         return attrs
 
 
-class RecoverSerializer(serializers.Serializer):
+class RecoverSerializer(WebhooksSerializer):
     since = serializers.DateTimeField(
         help_text=_("Send again every failed or exhausted delivery of this subscription created since this time.")
     )
@@ -240,11 +285,11 @@ class RecoverSerializer(serializers.Serializer):
         return value
 
 
-class RecoverResultSerializer(serializers.Serializer):
+class RecoverResultSerializer(WebhooksSerializer):
     recovered = serializers.IntegerField(help_text=_("How many deliveries were queued again."))
 
 
-class HealthSerializer(serializers.Serializer):
+class HealthSerializer(WebhooksSerializer):
     """The figures of :func:`django_webhooks.health.subscription_health`."""
 
     last_success_at = serializers.DateTimeField(allow_null=True, help_text=_("Time of the last successful attempt."))
@@ -273,7 +318,7 @@ class HealthSerializer(serializers.Serializer):
 # -- events and deliveries ---------------------------------------------------------------------------
 
 
-class EventSerializer(serializers.ModelSerializer):
+class EventSerializer(WebhooksModelSerializer):
     data = serializers.JSONField(source="payload", help_text=_("The event's data, as sent in the body's data."))
 
     class Meta:
@@ -287,7 +332,7 @@ class EventSerializer(serializers.ModelSerializer):
         }
 
 
-class EventSummarySerializer(serializers.ModelSerializer):
+class EventSummarySerializer(WebhooksModelSerializer):
     class Meta:
         model = Event
         fields = ["id", "event_type", "created_at"]
@@ -298,7 +343,7 @@ class EventSummarySerializer(serializers.ModelSerializer):
         }
 
 
-class DeliveryAttemptSerializer(serializers.ModelSerializer):
+class DeliveryAttemptSerializer(WebhooksModelSerializer):
     class Meta:
         model = DeliveryAttempt
         fields = [
@@ -335,7 +380,7 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
         }
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(WebhooksModelSerializer):
     event = EventSummarySerializer(read_only=True, help_text=_("The event delivered."))
     attempts = DeliveryAttemptSerializer(
         source="attempt_set", many=True, read_only=True, help_text=_("Every request made, oldest first.")

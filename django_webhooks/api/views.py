@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -22,6 +25,7 @@ from ..models import Delivery, DeliveryAttempt, Event, Subscription
 from . import serializers
 from .filters import DeliveryFilter, EventFilter, filter_queryset
 from .pagination import WebhooksCursorPagination
+from .parsers import RequestBodyTooLarge, WebhooksJSONParser
 from .permissions import ALL_OWNERS_PARAM, IsWebhookOwner, sees_all_owners
 from .schema import WebhooksAutoSchema
 from .throttling import WebhooksActionsRateThrottle, WebhooksRateThrottle
@@ -35,11 +39,12 @@ ALL_OWNERS = OpenApiParameter(
 
 
 class WebhooksAPIView:
-    """What every view shares: host authentication, owner permission, throttles, JSON only."""
+    """What every view shares: host authentication, owner permission, throttles, JSON only
+    (within the limits of :mod:`.parsers`)."""
 
     permission_classes = [IsWebhookOwner]
     throttle_classes = [WebhooksRateThrottle, WebhooksActionsRateThrottle]
-    parser_classes = [JSONParser]
+    parser_classes = [WebhooksJSONParser]
     schema = WebhooksAutoSchema()
     #: Actions under the stricter ``webhooks_actions`` throttle scope.
     strict_throttle_actions: tuple[str, ...] = ()
@@ -49,6 +54,20 @@ class WebhooksAPIView:
     lookup_value_regex = r"[^/]+"
 
     request: Request
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE with an HTML 400; the API says 413, in JSON.
+        if isinstance(exc, RequestDataTooBig):
+            exc = RequestBodyTooLarge()
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+    def perform_authentication(self, request: Request) -> None:
+        """Credentials the host's authentication cannot even look up (a NUL character, which
+        PostgreSQL refuses in a query) are a 401, not a database error."""
+        try:
+            request.user  # noqa: B018 (authenticates)
+        except (DatabaseError, ValueError) as exc:
+            raise AuthenticationFailed(_("Malformed credentials.")) from exc
 
     def scoped(self, queryset: QuerySet) -> QuerySet:
         if getattr(self, "swagger_fake_view", False):

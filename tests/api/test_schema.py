@@ -3,31 +3,48 @@
 schemathesis generates requests for every operation of the generated schema, sends them to the
 example project's WSGI app as an authenticated customer who owns real objects, and checks that
 no response is a 5xx or strays from the schema (status code, content type, headers, body).
+Two runs: every operation on its own (examples, coverage and fuzzing phases, valid and invalid
+data), and stateful scenarios that follow the links schemathesis infers between operations
+(create a subscription, then rotate, test, disable it...). Both mix in the inputs that once
+gave 5xx and that schemathesis does not generate by itself: crafted cursors, lone surrogates,
+NUL characters, deep nesting, numbers out of range.
+
+``DWH_SCHEMATHESIS_EXAMPLES`` sets the examples per operation and phase (and the stateful
+scenarios); the default keeps the module to a couple of minutes on a 2-core machine, CI's
+PostgreSQL leg runs the long form with more.
 """
 
 from __future__ import annotations
+
+import base64
+import json
+import os
 
 import pytest
 import schemathesis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.test import override_settings
 from drf_spectacular.generators import SchemaGenerator
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ensure_resource_availability,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    use_after_free,
 )
 
 from django_webhooks.models import DeliveryAttempt, DeliveryStatus, Event
+from django_webhooks.payloads import MAX_JSON_DEPTH
 from tests.api import API
 
 CHECKS = [
@@ -37,8 +54,13 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-#: Examples per operation and generation mode; about 20 operations finish in a couple of minutes.
-MAX_EXAMPLES = 25
+#: The stateful run also checks that what was deleted is gone and what was created can be fetched.
+STATEFUL_CHECKS = [*CHECKS, use_after_free, ensure_resource_availability]
+#: Examples per operation and phase, and stateful scenarios; see the module's docstring.
+MAX_EXAMPLES = int(os.environ.get("DWH_SCHEMATHESIS_EXAMPLES") or 100)
+#: Calls per stateful scenario at most.
+STATEFUL_STEPS = 8
+CUSTOMER_AUTHORIZATION = {"Authorization": "Basic Y3VzdG9tZXI6Y3VzdG9tZXItcGFzcw=="}  # customer:customer-pass
 
 
 def generated_schema() -> dict:
@@ -109,11 +131,110 @@ def test_the_example_project_serves_the_schema_and_its_documentation_pages():
 # -- schemathesis ------------------------------------------------------------------------------------
 
 
+def cursor(querystring: str) -> str:
+    return base64.b64encode(querystring.encode()).decode()
+
+
+#: Text no database stores: lone surrogates (sent as JSON escapes, low before high so that they
+#: do not pair) and a NUL character, all in one string so that one draw finds either problem.
+POISON = "a\udfff\ud800\x00b"
+#: Numbers out of every range and constants strict JSON refuses, as JSON text.
+HOSTILE_NUMBERS = ["1e400", "-1e400", "1" + "0" * 400, "NaN", "-Infinity"]
+#: Whole bodies nested deep enough to exhaust Python's recursion limit.
+HOSTILE_BODIES = [b"[" * 100_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000]
+#: Query values: crafted cursors, NUL, a huge number (no surrogates: a URL cannot carry them).
+HOSTILE_QUERY_VALUES = [
+    cursor("p=notadate"),
+    cursor("p=2024-13-45 00:00:00+00:00"),
+    cursor("p=0001-01-01 00:00:00+14:00"),
+    cursor("p=9999-12-31 23:59:59-14:00"),
+    cursor("o=5&r=1&p=\x00"),
+    "\x00",
+    "a\x00b",
+    "9" * 400,
+]
+#: What a subscription needs to be created: a URL the SSRF guard allows in tests, known event
+#: types (and no generated headers or secret, which are almost never valid).
+SUBSCRIPTION_ESSENTIALS = {"url": "http://127.0.0.1:9/hook", "event_types": ["order.*"]}
+MARKER = "__hostile__"
+SCHEMA = generated_schema()
+
+
+def request_properties(operation) -> dict[str, dict]:
+    """The properties of ``operation``'s JSON body, by name."""
+    definition = SCHEMA["paths"][operation.path][operation.method.lower()]
+    content = definition.get("requestBody", {}).get("content", {}).get("application/json")
+    if not content:
+        return {}
+    return SCHEMA["components"]["schemas"][content["schema"]["$ref"].rsplit("/", 1)[-1]].get("properties", {})
+
+
+def query_parameters(operation) -> list[str]:
+    definition = SCHEMA["paths"][operation.path][operation.method.lower()]
+    return [parameter["name"] for parameter in definition.get("parameters", []) if parameter["in"] == "query"]
+
+
+def hostile_fragment(property_schema: dict) -> st.SearchStrategy[str]:
+    """JSON text that once gave 5xx, for a property described by ``property_schema``: the poison
+    text inside a free-form object or list (keys and values) or as the value, out-of-range
+    numbers, deep nesting."""
+    anywhere = st.one_of(
+        st.sampled_from([json.dumps(POISON), *HOSTILE_NUMBERS]),
+        st.integers(MAX_JSON_DEPTH, 200).map(lambda depth: "[" * depth + "]" * depth),
+    )
+    if property_schema.get("type") == "object":
+        return st.one_of(st.just(json.dumps({POISON: 1, "a": {"b": [POISON]}})), anywhere)
+    if property_schema.get("type") == "array":
+        return st.one_of(st.just(json.dumps([POISON])), anywhere)
+    return anywhere
+
+
+def hostile_body(body: dict, properties: dict[str, dict]) -> st.SearchStrategy[bytes]:
+    """A hostile body, or one property set to a :func:`hostile_fragment`, with the generated
+    body's other properties or alone (which a partial update or an action with defaults
+    accepts), as the JSON text sent: a JSON encoder would not write NaN, 1e400 or surrogates."""
+
+    def render(name: str, fragment: str, alone: bool) -> bytes:
+        text = json.dumps({**({} if alone else body), name: MARKER})
+        return text.replace(json.dumps(MARKER), fragment).encode()
+
+    names = sorted(properties) or sorted(body) or ["unknown"]
+    one = st.sampled_from(names).flatmap(
+        lambda name: st.tuples(st.just(name), hostile_fragment(properties.get(name, {})), st.booleans())
+    )
+    whole = st.sampled_from(HOSTILE_BODIES)
+    return st.integers(0, 9).flatmap(lambda n: whole if n == 0 else one.map(lambda choice: render(*choice)))
+
+
 def load_schema():
     from example_project.wsgi import application
 
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
     schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=MAX_EXAMPLES)
+
+    @schema.hook
+    def flatmap_body(context, body):
+        """Half of the bodies are replaced by a :func:`hostile_body`. A third of a subscription's
+        bodies get a URL and event types that pass instead, and so do its hostile ones, so that
+        scenarios create subscriptions (storing what the hostile values would leave in the
+        database) and go on with them."""
+        properties = request_properties(context.operation)
+        base = body if isinstance(body, dict) else {}
+        if "url" in properties:
+            base = {key: value for key, value in base.items() if key not in ("headers", "secret")}
+            base.update(SUBSCRIPTION_ESSENTIALS)
+            return st.one_of(st.just(body), st.just(base), hostile_body(base, properties))
+        return st.one_of(st.just(body), hostile_body(base, properties))
+
+    @schema.hook
+    def flatmap_query(context, query):
+        """Half of the query strings get one parameter set to a hostile value."""
+        names = sorted({*(query or {}), *query_parameters(context.operation)})
+        if not names:
+            return st.just(query)
+        hostile = st.tuples(st.sampled_from(names), st.sampled_from(HOSTILE_QUERY_VALUES))
+        return st.one_of(st.just(query), hostile.map(lambda item: {**(query or {}), item[0]: item[1]}))
+
     return schema
 
 
@@ -150,14 +271,21 @@ def customer(web_app, make_subscription, make_delivery, receiver):
 
 
 def aim_at_real_objects(case, ids: dict[str, int]) -> None:
-    """Send about half of the generated ids to the customer's own objects, so detail
-    endpoints and actions run their real code paths and not only the 404."""
+    """Send three in four generated integer ids (and half of the names) to the customer's own
+    objects, so detail endpoints and actions run their real code paths and not only the 404."""
     parameters = case.path_parameters or {}
-    if "id" in parameters and isinstance(parameters["id"], int) and parameters["id"] % 2 == 0:
+    if "id" in parameters and isinstance(parameters["id"], int) and parameters["id"] % 4 != 1:
         resource = case.operation.path.removeprefix(f"{API}/").split("/")[0]
         parameters["id"] = ids[resource]
     if "name" in parameters and isinstance(parameters["name"], str) and len(parameters["name"]) % 2 == 0:
         parameters["name"] = "order.created"
+
+
+def without_host_header(case) -> None:
+    # Negative mode invents extra headers; a made-up Host is refused by Django's ALLOWED_HOSTS
+    # (an HTML 400) before any API code runs, so it says nothing about the API.
+    for name in [name for name in case.headers or {} if name.lower() == "host"]:
+        del case.headers[name]
 
 
 @pytest.mark.schemathesis
@@ -165,8 +293,41 @@ def aim_at_real_objects(case, ids: dict[str, int]) -> None:
 @hypothesis_settings(deadline=None, suppress_health_check=list(HealthCheck))
 def test_schemathesis_finds_no_server_errors_and_no_schema_violations(case, customer):
     aim_at_real_objects(case, customer)
-    # Negative mode invents extra headers; a made-up Host is refused by Django's ALLOWED_HOSTS
-    # (an HTML 400) before any API code runs, so it says nothing about the API.
-    for name in [name for name in case.headers or {} if name.lower() == "host"]:
-        del case.headers[name]
-    case.call_and_validate(headers={"Authorization": "Basic Y3VzdG9tZXI6Y3VzdG9tZXItcGFzcw=="}, checks=CHECKS)
+    without_host_header(case)
+    case.call_and_validate(headers=CUSTOMER_AUTHORIZATION, checks=CHECKS)
+
+
+class CustomerWorkflow(schema.as_state_machine()):
+    """Scenarios of calls chained by the links schemathesis infers, as the customer.
+
+    Each scenario starts from the customer's objects alone: what one scenario creates is rolled
+    back, so that Hypothesis, replaying a scenario, gets the answers it got the first time.
+    """
+
+    def setup(self) -> None:
+        self.savepoint = transaction.savepoint()
+
+    def teardown(self) -> None:
+        transaction.savepoint_rollback(self.savepoint)
+
+    def before_call(self, case) -> None:
+        without_host_header(case)
+
+    def get_call_kwargs(self, case) -> dict:
+        return {"headers": CUSTOMER_AUTHORIZATION}
+
+    def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
+        case.validate_response(response, checks=STATEFUL_CHECKS, transport_kwargs=kwargs, recorder=self.recorder)
+
+
+@pytest.mark.schemathesis
+def test_schemathesis_scenarios_find_no_server_errors(customer):
+    CustomerWorkflow.run(
+        settings=hypothesis_settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=STATEFUL_STEPS,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        )
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from django_webhooks.models import EventType, Subscription
+from django_webhooks.models import DeliveryAttempt, EventType, Subscription
 from tests.api import API
 from tests.ssrf_cases import FORBIDDEN_ADDRESSES, ODD_SPELLINGS, literal_url
 
@@ -33,10 +34,15 @@ def subscription(alice, make_subscription):
     return make_subscription(VALID_URL, owner_id=str(alice.pk))
 
 
+def post_json(client, url, body):
+    """POST ``body`` as JSON with escapes, as a client would send lone surrogates."""
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
 def create(client, **fields):
     body = {"url": VALID_URL, "event_types": ["order.created"], **fields}
     before = Subscription.objects.count()
-    response = client.post(f"{API}/subscriptions/", body, format="json")
+    response = post_json(client, f"{API}/subscriptions/", body)
     if response.status_code == 400:
         assert Subscription.objects.count() == before
     return response
@@ -251,3 +257,116 @@ def test_disable_reason_length(client, subscription):
 def test_form_encoded_bodies_are_refused_not_misread(client):
     response = client.post(f"{API}/subscriptions/", {"url": VALID_URL}, format="multipart")
     assert response.status_code == 415
+
+
+# -- text and JSON the databases cannot store ------------------------------------------------------
+
+SURROGATE = "\ud800"
+NUL = "\x00"
+
+
+@pytest.mark.parametrize("text,problem", [(SURROGATE, "surrogate"), ("a\udfffb", "surrogate"), (NUL, "NUL")])
+@pytest.mark.parametrize(
+    "filters,path",
+    [
+        (lambda text: {"status": text}, "$.status"),
+        (lambda text: {"status": ["paid", text]}, "$.status[1]"),
+        (lambda text: {"customer": {"tags": {"x": text}}}, "$.customer.tags.x"),
+        (lambda text: {text: "paid"}, "a key"),
+    ],
+)
+def test_filters_that_no_database_stores_are_refused_with_their_path(client, text, problem, filters, path):
+    assert_refused(create(client, filters=filters(text)), "filters", problem)
+    assert path in create(client, filters=filters(text)).json()["filters"][0]
+    assert client.get(f"{API}/subscriptions/").status_code == 200
+
+
+@pytest.mark.parametrize("text,problem", [(SURROGATE, "surrogate"), (NUL, "NUL")])
+@pytest.mark.parametrize(
+    "data", [lambda text: {"a": text}, lambda text: {"a": [1, {"b": text}]}, lambda text: {text: 1}]
+)
+def test_test_event_data_that_no_database_stores_is_refused(client, subscription, text, problem, data):
+    response = post_json(client, f"{API}/subscriptions/{subscription.pk}/test/", {"data": data(text)})
+    assert_refused(response, "data", problem)
+    assert not DeliveryAttempt.objects.exists()
+    assert client.get(f"{API}/events/").status_code == 200
+
+
+@pytest.mark.parametrize("text,message", [(SURROGATE, "Surrogate characters"), ("a\x00b", "Null characters")])
+def test_every_string_field_of_every_serializer_refuses_what_databases_cannot_store(text, message):
+    checked = []
+    for serializer_class in api_serializer_classes():
+        for name, field in serializer_class().fields.items():
+            value = string_input(field, text)
+            if field.read_only or value is None:
+                continue
+            serializer = serializer_class(data={name: value})
+            assert not serializer.is_valid()
+            assert message in str(serializer.errors.get(name)), (serializer_class.__name__, name, serializer.errors)
+            checked.append(f"{serializer_class.__name__}.{name}")
+    assert {
+        "SubscriptionSerializer.url",
+        "SubscriptionSerializer.event_types",
+        "SubscriptionSerializer.headers",
+    } <= set(checked)
+    assert {"DisableSerializer.reason", "RotateSecretSerializer.secret", "DeliveryFilter.event_type"} <= set(checked)
+
+
+def test_every_json_field_of_every_serializer_has_the_json_rule():
+    from django_webhooks.api.serializers import holds_json, refuse_unstorable_json
+
+    with_json = {
+        f"{serializer_class.__name__}.{name}"
+        for serializer_class in api_serializer_classes()
+        for name, field in serializer_class().fields.items()
+        if holds_json(field) and refuse_unstorable_json in field.validators
+    }
+    without = {
+        f"{serializer_class.__name__}.{name}"
+        for serializer_class in api_serializer_classes()
+        for name, field in serializer_class().fields.items()
+        if holds_json(field) and refuse_unstorable_json not in field.validators
+    }
+    assert without == set()
+    assert {
+        "SubscriptionSerializer.filters",
+        "TestEventSerializer.data",
+        "EventTypeSerializer.schema",
+        "EventTypeSerializer.example",
+        "EventSerializer.data",
+        "DeliveryAttemptSerializer.request_headers",
+    } <= with_json
+
+
+def api_serializer_classes() -> list[type]:
+    """Every serializer class the API defines, in its serializers and filters modules."""
+    from rest_framework.serializers import BaseSerializer
+
+    from django_webhooks.api import filters, serializers
+    from django_webhooks.api.serializers import StorableJSONMixin
+
+    classes = [
+        value
+        for module in (serializers, filters)
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, BaseSerializer) and value.__module__ == module.__name__
+    ]
+    assert all(issubclass(serializer_class, StorableJSONMixin) for serializer_class in classes)
+    return [
+        serializer_class
+        for serializer_class in classes
+        if serializer_class.__name__ not in ("WebhooksSerializer", "WebhooksModelSerializer")
+    ]
+
+
+def string_input(field, text: str):
+    """An input putting ``text`` where ``field`` takes a string, or None when it takes none."""
+    from rest_framework import serializers
+
+    if isinstance(field, serializers.CharField):
+        return text
+    if isinstance(field, serializers.ListField) and isinstance(field.child, serializers.CharField):
+        return [text]
+    if isinstance(field, serializers.DictField) and isinstance(field.child, serializers.CharField):
+        return {"X-Custom": text}
+    return None

@@ -251,6 +251,32 @@ def test_bad_delivery_filters_are_400s_naming_the_parameter(client, params, fiel
     assert field in response.json()
 
 
+@pytest.mark.parametrize("value", ["%00", "a%00b", "%ED%A0%80", "%FF", "9" * 400])
+@pytest.mark.parametrize(
+    "resource,parameter",
+    [
+        ("events", "event_type"),
+        ("events", "created_after"),
+        ("deliveries", "event_type"),
+        ("deliveries", "created_before"),
+        ("deliveries", "status"),
+        ("deliveries", "subscription"),
+    ],
+)
+def test_nul_and_broken_utf8_in_query_filters_are_400s_naming_the_parameter(
+    client, subscription, resource, parameter, value
+):
+    response = client.get(f"{API}/{resource}/?{parameter}={value}")
+    assert response.status_code == 400
+    assert parameter in response.json()
+
+
+@pytest.mark.parametrize("parameter", ["page_size", "all_owners", "unknown"])
+def test_nul_in_other_query_parameters_is_ignored(client, subscription, parameter):
+    for resource in ("subscriptions", "events", "deliveries"):
+        assert client.get(f"{API}/{resource}/?{parameter}=%00").status_code == 200
+
+
 def test_cursor_pagination_walks_every_delivery_once(client, subscription, make_delivery):
     created = {own_delivery(make_delivery, subscription).pk for _ in range(7)}
     seen: list[int] = []
