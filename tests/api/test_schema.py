@@ -305,7 +305,8 @@ class CustomerWorkflow(schema.as_state_machine()):
     """
 
     def setup(self) -> None:
-        self.savepoint = transaction.savepoint()
+        # Django 6.1 renamed savepoint() to savepoint_create().
+        self.savepoint = getattr(transaction, "savepoint_create", transaction.savepoint)()
 
     def teardown(self) -> None:
         transaction.savepoint_rollback(self.savepoint)
