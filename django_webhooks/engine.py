@@ -39,7 +39,7 @@ from .claiming import (
 from .conf import webhooks_settings
 from .endpoints import REFRESH_SECONDS, Endpoint, Endpoints
 from .models import Delivery, DeliveryAttempt, ErrorClass
-from .outcomes import Sent, is_credential_header, record, redact_headers
+from .outcomes import Sent, record
 from .retry import RETRYABLE_CLIENT_STATUSES, RETRYABLE_ERRORS
 from .signing import webhook_headers
 from .transport import TransportResult, get_transport, request_headers
@@ -53,8 +53,6 @@ __all__ = [
     "deliver",
     "deliver_due",
     "due_count",
-    "is_credential_header",
-    "redact_headers",
     "release_expired_leases",
 ]
 
