@@ -108,6 +108,9 @@ class WebhooksSettings:
     #: The ``DJANGO_WEBHOOKS`` dict last found valid: checking it again on every read would cost
     #: more than the read, and the capture path reads several settings per event.
     _validated: Any = None
+    #: Values read from the dict at key None (a new dict, as ``override_settings`` makes,
+    #: starts afresh): the capture path reads several settings per event.
+    _values: dict[str | None, Any] = {}
 
     def user_settings(self) -> dict[str, Any]:
         value = getattr(settings, SETTING_NAME, None) or {}
@@ -134,9 +137,19 @@ class WebhooksSettings:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
+        values = self._values
+        if values.get(None) is getattr(settings, SETTING_NAME, None):
+            try:
+                return values[name]
+            except KeyError:
+                pass
         value = self.raw(name)
         if name in IMPORT_STRINGS and isinstance(value, str):
             return import_setting(name, value)
+        if values.get(None) is not self._validated:
+            values.clear()
+            values[None] = self._validated
+        values[name] = value
         return value
 
     @property

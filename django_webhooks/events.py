@@ -96,10 +96,19 @@ def known_event_types() -> dict[str, dict]:
     return {name: _merge(declared.get(name), rows.get(name)) for name in sorted(set(declared) | set(rows))}
 
 
+#: event type -> (the EVENT_TYPES dict and table rows it was merged from, the merged entry):
+#: the capture path looks its type up once per event.
+_specs: dict[str, tuple[dict, dict, dict]] = {}
+
+
 def event_type_spec(event_type: str) -> dict:
     """The catalog entry for ``event_type``; raises :class:`UnknownEventType` if absent or archived."""
-    declared = webhooks_settings.EVENT_TYPES.get(event_type)
+    types = webhooks_settings.EVENT_TYPES
     rows = _catalog_rows()
+    cached = _specs.get(event_type)
+    if cached is not None and cached[0] is types and cached[1] is rows and not cached[2]["archived"]:
+        return cached[2]
+    declared = types.get(event_type)
     row = rows.get(event_type)
     if row is None and declared is None and rows is _catalog["rows"]:
         # Perhaps created in another process since we cached the table.
@@ -111,6 +120,8 @@ def event_type_spec(event_type: str) -> dict:
             f"or add it to the event catalog (EventType)."
         )
     spec = _merge(declared, row)
+    if rows is _catalog["rows"]:
+        _specs[event_type] = (types, rows, spec)
     if spec["archived"]:
         raise UnknownEventType(f"Event type {event_type!r} is archived; new events of this type are refused.")
     return spec

@@ -89,6 +89,8 @@ def owner_accessor(spec: str | Callable[[models.Model], Any]) -> Callable[[model
                     _check_points_at_owner(field, spec)
                     checked.add((field, webhooks_settings.owner_model_label))
                 key = getattr(target, field.attname)
+                if type(key) is int:  # the column of a key to OWNER_MODEL: valid, short, plain
+                    return str(key)
                 return None if key is None else owner_key(key)
         return owner_key(getattr(target, last, None))
 

@@ -74,10 +74,15 @@ def model_payload(instance: models.Model) -> dict:
     data: dict[str, Any] = {}
     for field in instance._meta.concrete_fields:
         value = getattr(instance, field.attname)
-        if isinstance(field, models.FileField):
-            data[field.attname] = _file_value(value)
-        elif value is None or isinstance(value, str | int | bool):
+        kind = type(value)
+        if value is None or kind is str or kind is int or kind is bool:
             data[field.attname] = value
+        elif isinstance(field, models.FileField):
+            data[field.attname] = _file_value(value)
+        elif isinstance(value, str):  # a str subclass such as a TextChoices member: its plain text
+            data[field.attname] = str.__str__(value)
+        elif isinstance(value, int) and not isinstance(value, bool):  # an IntegerChoices member
+            data[field.attname] = int(value)
         else:
             data[field.attname] = _json_safe(value)
     return data

@@ -12,7 +12,7 @@ from django_q.models import OrmQ
 from rest_framework import serializers
 
 from django_webhooks.models import Subscription, SubscriptionSecret
-from django_webhooks.payloads import get_payload_builder, json_default, model_payload
+from django_webhooks.payloads import get_payload_builder, json_default, json_problems, model_payload
 from example_project.shop.models import Order
 
 
@@ -64,6 +64,14 @@ def test_model_payload_decimal_as_string():
     assert data["total"] == "25.00"
     assert data["customer_id"] == 3
     assert data["id"] == 7
+
+
+def test_model_payload_gives_choices_members_as_plain_values():
+    order = Order(id=7, customer_id=3, number="A-7", total=decimal.Decimal("1"), status=Order.Status.PAID)
+    data = model_payload(order)
+    assert data["status"] == "paid"
+    assert type(data["status"]) is str  # not the enum member: the plain-JSON fast path applies
+    assert json_problems(data) == []
 
 
 def test_model_payload_file_field_gives_name_and_url():
