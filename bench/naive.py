@@ -13,7 +13,7 @@ import requests
 from django.apps import AppConfig
 from django.db.models.signals import post_save
 
-from django_webhooks.payloads import model_payload
+from django_webhooks.capture.payloads import model_payload
 from django_webhooks.signing import webhook_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

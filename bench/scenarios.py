@@ -66,7 +66,7 @@ def produce(count: int, interval: float = 0.0, per_transaction: int = 1) -> dict
 
 def backlog(count: int) -> dict:
     """Put ``count`` due deliveries in the table at once, as after an outage (one event each)."""
-    from django_webhooks.fanout import build_body
+    from django_webhooks.delivery.fanout import build_body
 
     sub = Subscription.objects.first()
     now = timezone.now()
@@ -96,7 +96,7 @@ def backlog(count: int) -> dict:
 def fanout(subscriptions: int) -> dict:
     """Time fanning one event out to ``subscriptions`` subscriptions; report this process's peak RSS."""
     from django_webhooks import send_event
-    from django_webhooks.fanout import fan_out_pending
+    from django_webhooks.delivery.fanout import fan_out_pending
 
     owner = _customer().user_id
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

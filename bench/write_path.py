@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from django_webhooks.delivery import broker
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
@@ -62,7 +64,7 @@ def time_creates(customer, count: int, atomic: bool, floor: bool = False) -> lis
     from django.db import transaction
     from django.utils import timezone
 
-    from django_webhooks import outbox
+    from django_webhooks.capture import outbox
     from example_project.shop.models import Order
 
     row = outbox.EventRow("bench.floor", '{"number":"B"}', None, timezone.now(), None, None)
@@ -79,7 +81,7 @@ def time_creates(customer, count: int, atomic: bool, floor: bool = False) -> lis
 
 def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float, float, float]:
     """Medians of ``Order.objects.create()``: bare, with a hand-written event INSERT, with the binding."""
-    from django_webhooks.bindings import registry
+    from django_webhooks.capture.bindings import registry
     from example_project.shop.models import Order
 
     bare: list[float] = []
@@ -101,15 +103,15 @@ def run(rounds: int, per_round: int) -> list[str]:
     from django.contrib.auth.models import User
     from django.db import connection
 
-    from django_webhooks import queue
+    from django_webhooks.delivery import broker
     from django_webhooks.models import Event, Subscription
     from example_project.shop.models import Customer, Order
 
     backend = connection.vendor
-    broker = "redis" if settings.Q_CLUSTER.get("redis") else "orm"
+    broker_name = "redis" if settings.Q_CLUSTER.get("redis") else "orm"
     user = User.objects.create(username="bench")
     customer = Customer.objects.create(user=user, name="Bench")
-    lines = [f"backend={backend} broker={broker} rounds={rounds} creates/round/mode={per_round}"]
+    lines = [f"backend={backend} broker={broker_name} rounds={rounds} creates/round/mode={per_round}"]
     print(lines[0], flush=True)
     for subscriptions in (1, 1000):
         Subscription.objects.all().delete()
@@ -128,7 +130,7 @@ def run(rounds: int, per_round: int) -> list[str]:
             print(lines[-1], flush=True)
             Order.objects.all().delete()
             Event.objects.all().delete()
-            queue.get_broker().purge_queue()
+            broker.get_broker().purge_queue()
     lines.append(tasks_per_burst(customer, 2000))
     print(lines[-1], flush=True)
     return lines
@@ -138,14 +140,14 @@ def tasks_per_burst(customer, saves: int) -> str:
     """Tasks the handoff leaves on the broker for ``saves`` autocommit saves, no worker running."""
     from django.db import connection
 
-    from django_webhooks import handoff, queue
+    from django_webhooks.delivery import handoff
     from django_webhooks.models import Handoff
 
-    queue.get_broker().purge_queue()
+    broker.get_broker().purge_queue()
     Handoff.objects.all().delete()
     handoff._covered_until.clear()
     time_creates(customer, saves, atomic=False)
-    tasks = queue.get_broker().queue_size()
+    tasks = broker.get_broker().queue_size()
     return f"{connection.vendor:10} handoff: {saves} autocommit saves, no worker -> {tasks} task(s) on the broker"
 
 
@@ -158,14 +160,12 @@ def main() -> None:
         setup_django(os.path.join(directory, "bench.sqlite3"))
         from django.db import connection
 
-        from django_webhooks import queue
-
         old_name = connection.settings_dict["NAME"]
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         try:
             run(args.rounds, args.per_round)
         finally:
-            queue.get_broker().purge_queue()
+            broker.get_broker().purge_queue()
             connection.creation.destroy_test_db(old_name, verbosity=0)
 
 

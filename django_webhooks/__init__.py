@@ -15,15 +15,15 @@ __all__ = ["__version__", "send_event", "send_events_for_queryset"]
 def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key: str | None = None) -> Event:
     """Record an event in the current transaction; it is delivered after commit.
 
-    See :func:`django_webhooks.events.send_event`.
+    See :func:`django_webhooks.capture.events.send_event`.
     """
-    from .events import send_event as _send_event
+    from .capture.events import send_event as _send_event
 
     return _send_event(event_type, data, owner=owner, idempotency_key=idempotency_key)
 
 
 def send_events_for_queryset(event_type: str, queryset: Any, **kwargs: Any) -> list[Event]:
     """Record one event per object of ``queryset`` (for ``update()`` and ``bulk_create``)."""
-    from .events import send_events_for_queryset as _impl
+    from .capture.events import send_events_for_queryset as _impl
 
     return _impl(event_type, queryset, **kwargs)

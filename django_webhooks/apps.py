@@ -18,12 +18,12 @@ class DjangoWebhooksConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from . import checks  # noqa: F401  (registers the system checks)
-        from .bindings import registry
-        from .schedules import on_post_migrate
+        from .capture.bindings import registry
+        from .delivery.schedules import on_post_migrate
 
         try:
             registry.load_from_settings()
         except ImproperlyConfigured as exc:
             # Reported by `manage.py check` (E001, E011) with a hint, rather than as a traceback here.
             logger.error("django-webhooks bindings are not loaded, so bound models record no events: %s", exc)
-        post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="django_webhooks.schedules")
+        post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="django_webhooks.delivery.schedules")

@@ -408,7 +408,7 @@ def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[
 def check_bindings(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
     """E011: each ``BINDINGS`` entry builds (the same rules the registry applies at startup) and
     names a type declared in ``EVENT_TYPES``; an owner path must lead to ``OWNER_MODEL``."""
-    from .bindings import BindingRegistry
+    from .capture.bindings import BindingRegistry
 
     conf = _configured()
     if conf is None or set(conf) - set(DEFAULTS):

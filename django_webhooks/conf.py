@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     # --- event catalog and capture --------------------------------------------------------
     # {"order.created": {"description": "...", "schema": {...}, "example": {...}, "thin": False}}
     "EVENT_TYPES": {},
-    # Model-change bindings, see django_webhooks.bindings.
+    # Model-change bindings, see django_webhooks.capture.bindings.
     "BINDINGS": [],
     # What to do when a payload fails its event type's JSON Schema: "raise" or "record".
     "SCHEMA_VALIDATION": "raise",

@@ -181,7 +181,7 @@ class Event(models.Model):
 class Handoff(models.Model):
     """Per django-q2 cluster: whether a fan-out task was asked for, or is polling for new events.
 
-    Written by :mod:`django_webhooks.handoff`, so that a burst of commits enqueues one task
+    Written by :mod:`django_webhooks.delivery.handoff`, so that a burst of commits enqueues one task
     instead of one each.
     """
 

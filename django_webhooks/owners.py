@@ -10,9 +10,9 @@ from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
+from .capture.payloads import text_problem
 from .conf import webhooks_settings
 from .exceptions import InvalidOwner
-from .payloads import text_problem
 
 
 def get_owner_model() -> type[models.Model]:

@@ -6,7 +6,7 @@ switch to the new secret without rejecting a single delivery (as Svix does). Sec
 encrypted (:mod:`django_webhooks.crypto`); plaintext is only returned, never stored or logged.
 
 Every change of a subscription's secrets adds a row, so the id of its newest row tells a worker
-whether the secrets it signs with are still current (:mod:`django_webhooks.endpoints`). A change
+whether the secrets it signs with are still current (:mod:`django_webhooks.delivery.endpoints`). A change
 returns only once no worker can start a request without the new secret (:data:`PROPAGATION_SECONDS`).
 """
 

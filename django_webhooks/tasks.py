@@ -10,9 +10,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import engine, fanout, handoff, queue
-from .claiming import next_due
 from .conf import webhooks_settings
+from .delivery import broker, fanout, handoff, lanes, retention
+from .delivery.claiming import next_due
 
 
 def process_events() -> int:
@@ -20,7 +20,7 @@ def process_events() -> int:
     poller = handoff.FanoutPoller()
     poller.activate()
     poller.poll()
-    queue.ask_for_helpers()
+    broker.ask_for_helpers()
     try:
         return _deliver_and_continue(poller)
     finally:
@@ -38,12 +38,12 @@ def _deliver_and_continue(poller: handoff.FanoutPoller) -> int:
     budget (a retry, a dead worker's lease), enqueues its successor, so neither a backlog nor a
     retry waits for the next sweep."""
     started = time.monotonic()
-    delivered = engine.deliver_due(poller=poller)
+    delivered = lanes.deliver_due(poller=poller)
     budget = float(webhooks_settings.TASK_TIME_BUDGET)
     if time.monotonic() - started >= budget and (
-        engine.due_count(limit=1) or next_due(timezone.now(), budget) is not None
+        lanes.due_count(limit=1) or next_due(timezone.now(), budget) is not None
     ):
-        queue.enqueue_delivery(1)
+        broker.enqueue_delivery(1)
     return delivered
 
 
@@ -55,14 +55,13 @@ def sweep() -> dict[str, Any]:
     may sweep at once.
     """
     fanned_out = fanout.fan_out_all_pending()
-    released = engine.release_expired_leases()
-    due = engine.due_count()
-    enqueued = queue.enqueue_delivery(queue.helpers_for(due) + 1) if due else 0
+    released = lanes.release_expired_leases()
+    due = lanes.due_count()
+    enqueued = broker.enqueue_delivery(broker.helpers_for(due) + 1) if due else 0
     return {"fanned_out": fanned_out, "released": released, "due": due, "enqueued": enqueued}
 
 
 def prune() -> dict[str, Any]:
     """Delete attempts, deliveries and events older than ``RETENTION_DAYS``."""
-    from . import retention
 
     return retention.prune()

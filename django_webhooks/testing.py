@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
-from . import engine, fanout
-from .transport import TransportResult
+from .delivery import fanout, lanes
+from .delivery.transport import TransportResult
 
 __all__ = ["SentWebhook", "capture_webhooks", "drain"]
 
@@ -61,7 +61,7 @@ class SentWebhook:
 
 
 class _RecordingTransport:
-    """Stands in for :class:`~django_webhooks.transport.Transport`: records, answers ``status``."""
+    """Stands in for :class:`~django_webhooks.delivery.transport.Transport`: records, answers ``status``."""
 
     def __init__(self, sent: list[SentWebhook], status: int) -> None:
         self.sent = sent
@@ -81,7 +81,7 @@ def capture_webhooks(status: int = 200) -> Iterator[list[SentWebhook]]:
     """
     sent: list[SentWebhook] = []
     transport = _RecordingTransport(sent, status)
-    with mock.patch.object(engine, "get_transport", lambda: transport):
+    with mock.patch.object(lanes, "get_transport", lambda: transport):
         yield sent
 
 
@@ -91,7 +91,7 @@ def drain(max_rounds: int = 20) -> int:
     total = 0
     for _ in range(max_rounds):
         fanned_out = fanout.fan_out_all_pending()
-        sent = engine.deliver_due(time_budget=DRAIN_ROUND_SECONDS)
+        sent = lanes.deliver_due(time_budget=DRAIN_ROUND_SECONDS)
         total += sent
         if not fanned_out and not sent:
             break

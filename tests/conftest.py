@@ -14,7 +14,7 @@ _counter = itertools.count(1)
 @pytest.fixture
 def enqueued(monkeypatch):
     """Processing handoffs requested, one ``1`` each, instead of tasks on the broker."""
-    from django_webhooks import handoff
+    from django_webhooks.delivery import handoff
 
     calls = []
     monkeypatch.setattr(handoff, "request_processing", lambda: calls.append(1))
@@ -59,7 +59,7 @@ def make_delivery(db):
     """``make_delivery(subscription, data=None, **fields)``: a fanned-out event and its delivery."""
     from django.utils import timezone
 
-    from django_webhooks.fanout import build_body
+    from django_webhooks.delivery.fanout import build_body
     from django_webhooks.models import Delivery, Event
 
     def make(subscription, data=None, event_type: str = "order.created", **fields):

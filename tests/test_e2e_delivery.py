@@ -20,11 +20,12 @@ from django_q.models import Schedule
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from svix.webhooks import Webhook as SvixWebhook
 
-from django_webhooks import queue, signals
-from django_webhooks.engine import deliver_due
-from django_webhooks.events import send_event
+from django_webhooks import signals
+from django_webhooks.capture.events import send_event
+from django_webhooks.delivery import broker
+from django_webhooks.delivery.lanes import deliver_due
+from django_webhooks.delivery.operations import recover, resend, send_test_event
 from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
-from django_webhooks.operations import recover, resend, send_test_event
 from django_webhooks.secret_store import current_secret, rotate_secret
 from tests.receiver import ReceivedRequest, Receiver, Reply
 
@@ -44,7 +45,7 @@ FAST = {
 @pytest.fixture(autouse=True)
 def fast_settings(settings):
     settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, **FAST}
-    queue.reset_broker()
+    broker.reset_broker()
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def wait_for_status(delivery: Delivery, *statuses: str, timeout: float = 30.0) -
 def deliver_to(make_subscription, make_delivery, receiver, path="/hook", **fields):
     subscription = make_subscription(url=receiver.url(path), **fields)
     delivery = make_delivery(subscription)
-    queue.enqueue_delivery(1)
+    broker.enqueue_delivery(1)
     return subscription, delivery
 
 
@@ -193,7 +194,7 @@ def test_two_clusters_never_send_a_delivery_twice(qcluster, receiver, make_subsc
     qcluster(FAST)
     subscriptions = [make_subscription(url=receiver.url(f"/{i}"), max_in_flight=4) for i in range(8)]
     deliveries = [make_delivery(subscription) for subscription in subscriptions for _ in range(5)]
-    queue.enqueue_delivery(6)
+    broker.enqueue_delivery(6)
     assert wait_until(
         lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == len(deliveries), timeout=60
     )
@@ -215,7 +216,7 @@ def test_resend_and_recover_send_again_with_the_same_webhook_id(cluster, receive
     receiver.routes = {"/hook": [Reply(400), Reply(400), Reply(200)]}
     since = timezone.now()
     refused = [make_delivery(subscription) for _ in range(2)]
-    queue.enqueue_delivery(1)
+    broker.enqueue_delivery(1)
     for delivery in refused:
         wait_for_status(delivery, DeliveryStatus.FAILED)
     assert recover(subscription, since) == 2
@@ -297,7 +298,7 @@ def test_every_request_starting_after_a_rotation_carries_the_new_signature(
     subscription = make_subscription(url=chain_receiver.url(), max_in_flight=2)
     old_secret = current_secret(subscription)
     deliveries = [make_delivery(subscription) for _ in range(200)]
-    queue.enqueue_delivery(2)
+    broker.enqueue_delivery(2)
     chain_receiver.wait_for(40)
     new_secret = rotate_secret(subscription)
     rotated = time.time()
@@ -323,11 +324,11 @@ def test_a_killed_workers_lane_is_sent_by_another_worker_within_two_leases(
         subscription = make_subscription(url=receiver.url(), max_in_flight=1)
         deliveries = [make_delivery(subscription) for _ in range(40)]
         doomed = qcluster(overrides)
-        queue.enqueue_delivery(1)
+        broker.enqueue_delivery(1)
         receiver.wait_for(2)
         survivor = qcluster(overrides, q_cluster={"cluster_name": "webhooks-survivor"})
         settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "QUEUE": "webhooks-survivor"}
-        queue.enqueue_delivery(1)
+        broker.enqueue_delivery(1)
         # The survivor's task runs: it finds the only lane taken and waits for its lease.
         assert wait_until(lambda: "processing" in survivor.output() and "deliver_due" in survivor.output())
         receiver.delay = 0
@@ -358,7 +359,7 @@ def test_first_retries_go_out_within_a_second_of_their_jittered_due_time(
     paths = [f"/r{i:02d}" for i in range(12)]
     receiver.routes = {path: [Reply(503), Reply(200)] for path in paths}
     deliveries = {path: make_delivery(make_subscription(url=receiver.url(path))) for path in paths}
-    queue.enqueue_delivery(1)
+    broker.enqueue_delivery(1)
 
     def failed_once():
         rows = Delivery.objects.filter(status=DeliveryStatus.PENDING, attempts=1)

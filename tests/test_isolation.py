@@ -1,6 +1,6 @@
 """A few dead endpoints must not hold up everyone else's webhooks.
 
-Drives the real engine in-process: several worker threads run ``engine.deliver_due`` against
+Drives the real engine in-process: several worker threads run ``lanes.deliver_due`` against
 loopback receivers, while a sampler thread watches the deliveries and subscriptions in the
 database.
 """
@@ -18,7 +18,7 @@ from django.db.models import Count
 from django.test import override_settings
 from django.utils import timezone
 
-from django_webhooks import engine
+from django_webhooks.delivery import lanes
 from django_webhooks.models import Delivery, DeliveryStatus, Subscription
 from tests.receiver import Reply
 
@@ -57,7 +57,7 @@ class Workers:
     def _run(self) -> None:
         try:
             while not self.stopping.is_set():
-                if not engine.deliver_due(time_budget=1.0):
+                if not lanes.deliver_due(time_budget=1.0):
                     self.stopping.wait(0.05)
         except BaseException as exc:
             self.errors.append(exc)

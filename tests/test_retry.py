@@ -8,9 +8,9 @@ from email.utils import format_datetime
 import pytest
 from django.test import override_settings
 
+from django_webhooks.delivery.transport import TransportResult
 from django_webhooks.models import Delivery, DeliveryStatus, ErrorClass
 from django_webhooks.retry import BaseRetryPolicy, DefaultRetryPolicy, RetryDecision, get_retry_policy
-from django_webhooks.transport import TransportResult
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]

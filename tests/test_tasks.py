@@ -10,7 +10,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
 
-from django_webhooks import queue, schedules, tasks
+from django_webhooks import tasks
+from django_webhooks.delivery import broker, schedules
 from django_webhooks.models import Delivery, DeliveryStatus, Event
 from tests.receiver import Reply
 
@@ -18,16 +19,16 @@ pytestmark = pytest.mark.django_db
 
 
 def queued() -> int:
-    return queue.get_broker().queue_size()
+    return broker.get_broker().queue_size()
 
 
 @pytest.fixture(autouse=True)
 def fresh_broker():
-    queue.reset_broker()
-    broker = queue.get_broker()
-    broker.purge_queue()
+    broker.reset_broker()
+    q_broker = broker.get_broker()
+    q_broker.purge_queue()
     yield
-    broker.purge_queue()
+    q_broker.purge_queue()
 
 
 def pending_event(event_type="order.created", payload=None) -> Event:

@@ -26,9 +26,9 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from ..events import known_event_types
+from ..capture.events import known_event_types
+from ..delivery.outcomes import is_credential_header
 from ..models import Subscription
-from ..outcomes import is_credential_header
 from ..owners import get_owners
 
 #: Rows a list page counts at most; more are shown as this number (page through with filters).

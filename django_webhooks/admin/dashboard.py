@@ -10,8 +10,8 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
-from ..dashboard import dashboard_context
 from ..models import Delivery
+from ..stats import dashboard_context
 
 
 def dashboard_view(admin_site: AdminSite) -> Callable[..., TemplateResponse]:

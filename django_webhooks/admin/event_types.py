@@ -11,11 +11,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import operations
-from ..events import known_event_types
-from ..forms import EventTypeAdminForm, SendExampleForm
+from ..capture.events import known_event_types
+from ..delivery import operations
 from ..models import EventType
 from .common import pretty_json
+from .forms import EventTypeAdminForm, SendExampleForm
 from .subscriptions import action_form_response, describe_attempt
 
 

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import operations
+from ..delivery import operations
 from ..models import Delivery, DeliveryAttempt, Event
 from ..owners import get_owners
 from .common import (
@@ -30,6 +30,7 @@ from .common import (
     pretty_json,
     truncated,
 )
+from .dashboard import dashboard_view
 
 
 def subscription_link(subscription: Any) -> str:
@@ -216,8 +217,6 @@ class DeliveryAdmin(OwnersOnPageMixin, LogAdmin):
         )
 
     def get_urls(self) -> list:
-        from .dashboard import dashboard_view
-
         return [
             path(
                 "<int:object_id>/resend/",

@@ -20,12 +20,13 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import operations, secret_store
+from .. import secret_store
 from ..conf import webhooks_settings
-from ..forms import ActionForm, DisableForm, RecoverForm, SubscriptionAdminForm
-from ..health import health_for
+from ..delivery import operations
+from ..delivery.health import health_for
 from ..models import DeliveryAttempt, Subscription
 from .common import OwnerFilter, PageChangeList, SubscribedEventTypeFilter
+from .forms import ActionForm, DisableForm, RecoverForm, SubscriptionAdminForm
 from .log import OwnersOnPageMixin, status_badge
 
 #: Subscriptions a "send test event" click sends to at most (each is a synchronous request).

@@ -1,7 +1,7 @@
 """Request bodies: JSON within the limits a public endpoint needs, refused with 400 or 413.
 
 * Nesting: objects and arrays at most :data:`MAX_BODY_DEPTH` levels deep, the body itself
-  plus :data:`~django_webhooks.payloads.MAX_JSON_DEPTH` for the JSON values it carries
+  plus :data:`~django_webhooks.capture.payloads.MAX_JSON_DEPTH` for the JSON values it carries
   (``filters``, a test event's ``data``). Deeper bodies are a 400, and so are bodies deep
   enough to exhaust Python's recursion limit while parsing.
 * Size: at most Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes (2.5 MB unless the host
@@ -19,7 +19,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
-from ..payloads import MAX_JSON_DEPTH
+from ..capture.payloads import MAX_JSON_DEPTH
 
 #: Deepest nesting of a request body: one level for the body's own object.
 MAX_BODY_DEPTH = MAX_JSON_DEPTH + 1

@@ -3,7 +3,7 @@
 Every serializer derives from :class:`WebhooksSerializer` or :class:`WebhooksModelSerializer`,
 so text the databases cannot store is refused with a field message: DRF's ``CharField``
 refuses NUL characters and lone surrogates in every string field, and :class:`StorableJSONMixin`
-applies :func:`~django_webhooks.payloads.json_problems` to every free-form JSON field.
+applies :func:`~django_webhooks.capture.payloads.json_problems` to every free-form JSON field.
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from .. import events, operations, payloads, secret_store, targets, transport
-from ..models import (
-    EVENT_TYPE_NAME_RE,
-    Delivery,
-    DeliveryAttempt,
-    Event,
-    Subscription,
-)
+from .. import secret_store
+from ..capture import events, payloads
+from ..delivery import operations, targets, transport
+from ..models import EVENT_TYPE_NAME_RE, Delivery, DeliveryAttempt, Event, Subscription
 
 #: Most event types or patterns, and filter entries, one subscription may list.
 MAX_EVENT_TYPES = 100
@@ -34,7 +30,7 @@ MAX_ROTATION_OVERLAP = 30 * 24 * 3600
 def refuse_unstorable_json(value: Any) -> None:
     """A field validator: ``value`` must be JSON every database stores and every receiver parses.
 
-    One message per problem of :func:`~django_webhooks.payloads.json_problems`, each with its
+    One message per problem of :func:`~django_webhooks.capture.payloads.json_problems`, each with its
     JSONPath from the field's value (``$.a[0]: contains a lone UTF-16 surrogate ...``).
     """
     problems = payloads.json_problems(value, convert=False)
@@ -290,7 +286,7 @@ class RecoverResultSerializer(WebhooksSerializer):
 
 
 class HealthSerializer(WebhooksSerializer):
-    """The figures of :func:`django_webhooks.health.subscription_health`."""
+    """The figures of :func:`django_webhooks.delivery.health.subscription_health`."""
 
     last_success_at = serializers.DateTimeField(allow_null=True, help_text=_("Time of the last successful attempt."))
     last_failure_at = serializers.DateTimeField(allow_null=True, help_text=_("Time of the last failed attempt."))

@@ -19,8 +19,10 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import events, health, operations, secret_store
+from .. import secret_store
+from ..capture import events
 from ..conf import webhooks_settings
+from ..delivery import health, operations
 from ..models import Delivery, DeliveryAttempt, Event, Subscription
 from . import serializers
 from .filters import DeliveryFilter, EventFilter, filter_queryset

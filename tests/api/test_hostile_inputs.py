@@ -20,8 +20,8 @@ from django.test import override_settings
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from django_webhooks.capture.payloads import MAX_JSON_DEPTH
 from django_webhooks.models import DeliveryAttempt, DeliveryStatus, Event
-from django_webhooks.payloads import MAX_JSON_DEPTH
 from tests.api import API
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from django.test import override_settings
 
 from django_webhooks.api.parsers import MAX_BODY_DEPTH, WebhooksJSONParser
 from django_webhooks.api.views import SubscriptionViewSet
+from django_webhooks.capture.payloads import MAX_JSON_DEPTH
 from django_webhooks.models import Subscription
-from django_webhooks.payloads import MAX_JSON_DEPTH
 from tests.api import API
 
 pytestmark = pytest.mark.django_db

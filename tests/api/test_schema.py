@@ -43,8 +43,8 @@ from schemathesis.specs.openapi.checks import (
     use_after_free,
 )
 
+from django_webhooks.capture.payloads import MAX_JSON_DEPTH
 from django_webhooks.models import DeliveryAttempt, DeliveryStatus, Event
-from django_webhooks.payloads import MAX_JSON_DEPTH
 from tests.api import API
 
 CHECKS = [

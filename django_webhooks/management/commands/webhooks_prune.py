@@ -36,7 +36,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, days: int | None, batch_size: int | None, dry_run: bool, **options: Any) -> None:
-        from django_webhooks.retention import prune
+        from django_webhooks.delivery.retention import prune
 
         if days is not None and days < 0:
             raise CommandError("--days may not be negative.")

@@ -1,0 +1,200 @@
+"""Admin forms: subscriptions (target URL, event types, headers) and the actions' intermediate forms."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..capture.events import known_event_types, validate_subscribed_event_types
+from ..delivery.targets import target_validator
+from ..delivery.transport import validate_custom_headers
+from ..models import EventType, Subscription
+
+
+def _split_event_types(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [item for item in re.split(r"[\s,]+", value or "") if item]
+
+
+class EventTypesField(forms.CharField):
+    """Event type names and patterns, one per line (or comma separated), stored as a list."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 50})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:
+        return list(dict.fromkeys(_split_event_types(value)))
+
+    def validate(self, value: list[str]) -> None:
+        if self.required and not value:
+            raise ValidationError(self.error_messages["required"], code="required")
+
+
+class SubscriptionAdminForm(forms.ModelForm):
+    """Validates the target against the SSRF guard, event types against the catalog and the headers."""
+
+    url = forms.URLField(
+        label=_("URL"),
+        max_length=2000,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"class": "vURLField"}),
+    )
+    event_types = EventTypesField(
+        label=_("Event types"),
+        help_text=_("One per line: names from the catalog, or patterns such as order.* or *."),
+    )
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "owner_id",
+            "url",
+            "description",
+            "event_types",
+            "filters",
+            "headers",
+            "ordered",
+            "max_in_flight",
+            "rate_limit",
+        ]
+        help_texts = {
+            "owner_id": _("Primary key of the owner; empty for a staff-managed subscription."),
+            "headers": _('Extra HTTP headers as a JSON object, e.g. {"Authorization": "Bearer ..."}.'),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        catalog = known_event_types()
+        active = [name for name, spec in catalog.items() if not spec.get("archived")]
+        if active:
+            self.fields["event_types"].help_text = _(
+                "One per line: names from the catalog, or patterns such as order.* or *. Available: %(names)s."
+            ) % {"names": ", ".join(active)}
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        try:
+            target_validator(url)
+        except ValidationError as exc:
+            raise ValidationError(
+                _("Webhooks cannot be sent to this URL: %(reason)s"),
+                code="blocked_target",
+                params={"reason": " ".join(exc.messages)},
+            )
+        return url
+
+    def clean_event_types(self) -> list[str]:
+        entries = self.cleaned_data["event_types"]
+        validate_subscribed_event_types(entries, already=self.instance.event_types if self.instance.pk else ())
+        return entries
+
+    def clean_headers(self) -> dict[str, str]:
+        headers = self.cleaned_data.get("headers") or {}
+        validate_custom_headers(headers)
+        return headers
+
+    def clean_filters(self) -> dict[str, Any]:
+        filters = self.cleaned_data.get("filters") or {}
+        if not isinstance(filters, dict):
+            raise ValidationError(_("Filters must be a JSON object of field paths to values."), code="invalid_filters")
+        return filters
+
+
+class EventTypeAdminForm(forms.ModelForm):
+    """Checks that the schema is a valid JSON Schema and that the example matches it."""
+
+    class Meta:
+        model = EventType
+        fields = ["name", "description", "schema", "example", "thin", "archived"]
+
+    def clean_schema(self) -> Any:
+        from jsonschema import SchemaError, validators
+
+        schema = self.cleaned_data.get("schema")
+        if schema is None:
+            return schema
+        if not isinstance(schema, dict | bool):
+            raise ValidationError(_("A JSON Schema must be an object."), code="invalid_schema")
+        try:
+            validators.validator_for(schema).check_schema(schema)
+        except SchemaError as exc:
+            raise ValidationError(
+                _("Not a valid JSON Schema: %(error)s"), code="invalid_schema", params={"error": exc.message}
+            )
+        return schema
+
+    def clean(self) -> dict[str, Any]:
+        from jsonschema import validators
+
+        cleaned = super().clean()
+        schema, example = cleaned.get("schema"), cleaned.get("example")
+        if schema is not None and example is not None and "schema" not in self.errors:
+            errors = sorted(validators.validator_for(schema)(schema).iter_errors(example), key=lambda e: list(e.path))
+            if errors:
+                self.add_error(
+                    "example",
+                    ValidationError(
+                        _("The example does not match the schema: %(error)s"),
+                        code="example_mismatch",
+                        params={"error": errors[0].message},
+                    ),
+                )
+        return cleaned
+
+
+class ActionForm(forms.Form):
+    """Base of the intermediate forms of admin actions (carries the selection through the POST)."""
+
+    #: The admin action this form completes; the template posts it back as ``action``.
+    action_name = ""
+
+
+class DisableForm(ActionForm):
+    action_name = "disable_subscriptions"
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        help_text=_("Shown on the subscription and sent to its owner if notifications are on."),
+    )
+
+
+class RecoverForm(ActionForm):
+    action_name = "recover_subscriptions"
+    since = forms.DateTimeField(
+        label=_("Resend failed deliveries since"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["since"].help_text = _("Date and time in %(tz)s.") % {"tz": timezone.get_current_timezone_name()}
+
+    def clean_since(self) -> Any:
+        since = self.cleaned_data["since"]
+        if since > timezone.now():
+            raise ValidationError(_("The date-time is in the future."), code="future")
+        return since
+
+
+class SendExampleForm(ActionForm):
+    action_name = "send_example"
+    subscription = forms.ModelChoiceField(
+        label=_("Subscription"),
+        queryset=Subscription.objects.none(),
+        help_text=_("The example is sent now, synchronously, as a test event."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["subscription"].queryset = Subscription.objects.order_by("-id")

@@ -1,0 +1,354 @@
+"""Event capture: ``send_event()``, the bulk helper, the event catalog and the outbox handoff.
+
+An :class:`~django_webhooks.models.Event` row is written in the caller's transaction. Work is handed
+to django-q2 in ``transaction.on_commit``, once per transaction however many events it records, so a
+rollback sends nothing and a bulk import enqueues one task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.models.signals import post_delete, post_save
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..conf import webhooks_settings
+from ..delivery.fanout import type_matches
+from ..exceptions import InvalidIdempotencyKey, InvalidPayload, PayloadTooLarge, UnknownEventType
+from ..models import Event, EventType, validate_event_type_pattern
+from ..owners import owner_accessor, owner_key
+from . import outbox
+from .outbox import EventRow
+from .payloads import JSON_ENCODER, get_payload_builder, json_problems, sanitized, text_problem
+
+logger = logging.getLogger("django_webhooks.capture.events")
+
+#: Seconds other processes may keep using a cached copy of the ``EventType`` table.
+CATALOG_TTL = 10.0
+
+_catalog: dict[str, Any] = {"rows": None, "loaded_at": 0.0, "dirty_in": None}
+_validators: dict[int, tuple[dict, Any]] = {}
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+def _load_rows() -> dict[str, dict]:
+    rows = EventType.objects.values_list("name", "description", "schema", "thin", "archived")
+    return {
+        name: {"description": description, "schema": schema, "thin": thin, "archived": archived}
+        for name, description, schema, thin, archived in rows
+    }
+
+
+def _catalog_rows() -> dict[str, dict]:
+    connection = connections[router.db_for_read(EventType)]
+    if _catalog["dirty_in"] is not None and _catalog["dirty_in"] is connection.run_on_commit:
+        # This transaction changed the catalog: read it fresh and cache nothing uncommitted.
+        return _load_rows()
+    rows = _catalog["rows"]
+    if rows is None or time.monotonic() - _catalog["loaded_at"] > CATALOG_TTL:
+        rows = _catalog["rows"] = _load_rows()
+        _catalog["loaded_at"] = time.monotonic()
+    return rows
+
+
+def invalidate_catalog(**kwargs: Any) -> None:
+    """Drop the cached catalog; connected to ``EventType`` saves and deletes."""
+    _catalog["rows"] = None
+    _catalog["dirty_in"] = None
+    connection = connections[router.db_for_write(EventType)]
+    if connection.in_atomic_block:
+        _catalog["dirty_in"] = connection.run_on_commit
+        transaction.on_commit(invalidate_catalog, using=connection.alias)
+
+
+post_save.connect(invalidate_catalog, sender=EventType, dispatch_uid="django_webhooks.catalog.save")
+post_delete.connect(invalidate_catalog, sender=EventType, dispatch_uid="django_webhooks.catalog.delete")
+
+
+def _merge(declared: dict | None, row: dict | None) -> dict:
+    declared = declared or {}
+    row = row or {}
+    return {
+        "description": row.get("description") or declared.get("description", ""),
+        "schema": row["schema"] if row.get("schema") is not None else declared.get("schema"),
+        "example": declared.get("example"),
+        "thin": bool(row.get("thin") or declared.get("thin")),
+        "archived": bool(row.get("archived")),
+    }
+
+
+def known_event_types() -> dict[str, dict]:
+    """Every event type: ``EVENT_TYPES`` merged with ``EventType`` rows (a row wins).
+
+    Values are dicts with ``description``, ``schema``, ``example``, ``thin`` and ``archived``.
+    """
+    declared = webhooks_settings.EVENT_TYPES
+    rows = _catalog_rows()
+    return {name: _merge(declared.get(name), rows.get(name)) for name in sorted(set(declared) | set(rows))}
+
+
+#: event type -> (the EVENT_TYPES dict and table rows it was merged from, the merged entry):
+#: the capture path looks its type up once per event.
+_specs: dict[str, tuple[dict, dict, dict]] = {}
+
+
+def event_type_spec(event_type: str) -> dict:
+    """The catalog entry for ``event_type``; raises :class:`UnknownEventType` if absent or archived."""
+    types = webhooks_settings.EVENT_TYPES
+    rows = _catalog_rows()
+    cached = _specs.get(event_type)
+    if cached is not None and cached[0] is types and cached[1] is rows and not cached[2]["archived"]:
+        return cached[2]
+    declared = types.get(event_type)
+    row = rows.get(event_type)
+    if row is None and declared is None and rows is _catalog["rows"]:
+        # Perhaps created in another process since we cached the table.
+        _catalog["rows"] = None
+        row = _catalog_rows().get(event_type)
+    if row is None and declared is None:
+        raise UnknownEventType(
+            f"Unknown event type {event_type!r}: declare it in DJANGO_WEBHOOKS['EVENT_TYPES'] "
+            f"or add it to the event catalog (EventType)."
+        )
+    spec = _merge(declared, row)
+    if rows is _catalog["rows"]:
+        _specs[event_type] = (types, rows, spec)
+    if spec["archived"]:
+        raise UnknownEventType(f"Event type {event_type!r} is archived; new events of this type are refused.")
+    return spec
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def validate_subscribed_event_types(entries: Iterable[str], *, already: Iterable[str] = ()) -> None:
+    """Refuse subscription entries that are not well-formed catalog names or patterns.
+
+    A name must be in the catalog and not archived, unless it is in ``already`` (the entries
+    the subscription had before: archiving a type keeps existing subscribers); a pattern
+    (``order.*``, ``*``) must match some active type. The admin form and the API use it.
+    Raises :class:`~django.core.exceptions.ValidationError` with one message per bad entry.
+    """
+    catalog = known_event_types()
+    active = [name for name, spec in catalog.items() if not spec["archived"]]
+    already = set(already)
+    errors: list[ValidationError] = []
+    for entry in entries:
+        params = {"name": entry}
+        try:
+            validate_event_type_pattern(entry)
+        except ValidationError as exc:
+            errors.extend(exc.error_list)
+            continue
+        if "*" in entry:
+            if not any(type_matches(entry, name) for name in active):
+                errors.append(
+                    ValidationError(
+                        _("%(name)s matches no event type in the catalog."), code="unmatched_pattern", params=params
+                    )
+                )
+        elif entry not in catalog:
+            errors.append(
+                ValidationError(
+                    _("Unknown event type: %(name)s is not in the event catalog."),
+                    code="unknown_event_type",
+                    params=params,
+                )
+            )
+        elif catalog[entry]["archived"] and entry not in already:
+            errors.append(
+                ValidationError(
+                    _("%(name)s is archived: new subscriptions to it are not allowed."),
+                    code="archived_event_type",
+                    params=params,
+                )
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _validator(schema: dict) -> Any:
+    cached = _validators.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    validator = cls(schema)
+    _validators[id(schema)] = (schema, validator)
+    return validator
+
+
+def schema_errors(schema: dict | None, data: Any) -> list[str]:
+    """Messages for every way ``data`` breaks ``schema`` (empty when valid or without a schema)."""
+    if not schema:
+        return []
+    errors = sorted(_validator(schema).iter_errors(data), key=lambda error: list(error.absolute_path))
+    return [f"{error.json_path}: {error.message}" for error in errors]
+
+
+def _serialize(event_type: str, data: Any, spec: dict, *, committed: bool = False) -> tuple[str, list[str] | None]:
+    """``data`` as JSON text, checked for JSON safety, the size cap and the type's schema.
+
+    Returns the text and the errors that keep the event from being sent. Before the change
+    commits (``committed`` False) an unsafe or oversized payload raises; after it, the event is
+    recorded with its errors instead (a storable copy of the data), so nothing is lost silently.
+    """
+    problems = json_problems(data)
+    if problems:
+        if not committed:
+            raise InvalidPayload(
+                f"Data of {event_type!r} cannot be sent as JSON: {'; '.join(problems)}", errors=problems
+            )
+        return _storable(sanitized(data)), [f"payload: {problem}" for problem in problems]
+    text = JSON_ENCODER.encode(data)
+    limit = webhooks_settings.MAX_PAYLOAD_BYTES
+    if limit and len(text) > limit // 4 and len(text.encode()) > limit:
+        message = (
+            f"Data of {event_type!r} is {len(text.encode())} bytes serialized; "
+            f"the limit is {limit} (DJANGO_WEBHOOKS['MAX_PAYLOAD_BYTES'])."
+        )
+        if not committed:
+            raise PayloadTooLarge(message)
+        return _storable(None), [f"payload: {message}"]
+    errors = schema_errors(spec["schema"], json.loads(text)) if spec["schema"] else []
+    if not errors:
+        return text, None
+    if committed:
+        return text, errors
+    if webhooks_settings.SCHEMA_VALIDATION == "record":
+        logger.warning("Event %s recorded with schema errors; it will not be sent: %s", event_type, "; ".join(errors))
+        return text, errors
+    raise InvalidPayload(f"Data of {event_type!r} does not match its schema: {'; '.join(errors)}", errors=errors)
+
+
+def _storable(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _row(event_type: str, data: Any, owner_id: str | None, spec: dict, idempotency_key: str | None = None) -> EventRow:
+    text, errors = _serialize(event_type, data, spec)
+    return EventRow(event_type, text, owner_id, timezone.now(), idempotency_key, errors)
+
+
+def _checked_idempotency_key(key: Any) -> str | None:
+    if key is None:
+        return None
+    limit = Event._meta.get_field("idempotency_key").max_length
+    if not isinstance(key, str) or not key:
+        raise InvalidIdempotencyKey(f"An idempotency key is a non-empty string, not {key!r}.")
+    if len(key) > limit:
+        raise InvalidIdempotencyKey(
+            f"Idempotency key {key[:20]!r}... is {len(key)} characters; at most {limit} are stored."
+        )
+    problem = text_problem(key)
+    if problem:
+        raise InvalidIdempotencyKey(f"Idempotency key {key!r} {problem}.")
+    return key
+
+
+# --- recording ---------------------------------------------------------------------------------
+
+
+def _existing(using: str, owner_id: str | None, idempotency_key: str) -> Event | None:
+    return Event.objects.using(using).filter(owner_id=owner_id, idempotency_key=idempotency_key).order_by("id").first()
+
+
+def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key: str | None = None) -> Event:
+    """Record an event in the current transaction; a worker fans it out after commit.
+
+    ``owner`` is an instance of ``OWNER_MODEL``, its primary key or None (staff subscriptions
+    only). With ``idempotency_key`` (a string of at most 200 characters), a second call for the
+    same owner and key returns the first event and records nothing. Everything is checked
+    before anything is written: raises :class:`UnknownEventType`, :class:`InvalidOwner`,
+    :class:`InvalidIdempotencyKey`, :class:`InvalidPayload` (data JSON cannot carry, such as NaN,
+    NUL or lone surrogates, or a schema mismatch when ``SCHEMA_VALIDATION`` is ``"raise"``) or
+    :class:`PayloadTooLarge`.
+    """
+    owner_id = owner_key(owner)
+    idempotency_key = _checked_idempotency_key(idempotency_key)
+    row = _row(event_type, data, owner_id, event_type_spec(event_type), idempotency_key)
+    using = router.db_for_write(Event)
+    if idempotency_key is None:
+        return row.to_event(outbox.write(using, [row])[0], using)
+    existing = _existing(using, owner_id, idempotency_key)
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic(using=using):
+            (pk,) = outbox.insert_rows(using, [row])
+    except IntegrityError:
+        existing = _existing(using, owner_id, idempotency_key)
+        if existing is None:
+            raise
+        return existing
+    outbox.schedule_processing(using)
+    return row.to_event(pk, using)
+
+
+def check_change(event_type: str, data: Any) -> None:
+    """Raise what :func:`record_change` would refuse before its change commits (a binding's
+    ``pre_save`` check in autocommit): an unknown or archived type, data JSON cannot carry."""
+    event_type_spec(event_type)
+    problems = json_problems(data)
+    if problems:
+        raise InvalidPayload(f"Data of {event_type!r} cannot be sent as JSON: {'; '.join(problems)}", errors=problems)
+
+
+def record_change(
+    event_type: str, data: Any, owner_id: str | None, *, committed: bool = False, errors: Iterable[str] = ()
+) -> None:
+    """Record a binding's event, written before the call returns.
+
+    Inside the change's transaction (``committed`` False) a bad payload raises and the change
+    rolls back with it. After an autocommit save (``committed`` True) nothing raises: an event
+    that cannot be sent is recorded with its ``errors`` (shown in the admin, never sent).
+    """
+    using = router.db_for_write(Event)
+    errors = list(errors)
+    try:
+        spec = event_type_spec(event_type)
+    except UnknownEventType as exc:
+        if not committed:
+            raise
+        spec, errors = {"schema": None}, [*errors, f"event type: {exc}"]
+    text, data_errors = _serialize(event_type, data, spec, committed=committed)
+    errors += data_errors or []
+    if errors:
+        logger.error("Event %s recorded with errors; it will not be sent: %s", event_type, "; ".join(errors))
+    outbox.write(using, [EventRow(event_type, text, owner_id, timezone.now(), None, errors or None)])
+
+
+def _owner_resolver(owner: Any) -> Callable[[models.Model], str | None]:
+    if isinstance(owner, str) or (callable(owner) and not isinstance(owner, models.Model)):
+        return owner_accessor(owner)
+    key = owner_key(owner)
+    return lambda instance: key
+
+
+def send_events_for_queryset(
+    event_type: str, queryset: models.QuerySet | Iterable[models.Model], *, payload: Any = None, owner: Any = None
+) -> list[Event]:
+    """Record one event per object with multi-row INSERTs (``update()`` and ``bulk_create`` fire no signals).
+
+    ``payload`` is a builder as for bindings (default: every concrete field). ``owner`` is a
+    callable ``(instance) -> owner``, a dotted attribute path (``"customer.user"``), or a fixed owner
+    instance / None for all events.
+    """
+    spec = event_type_spec(event_type)
+    build = get_payload_builder(payload, context=f"send_events_for_queryset({event_type!r})")
+    resolve_owner = _owner_resolver(owner)
+    objects = queryset.iterator(chunk_size=2000) if isinstance(queryset, models.QuerySet) else queryset
+    rows = [_row(event_type, build(instance), resolve_owner(instance), spec) for instance in objects]
+    using = router.db_for_write(Event)
+    return [row.to_event(pk, using) for row, pk in zip(rows, outbox.write(using, rows), strict=True)]

@@ -1,0 +1,131 @@
+"""The outbox: writing event rows next to the change they report, then handing them to a worker.
+
+An event row is inserted by the database before the call that records it returns: inside the
+caller's transaction when there is one (it commits or rolls back with the change), otherwise
+in its own statement right after. The handoff (:mod:`django_webhooks.delivery.handoff`) follows the
+commit, once per transaction. Nothing is held in memory and no thread is started.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import NamedTuple
+
+from django.db import connections, transaction
+
+from ..delivery import handoff
+from ..models import Event
+
+#: Rows in one INSERT statement.
+INSERT_BATCH_SIZE = 500
+
+
+class EventRow(NamedTuple):
+    """An event ready to insert: validated, its data serialized to JSON text once."""
+
+    event_type: str
+    payload: str
+    owner_id: str | None
+    created_at: datetime
+    idempotency_key: str | None = None
+    schema_errors: list[str] | None = None
+
+    def to_event(self, pk: int | None, using: str) -> Event:
+        event = Event(
+            id=pk,
+            event_type=self.event_type,
+            payload=json.loads(self.payload),
+            owner_id=self.owner_id,
+            idempotency_key=self.idempotency_key,
+            schema_errors=self.schema_errors,
+            created_at=self.created_at,
+        )
+        event._state.adding = False
+        event._state.db = using
+        return event
+
+
+_COLUMNS = ("event_type", "payload", "owner_id", "idempotency_key", "schema_errors", "created_at", "body")
+_single_row_statements: dict[str, str] = {}
+
+
+def _returns_ids(using: str, count: int) -> bool:
+    features = connections[using].features
+    return features.can_return_columns_from_insert and (count == 1 or features.can_return_rows_from_bulk_insert)
+
+
+def _build_statement(using: str, count: int) -> str:
+    quote = connections[using].ops.quote_name
+    columns = ", ".join(quote(Event._meta.get_field(name).column) for name in _COLUMNS)
+    row = "(%s, %s, %s, %s, %s, %s, '')"  # body stays empty until fan-out fixes it
+    returning = f" RETURNING {quote(Event._meta.pk.column)}" if _returns_ids(using, count) else ""
+    return f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}{returning}"  # noqa: S608 (quoted model names only)
+
+
+def _statement(using: str, count: int) -> str:
+    """The single-row INSERT is built once per database: composing it costs as much as its round trip."""
+    if count != 1:
+        return _build_statement(using, count)
+    if using not in _single_row_statements:
+        _single_row_statements[using] = _build_statement(using, 1)
+    return _single_row_statements[using]
+
+
+def insert_rows(using: str, rows: list[EventRow]) -> list[int | None]:
+    """INSERT ``rows`` in as few statements as possible; their primary keys, in order.
+
+    The ids are None on a backend that cannot return them from a multi-row insert. Nothing is
+    handed to a worker: see :func:`write`.
+    """
+    connection = connections[using]
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+    pks: list[int | None] = []
+    for start in range(0, len(rows), INSERT_BATCH_SIZE):
+        batch = rows[start : start + INSERT_BATCH_SIZE]
+        params: list = []
+        for row in batch:
+            errors = json.dumps(row.schema_errors) if row.schema_errors else None
+            params += (
+                row.event_type,
+                row.payload,
+                row.owner_id,
+                row.idempotency_key,
+                errors,
+                adapt_datetime(row.created_at),
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(_statement(using, len(batch)), params)
+            if _returns_ids(using, len(batch)):
+                pks += [pk for (pk,) in cursor.fetchall()]
+            elif len(batch) == 1:
+                pks.append(connection.ops.last_insert_id(cursor, Event._meta.db_table, Event._meta.pk.column))
+            else:
+                pks += [None] * len(batch)
+    return pks
+
+
+def schedule_processing(using: str) -> None:
+    """Hand the events over when the current transaction on ``using`` commits.
+
+    Calls within one transaction share one handoff. Django replaces ``connection.run_on_commit``
+    with a new list on every commit, rollback and savepoint rollback, so the list we registered
+    in tells whether our callback is still waiting. Outside an atomic block the change is
+    already committed and the handoff happens at once.
+    """
+    connection = connections[using]
+    if connection.in_atomic_block:
+        if getattr(connection, "_webhooks_scheduled_in", None) is connection.run_on_commit:
+            return
+        transaction.on_commit(handoff.request_processing, using=using)
+        connection._webhooks_scheduled_in = connection.run_on_commit
+    else:
+        handoff.request_processing()
+
+
+def write(using: str, rows: list[EventRow]) -> list[int | None]:
+    """Insert ``rows`` now, in the current transaction if there is one, and schedule processing."""
+    pks = insert_rows(using, rows)
+    if rows:
+        schedule_processing(using)
+    return pks

@@ -1,0 +1,111 @@
+"""What a sender thread knows about the subscription it sends to, kept current while it sends.
+
+Sender threads never touch the database, yet each request must go to the subscription's URL with
+its headers and signatures as they are *now*: a receiver that switched to the new secret right
+after a rotation must not get a request signed with the old secrets only, and a disabled
+subscription must stop receiving. So the delivery task's main thread reads them when it claims a
+lane and re-reads the subscriptions of its lanes every :data:`REFRESH_SECONDS` (one indexed
+query; the secrets again only when the newest secret row changed), and a sender starts a request
+only with a copy read less than :data:`~django_webhooks.secret_store.PROPAGATION_SECONDS` ago,
+waiting for a fresher one otherwise. A change of secrets returns only after that long (see
+:func:`~django_webhooks.secret_store.rotate_secret`), so every request that starts after it
+returned is signed with the new secret, whichever process made the change.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from django.db.models import OuterRef, Subquery
+
+from ..models import Subscription, SubscriptionSecret
+from ..secret_store import PROPAGATION_SECONDS, SigningKeys, signing_keys
+
+#: How often a delivery task re-reads the subscriptions its lanes send to (well under
+#: ``PROPAGATION_SECONDS``, so senders seldom wait for a fresh copy).
+REFRESH_SECONDS = PROPAGATION_SECONDS / 2
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A subscription as a request needs it, read from the database at ``read_at``."""
+
+    subscription_id: int
+    url: str
+    headers: dict[str, Any]
+    enabled: bool
+    keys: SigningKeys
+    #: ``time.monotonic()`` when the oldest query this copy comes from started.
+    read_at: float
+
+
+class Endpoints:
+    """The endpoints of one delivery task's lanes: written by its main thread, read by senders."""
+
+    def __init__(self) -> None:
+        self._current: dict[int, Endpoint] = {}
+        self._changed = threading.Condition()
+
+    def load(self, subscriptions: Iterable[Subscription], read_at: float) -> None:
+        """Take ``subscriptions`` as read by a query that started at ``read_at``; read their secrets now."""
+        subscriptions = list(subscriptions)
+        keys = signing_keys([subscription.pk for subscription in subscriptions])
+        self._publish(Endpoint(s.pk, s.url, s.headers or {}, s.enabled, keys[s.pk], read_at) for s in subscriptions)
+
+    def refresh(self, subscription_ids: Collection[int]) -> None:
+        """Re-read these subscriptions (one query; secrets only where a newer secret row exists)."""
+        if not subscription_ids:
+            return
+        read_at = time.monotonic()
+        newest_secret = SubscriptionSecret.objects.filter(subscription=OuterRef("pk")).order_by("-pk").values("pk")[:1]
+        rows = {
+            row[0]: row
+            for row in Subscription.objects.filter(pk__in=list(subscription_ids))
+            .annotate(newest_secret=Subquery(newest_secret))
+            .values_list("pk", "url", "headers", "enabled", "newest_secret")
+        }
+        with self._changed:
+            known = {sid: self._current.get(sid) for sid in subscription_ids}
+        versions = {sid: endpoint.keys.version for sid, endpoint in known.items() if endpoint is not None}
+        stale = [sid for sid, row in rows.items() if versions.get(sid) != row[4]]
+        keys = signing_keys(stale) if stale else {}
+        fresh = []
+        for sid, endpoint in known.items():
+            row = rows.get(sid)
+            if row is not None:
+                _, url, headers, enabled, _ = row
+                signing = keys[sid] if endpoint is None or sid in keys else endpoint.keys
+                fresh.append(Endpoint(sid, url, headers or {}, enabled, signing, read_at))
+            elif endpoint is not None:  # deleted: its lanes stop
+                fresh.append(replace(endpoint, enabled=False, read_at=read_at))
+        self._publish(fresh)
+
+    def _publish(self, endpoints: Iterable[Endpoint]) -> None:
+        with self._changed:
+            for endpoint in endpoints:
+                known = self._current.get(endpoint.subscription_id)
+                if known is None or known.read_at <= endpoint.read_at:
+                    self._current[endpoint.subscription_id] = endpoint
+            self._changed.notify_all()
+
+    def get(self, subscription_id: int) -> Endpoint:
+        """The latest copy, however old (for a caller that just loaded it)."""
+        with self._changed:
+            return self._current[subscription_id]
+
+    def current(self, subscription_id: int, until: float) -> Endpoint | None:
+        """A copy read less than ``PROPAGATION_SECONDS`` ago, waiting for one until ``until``
+        (monotonic); None if none came in time."""
+        with self._changed:
+            while True:
+                endpoint = self._current.get(subscription_id)
+                now = time.monotonic()
+                if endpoint is not None and now - endpoint.read_at < PROPAGATION_SECONDS:
+                    return endpoint
+                if now >= until:
+                    return None
+                self._changed.wait(min(until - now, PROPAGATION_SECONDS))

@@ -1,0 +1,405 @@
+"""Endpoint health: the circuit breaker, auto-disable, and the figures the admin and API show.
+
+The delivery engine calls :func:`record_outcomes` once per lane of attempts, possibly from many worker
+threads and processes at once, so every change is one conditional ``UPDATE`` with ``F()``
+expressions computed by the database, never a read-modify-write in Python.
+
+Circuit breaker: when a subscription's consecutive failures reach ``CIRCUIT_BREAKER_THRESHOLD``
+its circuit opens and the engine leaves its due deliveries waiting (their retry budget
+untouched) until ``circuit_open_until``. After the cool-down the engine tries again; each further
+batch of ``CIRCUIT_BREAKER_THRESHOLD`` failures reopens the circuit for twice the previous
+cool-down (``CIRCUIT_BREAKER_COOLDOWN``, ``2x``, ``4x`` ... at most
+``CIRCUIT_BREAKER_MAX_COOLDOWN``). One success closes it and resets the count.
+
+Auto-disable: a subscription whose attempts have all failed since ``failing_since`` for longer
+than ``AUTO_DISABLE_AFTER`` is disabled. Its deliveries stay ``pending``; they go out once the
+subscription is enabled again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.db.models import (
+    Aggregate,
+    Case,
+    Count,
+    F,
+    FilteredRelation,
+    FloatField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce, Mod, RowNumber
+from django.db.models.lookups import Exact
+from django.utils import timezone
+
+from .. import signals
+from ..conf import webhooks_settings
+from ..models import DeliveryAttempt, Subscription
+from ..owners import get_owner
+from .targets import loggable_url
+
+logger = logging.getLogger("django_webhooks.delivery.health")
+
+#: Period the health figures (attempt count, success rate, latency percentiles) cover.
+HEALTH_WINDOW = timedelta(hours=24)
+
+#: ``last_success_at`` is rewritten at most this often, so a busy healthy endpoint does not
+#: turn every success into a write on its subscription row.
+LAST_SUCCESS_RESOLUTION = timedelta(seconds=1)
+
+#: Newest attempt durations per subscription read to compute latency percentiles in Python
+#: (databases other than PostgreSQL).
+LATENCY_SAMPLE_LIMIT = 1000
+
+#: Fields of :class:`~django_webhooks.models.Subscription` this module maintains.
+HEALTH_FIELDS = (
+    "consecutive_failures",
+    "circuit_open_until",
+    "failing_since",
+    "last_success_at",
+    "last_failure_at",
+)
+
+
+# -- recording outcomes ----------------------------------------------------------------------
+
+
+def record_outcome(subscription: Subscription, succeeded: bool, now: datetime | None = None) -> None:
+    """Update ``subscription``'s health after one delivery attempt.
+
+    A success closes the circuit and resets the failure streak in a single ``UPDATE`` that is
+    skipped when there is nothing to change. A failure counts towards the circuit breaker and,
+    once the streak is older than ``AUTO_DISABLE_AFTER``, disables the subscription. The health
+    fields of the ``subscription`` instance are brought up to date.
+    """
+    now = now or timezone.now()
+    if succeeded:
+        _record_success(subscription, now)
+    else:
+        _record_failure(subscription, now)
+
+
+def record_outcomes(subscription: Subscription, outcomes: Sequence[bool], now: datetime | None = None) -> None:
+    """Update ``subscription``'s health after several attempts, ``outcomes`` in the order sent.
+
+    The same end state as calling :func:`record_outcome` for each, in one ``UPDATE`` when the
+    last attempt succeeded (the usual case): the failures before the last success are wiped out
+    by it anyway; only the failures after it count towards the circuit breaker.
+    """
+    outcomes = list(outcomes)
+    if not outcomes:
+        return
+    now = now or timezone.now()
+    trailing_failures = len(outcomes)
+    if True in outcomes:
+        _record_success(subscription, now)
+        trailing_failures = len(outcomes) - 1 - max(i for i, succeeded in enumerate(outcomes) if succeeded)
+    for _ in range(trailing_failures):
+        _record_failure(subscription, now)
+
+
+def _record_success(subscription: Subscription, now: datetime) -> None:
+    needs_write = (
+        Q(consecutive_failures__gt=0)
+        | Q(circuit_open_until__isnull=False)
+        | Q(failing_since__isnull=False)
+        | Q(last_success_at__isnull=True)
+        | Q(last_success_at__lt=now - LAST_SUCCESS_RESOLUTION)
+    )
+    written = Subscription.objects.filter(needs_write, pk=subscription.pk).update(
+        consecutive_failures=0,
+        circuit_open_until=None,
+        failing_since=None,
+        last_success_at=Case(When(last_success_at__gt=now, then=F("last_success_at")), default=Value(now)),
+    )
+    subscription.consecutive_failures = 0
+    subscription.circuit_open_until = None
+    subscription.failing_since = None
+    if written and (subscription.last_success_at is None or subscription.last_success_at < now):
+        subscription.last_success_at = now
+
+
+def _record_failure(subscription: Subscription, now: datetime) -> None:
+    Subscription.objects.filter(pk=subscription.pk).update(
+        consecutive_failures=F("consecutive_failures") + 1,
+        last_failure_at=now,
+        failing_since=Coalesce(F("failing_since"), Value(now)),
+        circuit_open_until=_circuit_open_until_after_failure(now),
+    )
+    subscription.refresh_from_db(fields=[*HEALTH_FIELDS, "enabled"])
+    threshold = _threshold()
+    if threshold and subscription.consecutive_failures % threshold == 0 and subscription.circuit_is_open(now):
+        logger.warning(
+            "Circuit of subscription %s (%s) opened until %s after %d consecutive failures.",
+            subscription.pk,
+            loggable_url(subscription.url),
+            subscription.circuit_open_until.isoformat(),
+            subscription.consecutive_failures,
+        )
+    period = _auto_disable_after()
+    if (
+        subscription.enabled
+        and period is not None
+        and subscription.failing_since is not None
+        and subscription.failing_since <= now - period
+    ):
+        reason = (
+            f"Disabled automatically: every delivery failed for {_describe_period(period)} "
+            f"(since {subscription.failing_since:%Y-%m-%d %H:%M} UTC)."
+        )
+        disable_subscription(subscription, reason, now=now)
+
+
+def _circuit_open_until_after_failure(now: datetime) -> Case | F:
+    """SQL for ``circuit_open_until`` after one more failure, decided on the row's own count.
+
+    The failure that brings the count to a multiple of the threshold opens the circuit; the
+    ``k``-th opening lasts ``COOLDOWN * 2**(k-1)`` seconds, at most ``MAX_COOLDOWN``.
+    """
+    threshold = _threshold()
+    if threshold is None:
+        return F("circuit_open_until")
+    base = max(float(webhooks_settings.CIRCUIT_BREAKER_COOLDOWN), 0.0)
+    longest = max(float(webhooks_settings.CIRCUIT_BREAKER_MAX_COOLDOWN), base)
+    whens = []
+    opening = 1
+    while base * 2 ** (opening - 1) < longest and opening < 64:
+        cooldown = timedelta(seconds=base * 2 ** (opening - 1))
+        whens.append(When(consecutive_failures=opening * threshold - 1, then=Value(now + cooldown)))
+        opening += 1
+    reaches_multiple = Exact(Mod(F("consecutive_failures") + 1, Value(threshold)), 0)
+    whens.append(
+        When(
+            Q(consecutive_failures__gte=opening * threshold - 1) & Q(reaches_multiple),
+            then=Value(now + timedelta(seconds=longest)),
+        )
+    )
+    return Case(*whens, default=F("circuit_open_until"))
+
+
+def _threshold() -> int | None:
+    value = webhooks_settings.CIRCUIT_BREAKER_THRESHOLD
+    return int(value) if value and int(value) > 0 else None
+
+
+def _auto_disable_after() -> timedelta | None:
+    value = webhooks_settings.AUTO_DISABLE_AFTER
+    return timedelta(seconds=float(value)) if value else None
+
+
+def _describe_period(period: timedelta) -> str:
+    seconds = int(period.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+# -- disabling -------------------------------------------------------------------------------
+
+
+def disable_subscription(subscription: Subscription, reason: str, now: datetime | None = None) -> bool:
+    """Disable ``subscription`` with ``reason``; False if it was already disabled.
+
+    The single place a subscription gets disabled (failing too long, ``410 Gone``, a person):
+    sends :data:`~django_webhooks.signals.subscription_disabled` and, with
+    ``NOTIFY_OWNER_ON_DISABLE``, emails the owner once the transaction commits. Pending
+    deliveries are kept and go out after the subscription is enabled again.
+    """
+    now = now or timezone.now()
+    reason = reason[: Subscription._meta.get_field("disabled_reason").max_length]
+    changed = Subscription.objects.filter(pk=subscription.pk, enabled=True).update(
+        enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now
+    )
+    if not changed:
+        return False
+    subscription.enabled = False
+    subscription.disabled_reason = reason
+    subscription.disabled_at = now
+    logger.warning("Subscription %s (%s) disabled: %s", subscription.pk, loggable_url(subscription.url), reason)
+    signals.subscription_disabled.send(sender=Subscription, subscription=subscription, reason=reason)
+    if webhooks_settings.NOTIFY_OWNER_ON_DISABLE:
+        transaction.on_commit(lambda: notify_owner_of_disable(subscription, reason))
+    return True
+
+
+def reset_health(subscription: Subscription) -> None:
+    """Forget the failure streak and close the circuit, e.g. when a person re-enables.
+
+    Without it a subscription re-enabled after auto-disable would be disabled again by its
+    next failure, its ``failing_since`` still being days old.
+    """
+    Subscription.objects.filter(pk=subscription.pk).update(
+        consecutive_failures=0, circuit_open_until=None, failing_since=None
+    )
+    subscription.consecutive_failures = 0
+    subscription.circuit_open_until = None
+    subscription.failing_since = None
+
+
+def notify_owner_of_disable(subscription: Subscription, reason: str) -> bool:
+    """Email the subscription's owner that it was disabled; False when there is nobody to tell."""
+    owner = get_owner(subscription.owner_id)
+    address = getattr(owner, "email", "") if owner is not None else ""
+    if not address:
+        return False
+    body = (
+        f"Your webhook endpoint {subscription.url} (subscription {subscription.pk}) has been disabled.\n"
+        f"\n"
+        f"Reason: {reason}\n"
+        f"\n"
+        f"Nothing is lost: events for this endpoint are kept and will be delivered once it is\n"
+        f"enabled again. Make sure the endpoint answers with a 2xx status, then re-enable the\n"
+        f"subscription where you manage your webhooks (or through the API's enable action).\n"
+    )
+    try:
+        send_mail(
+            subject=f"Webhook endpoint disabled: {subscription.url}",
+            message=body,
+            from_email=getattr(settings, "DEFAULT_FROM_EMAIL", None),
+            recipient_list=[address],
+        )
+    except Exception:
+        logger.exception("Could not email the owner of subscription %s about its disabling.", subscription.pk)
+        return False
+    return True
+
+
+# -- health figures --------------------------------------------------------------------------
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+def subscription_health(subscription: Subscription, now: datetime | None = None) -> dict[str, Any]:
+    """Health figures of one subscription; see :func:`health_for`."""
+    return health_for([subscription], now=now).get(subscription.pk) or _empty_health(subscription, now)
+
+
+def health_for(subscriptions: Iterable[Subscription], now: datetime | None = None) -> dict[int, dict[str, Any]]:
+    """Health figures for a page of subscriptions, keyed by subscription id.
+
+    Each value has ``last_success_at``, ``last_failure_at``, ``consecutive_failures``,
+    ``circuit_state`` (``"closed"``/``"open"``), ``circuit_open_until``, ``attempts_24h``,
+    ``success_rate_24h`` (None without attempts), ``p50_ms`` and ``p95_ms`` (latency of the
+    attempts of the last 24 hours that have a duration, failures included), ``last_status``
+    and ``last_error_class`` (of the newest attempt).
+
+    The number of queries does not depend on how many subscriptions are asked for: one on
+    PostgreSQL, where ``percentile_cont`` computes the percentiles; two elsewhere, the second
+    reading at most :data:`LATENCY_SAMPLE_LIMIT` newest durations per subscription (a window
+    function) and interpolating the same way ``percentile_cont`` does.
+    """
+    now = now or timezone.now()
+    since = now - HEALTH_WINDOW
+    ids = [subscription.pk for subscription in subscriptions]
+    if not ids:
+        return {}
+    on_postgres = connection.vendor == "postgresql"
+    newest_attempt = DeliveryAttempt.objects.filter(subscription=OuterRef("pk")).order_by("-created_at", "-id")
+    figures: dict[str, Any] = {
+        "attempts_24h": Count("recent"),
+        "successes_24h": Count("recent", filter=Q(recent__succeeded=True)),
+        "last_status": Subquery(newest_attempt.values("response_status")[:1]),
+        "last_error_class": Subquery(newest_attempt.values("error_class")[:1]),
+    }
+    if on_postgres:
+        figures["p50_ms"] = PercentileCont("recent__duration_ms", 0.5)
+        figures["p95_ms"] = PercentileCont("recent__duration_ms", 0.95)
+    rows = (
+        Subscription.objects.filter(pk__in=ids)
+        .annotate(
+            recent=FilteredRelation(
+                "attempts", condition=Q(attempts__created_at__gte=since, attempts__created_at__lte=now)
+            )
+        )
+        .values("pk", *HEALTH_FIELDS)
+        .annotate(**figures)
+        .order_by()
+    )
+    if not on_postgres:
+        durations = _recent_durations(ids, since, now)
+    result: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        pk = row["pk"]
+        if not on_postgres:
+            samples = sorted(durations.get(pk, ()))
+            row["p50_ms"] = _percentile(samples, 0.5)
+            row["p95_ms"] = _percentile(samples, 0.95)
+        result[pk] = _health_from_row(row, now)
+    return result
+
+
+def _recent_durations(ids: list[int], since: datetime, now: datetime) -> dict[int, list[int]]:
+    newest_first = Window(
+        RowNumber(), partition_by=F("subscription_id"), order_by=[F("created_at").desc(), F("id").desc()]
+    )
+    samples = (
+        DeliveryAttempt.objects.filter(
+            subscription_id__in=ids, created_at__gte=since, created_at__lte=now, duration_ms__isnull=False
+        )
+        .annotate(sample_number=newest_first)
+        .filter(sample_number__lte=LATENCY_SAMPLE_LIMIT)
+        .values_list("subscription_id", "duration_ms")
+    )
+    durations: dict[int, list[int]] = defaultdict(list)
+    for subscription_id, duration_ms in samples:
+        durations[subscription_id].append(duration_ms)
+    return durations
+
+
+def _percentile(sorted_values: list[int], fraction: float) -> float | None:
+    """Linear interpolation between closest ranks, as PostgreSQL's ``percentile_cont``."""
+    if not sorted_values:
+        return None
+    position = fraction * (len(sorted_values) - 1)
+    lower = int(position)
+    upper = min(lower + 1, len(sorted_values) - 1)
+    return float(sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * (position - lower))
+
+
+def _health_from_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    attempts = row["attempts_24h"]
+    open_until = row["circuit_open_until"]
+    return {
+        "last_success_at": row["last_success_at"],
+        "last_failure_at": row["last_failure_at"],
+        "consecutive_failures": row["consecutive_failures"],
+        "failing_since": row["failing_since"],
+        "circuit_state": "open" if open_until is not None and open_until > now else "closed",
+        "circuit_open_until": open_until,
+        "attempts_24h": attempts,
+        "success_rate_24h": (row["successes_24h"] / attempts) if attempts else None,
+        "p50_ms": row["p50_ms"],
+        "p95_ms": row["p95_ms"],
+        "last_status": row["last_status"],
+        "last_error_class": row["last_error_class"] or None,
+    }
+
+
+def _empty_health(subscription: Subscription, now: datetime | None) -> dict[str, Any]:
+    row = {field: getattr(subscription, field) for field in HEALTH_FIELDS}
+    row.update(attempts_24h=0, successes_24h=0, p50_ms=None, p95_ms=None, last_status=None, last_error_class=None)
+    return _health_from_row(row, now or timezone.now())

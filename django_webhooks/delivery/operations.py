@@ -1,0 +1,103 @@
+"""Manual operations the admin and the REST API offer: resend, recover, test event, enable, disable."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..conf import webhooks_settings
+from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
+from . import health
+from .broker import enqueue_delivery
+from .fanout import build_body
+from .lanes import deliver
+
+TEST_EVENT_TYPE = "webhook.test"
+
+
+def resend(delivery: Delivery) -> Delivery:
+    """Send ``delivery`` again soon, with the same ``webhook-id``.
+
+    A final delivery (succeeded, failed, exhausted, cancelled) becomes ``pending`` again; a
+    pending one is moved to the front. A delivery in flight is left to its worker.
+    """
+    now = timezone.now()
+    Delivery.objects.filter(pk=delivery.pk).exclude(status=DeliveryStatus.IN_FLIGHT).update(
+        status=DeliveryStatus.PENDING, next_attempt_at=now, completed_at=None, lease_expires_at=None
+    )
+    delivery.refresh_from_db()
+    _enqueue_delivery()
+    return delivery
+
+
+def recover(subscription: Subscription, since: datetime) -> int:
+    """Send again every failed or exhausted delivery of ``subscription`` created since ``since``."""
+    count = Delivery.objects.filter(
+        subscription=subscription,
+        status__in=[DeliveryStatus.FAILED, DeliveryStatus.EXHAUSTED],
+        created_at__gte=since,
+    ).update(status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), completed_at=None)
+    if count:
+        _enqueue_delivery()
+    return count
+
+
+def send_test_event(
+    subscription: Subscription, event_type: str = TEST_EVENT_TYPE, data: dict[str, Any] | None = None
+) -> DeliveryAttempt:
+    """Send one event to ``subscription`` now, in this process, and return the attempt.
+
+    The event and its delivery are recorded like any other, so the attempt shows in the log.
+    The delivery goes through the engine's usual path (signing, SSRF guard, retry policy): a
+    failed test is retried on the schedule like any delivery.
+    """
+    now = timezone.now()
+    payload = data if data is not None else {"subscription_id": subscription.pk, "message": "A test event."}
+    with transaction.atomic():
+        event = Event(event_type=event_type, payload=payload, owner_id=subscription.owner_id, created_at=now)
+        event.body = build_body(event, thin=False)
+        event.fanned_out_at = now
+        event.save()
+        lease = now + timedelta(seconds=float(webhooks_settings.LEASE_SECONDS))
+        delivery = Delivery.objects.create(
+            event=event,
+            subscription=subscription,
+            status=DeliveryStatus.IN_FLIGHT,
+            lease_expires_at=lease,
+            next_attempt_at=now,
+        )
+    delivery = Delivery.objects.select_related("event", "subscription").get(pk=delivery.pk)
+    return deliver([delivery])[0]
+
+
+def enable(subscription: Subscription) -> Subscription:
+    """Enable ``subscription`` again, forgetting its failure streak and closing its circuit.
+
+    Deliveries that waited while it was disabled go out as soon as a worker gets to them.
+    """
+    Subscription.objects.filter(pk=subscription.pk).update(
+        enabled=True, disabled_reason="", disabled_at=None, updated_at=timezone.now()
+    )
+    subscription.enabled, subscription.disabled_reason, subscription.disabled_at = True, "", None
+    health.reset_health(subscription)
+    if Delivery.objects.filter(subscription=subscription, status=DeliveryStatus.PENDING).exists():
+        _enqueue_delivery()
+    return subscription
+
+
+def disable(subscription: Subscription, reason: str) -> Subscription:
+    """Disable ``subscription`` with ``reason`` through :func:`health.disable_subscription`.
+
+    Its deliveries are kept; they wait until it is enabled again. Disabling a subscription that
+    is already disabled changes nothing and sends no signal.
+    """
+    health.disable_subscription(subscription, reason)
+    subscription.enabled = False
+    return subscription
+
+
+def _enqueue_delivery() -> None:
+    transaction.on_commit(lambda: enqueue_delivery(1))

@@ -1,0 +1,245 @@
+"""Recording what was sent: one attempt row each, the retry policy's decision, health, signals.
+
+Attempts are stored in bulk and each delivery's next state is written under its lease token, so a
+delivery another worker took over (its lease expired meanwhile) keeps the state its new holder
+gives it. Stored request headers never keep signatures or credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import NamedTuple
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .. import signals
+from ..conf import webhooks_settings
+from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
+from ..retry import RetryDecision, get_retry_policy
+from . import health
+from .transport import TransportResult
+
+logger = logging.getLogger("django_webhooks.delivery")
+
+
+class Sent(NamedTuple):
+    """What a sender thread returns for one delivery."""
+
+    headers: dict[str, str]
+    result: TransportResult
+    #: When the request started.
+    started: datetime
+    #: The URL it went to (the subscription's when the request started).
+    url: str
+
+
+REDACTED = "<redacted>"
+REDACTED_SIGNATURE = "v1,<redacted>"
+#: Custom header names whose values are credentials, not kept in attempt records.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+CREDENTIAL_WORDS = ("token", "secret", "password", "api-key", "apikey", "auth")
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a header's value is a credential (never stored, never shown)."""
+    lowered = name.lower()
+    return lowered in CREDENTIAL_HEADERS or any(word in lowered for word in CREDENTIAL_WORDS)
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Request headers as stored on an attempt: signatures and credentials are never kept.
+
+    ``webhook-signature`` keeps one ``v1,<redacted>`` per signature sent, so the log still
+    shows that a rotation sent two.
+    """
+    stored = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "webhook-signature":
+            stored[name] = " ".join(REDACTED_SIGNATURE for _ in str(value).split()) or REDACTED_SIGNATURE
+        elif is_credential_header(name):
+            stored[name] = REDACTED
+        else:
+            stored[name] = value
+    return stored
+
+
+def _build_attempt(delivery: Delivery, sent: Sent, decision: RetryDecision, max_body: int) -> DeliveryAttempt:
+    result = sent.result
+    body = result.body or b""
+    return DeliveryAttempt(
+        delivery=delivery,
+        subscription_id=delivery.subscription_id,
+        attempt_number=delivery.attempts,
+        created_at=sent.started,
+        url=sent.url,
+        request_headers=redact_headers(sent.headers),
+        response_status=result.status,
+        response_headers=dict(result.headers or {}),
+        response_body=body[:max_body].decode("utf-8", errors="replace")
+        if isinstance(body, bytes)
+        else str(body)[:max_body],
+        duration_ms=result.duration_ms,
+        error_class=result.error_class or "",
+        error_message=(result.error_message or "")[:2000],
+        succeeded=decision.status == DeliveryStatus.SUCCEEDED,
+    )
+
+
+def record(sent: list[tuple[Delivery, Sent]]) -> list[DeliveryAttempt]:
+    """Store the attempts (one INSERT), apply the decisions and update health once per subscription.
+
+    Successes are written with one ``UPDATE`` per lease (and status code), guarded by the lease
+    token so a delivery another worker took over keeps its new state; failures one by one.
+    """
+    if not sent:
+        return []
+    policy = get_retry_policy()
+    max_body = int(webhooks_settings.MAX_RESPONSE_BYTES)
+    attempts = []
+    decisions = []
+    for delivery, outcome in sent:
+        delivery.attempts += 1
+        decision = policy.decide(delivery, outcome.result, timezone.now())
+        decisions.append(decision)
+        attempts.append(_build_attempt(delivery, outcome, decision, max_body))
+    DeliveryAttempt.objects.bulk_create(attempts)
+    now = timezone.now()
+    outcomes: dict[int, list[bool]] = defaultdict(list)
+    subscriptions: dict[int, Subscription] = {}
+    successes: dict[tuple[str, int | None], list[tuple[Delivery, DeliveryAttempt]]] = defaultdict(list)
+    failures = []
+    for (delivery, _), attempt, decision in zip(sent, attempts, decisions, strict=True):
+        outcomes[delivery.subscription_id].append(attempt.succeeded)
+        subscriptions[delivery.subscription_id] = delivery.subscription
+        if attempt.succeeded:
+            successes[(delivery.lease_token, attempt.response_status)].append((delivery, attempt))
+        else:
+            failures.append((delivery, attempt, decision))
+    with transaction.atomic():
+        held = _apply_successes(successes, now)
+        applied = [
+            (delivery, attempt, decision, _apply_failure(delivery, attempt, decision, now))
+            for delivery, attempt, decision in failures
+        ]
+        for sid, subscription_outcomes in outcomes.items():
+            health.record_outcomes(subscriptions[sid], subscription_outcomes, now)
+    for group in successes.values():
+        for delivery, attempt in group:
+            _announce(delivery, attempt, None, delivery.pk in held)
+    for delivery, attempt, decision, updated in applied:
+        _announce(delivery, attempt, decision, updated)
+    return attempts
+
+
+def _apply_successes(
+    successes: dict[tuple[str, int | None], list[tuple[Delivery, DeliveryAttempt]]], now: datetime
+) -> set[int]:
+    """Mark succeeded deliveries done, one ``UPDATE`` per lease; return the ids still held."""
+    held: set[int] = set()
+    for (token, status_code), group in successes.items():
+        ids = [delivery.pk for delivery, _ in group]
+        updated = Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.IN_FLIGHT, lease_token=token).update(
+            status=DeliveryStatus.SUCCEEDED,
+            attempts=F("attempts") + 1,
+            next_attempt_at=None,
+            last_status_code=status_code,
+            last_error="",
+            completed_at=now,
+            lease_expires_at=None,
+            lease_token="",
+        )
+        if updated == len(ids):
+            held.update(ids)
+        elif updated:
+            held.update(
+                Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.SUCCEEDED, completed_at=now).values_list(
+                    "pk", flat=True
+                )
+            )
+        for delivery, _ in group:
+            if delivery.pk in held:
+                delivery.status = DeliveryStatus.SUCCEEDED
+                delivery.next_attempt_at = None
+                delivery.last_status_code = status_code
+                delivery.last_error = ""
+                delivery.completed_at = now
+                delivery.lease_expires_at = None
+                delivery.lease_token = ""
+    return held
+
+
+def _apply_failure(delivery: Delivery, attempt: DeliveryAttempt, decision: RetryDecision, now: datetime) -> bool:
+    final = decision.status != DeliveryStatus.PENDING
+    changes = {
+        "status": decision.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": decision.next_attempt_at,
+        "last_status_code": attempt.response_status,
+        "last_error": decision.reason[:255],
+        "completed_at": now if final else None,
+        "lease_expires_at": None,
+        "lease_token": "",
+    }
+    subscription = delivery.subscription
+    updated = Delivery.objects.filter(
+        pk=delivery.pk, status=DeliveryStatus.IN_FLIGHT, lease_token=delivery.lease_token
+    ).update(**changes)
+    if updated and decision.disable_subscription and subscription.enabled:
+        health.disable_subscription(subscription, decision.reason)
+    if updated:
+        for name, value in changes.items():
+            setattr(delivery, name, value)
+    return bool(updated)
+
+
+def _announce(delivery: Delivery, attempt: DeliveryAttempt, decision: RetryDecision | None, updated: bool) -> None:
+    """Log the outcome and send its signal (only while the lease was still ours)."""
+    will_retry = decision is not None and decision.will_retry
+    outcome = "succeeded" if attempt.succeeded else ("retry" if will_retry else decision.status)
+    log = logger.info if attempt.succeeded else logger.warning
+    next_attempt_at = decision.next_attempt_at if decision is not None else None
+    if log is logger.warning or logger.isEnabledFor(logging.INFO):
+        log(
+            "webhook delivery %s: event=%s delivery=%s message=%s attempt=%s status=%s error=%s duration_ms=%s",
+            outcome,
+            delivery.event_id,
+            delivery.pk,
+            delivery.message_id,
+            attempt.attempt_number,
+            attempt.response_status,
+            attempt.error_class or "-",
+            attempt.duration_ms,
+            extra={
+                "webhook": {
+                    "event_id": delivery.event_id,
+                    "delivery_id": delivery.pk,
+                    "subscription_id": delivery.subscription_id,
+                    "message_id": delivery.message_id,
+                    "attempt": attempt.attempt_number,
+                    "outcome": outcome,
+                    "status": attempt.response_status,
+                    "error_class": attempt.error_class,
+                    "duration_ms": attempt.duration_ms,
+                    "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
+                }
+            },
+        )
+    if not updated:
+        logger.warning(
+            "Delivery %s lost its lease while sending; the attempt is recorded, its state left to the new holder.",
+            delivery.pk,
+        )
+        return
+    if attempt.succeeded:
+        signals.delivery_succeeded.send(sender=Delivery, delivery=delivery, attempt=attempt)
+    elif will_retry:
+        signals.delivery_failed.send(
+            sender=Delivery, delivery=delivery, attempt=attempt, next_attempt_at=next_attempt_at
+        )
+    else:
+        signals.delivery_exhausted.send(sender=Delivery, delivery=delivery, attempt=attempt)

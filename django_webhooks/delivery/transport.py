@@ -1,0 +1,600 @@
+"""HTTP transport: one pooled session per worker thread, SSRF-safe, bounded in time and size.
+
+Every request resolves its target once through :func:`~django_webhooks.delivery.targets.resolve_target`
+and connects to a vetted address, keeping the original host for the ``Host`` header, TLS SNI
+and certificate checks (:class:`VettedAddressAdapter`). Redirects are never followed and proxies
+never used.
+
+The whole exchange has one wall-clock deadline, ``TIMEOUT`` after :meth:`Transport.send` starts:
+every socket operation (connect, TLS handshake, each send and each read of the status line,
+headers, chunk sizes and body) waits at most for the time left, so a receiver that dribbles any
+part of its answer cannot stretch it. The connect is also bounded by ``CONNECT_TIMEOUT``. At most
+``MAX_RESPONSE_HEADERS`` header lines and ``MAX_RESPONSE_HEADER_BYTES`` of them are read (the
+rest is never read: the connection is dropped and the headers marked with
+:data:`TRUNCATED_HEADERS_KEY`), and at most ``MAX_RESPONSE_BYTES`` of the body.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+import urllib3.connection
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from requests.adapters import HTTPAdapter
+from urllib3.util.ssl_ import create_urllib3_context
+
+from .. import __version__
+from ..conf import webhooks_settings
+from ..exceptions import BlockedTarget
+from ..models import ErrorClass
+from .targets import resolve_target
+
+#: Headers a subscription's custom headers cannot set or override (compared case-insensitively):
+#: ours, and framing and hop-by-hop headers, which would corrupt the request or smuggle a second one.
+PROTECTED_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "transfer-encoding",
+        "user-agent",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "cookie",
+    }
+)
+#: Prefix of the Standard Webhooks headers; every name with it is ours.
+PROTECTED_HEADER_PREFIX = "webhook-"
+#: RFC 9110 field-name characters.
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: Longest custom header name and value a subscription may set.
+MAX_HEADER_NAME_LENGTH = 100
+MAX_HEADER_VALUE_LENGTH = 1000
+
+#: Key added to a result's headers when some were dropped (``MAX_RESPONSE_HEADERS``,
+#: ``MAX_RESPONSE_HEADER_BYTES``). It contains a space, so no header a receiver sends can have it.
+TRUNCATED_HEADERS_KEY = "(headers truncated)"
+#: Most header lines http.client accepts: it refuses a head of more than 100 lines, counting the
+#: blank line that ends it.
+_MOST_HEADER_LINES = getattr(http.client, "_MAXHEADERS", 100) - 1
+
+_READ_CHUNK = 8192
+
+
+@dataclass
+class TransportResult:
+    """What one HTTP request to a webhook target produced."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    duration_ms: int = 0
+    error_class: str = ErrorClass.NONE.value
+    error_message: str = ""
+    #: Some response headers were dropped (see :data:`TRUNCATED_HEADERS_KEY`); the body was not read.
+    headers_truncated: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.error_class and self.status is not None and 200 <= self.status < 300
+
+
+def user_agent() -> str:
+    return webhooks_settings.USER_AGENT or f"django-webhooks/{__version__}"
+
+
+def is_protected_header(name: str) -> bool:
+    """Whether ``name`` is a header only django-webhooks sets (see :data:`PROTECTED_HEADERS`)."""
+    lowered = name.lower()
+    return lowered in PROTECTED_HEADERS or lowered.startswith(PROTECTED_HEADER_PREFIX)
+
+
+def validate_custom_headers(headers: Any) -> None:
+    """Refuse custom headers a subscription may not send; the admin form and the API use it.
+
+    Raises :class:`~django.core.exceptions.ValidationError` with one message per refused header.
+    """
+    if not isinstance(headers, dict):
+        raise ValidationError(_("Headers must be a JSON object of names to values."), code="invalid_headers")
+    limit = webhooks_settings.MAX_CUSTOM_HEADERS
+    if len(headers) > limit:
+        raise ValidationError(
+            _("At most %(limit)d custom headers are allowed."), code="too_many_headers", params={"limit": limit}
+        )
+    errors: list[ValidationError] = []
+    seen: set[str] = set()
+    for name, value in headers.items():
+        problem = _header_problem(name, value, seen)
+        if problem is not None:
+            errors.append(problem)
+        seen.add(name.lower())
+    if errors:
+        raise ValidationError(errors)
+
+
+def _header_problem(name: str, value: Any, seen: set[str]) -> ValidationError | None:
+    params = {"name": name}
+    if len(name) > MAX_HEADER_NAME_LENGTH:
+        return ValidationError(
+            _("Header names have at most %(limit)d characters: %(name)s"),
+            code="invalid_header",
+            params={**params, "limit": MAX_HEADER_NAME_LENGTH},
+        )
+    if not HEADER_NAME_RE.fullmatch(name):
+        return ValidationError(_("%(name)r is not a valid header name."), code="invalid_header", params=params)
+    if is_protected_header(name):
+        return ValidationError(
+            _("The header %(name)s is set by django-webhooks and cannot be overridden."),
+            code="protected_header",
+            params=params,
+        )
+    if name.lower() in seen:
+        return ValidationError(
+            _("%(name)s is listed twice (header names are case-insensitive)."), code="duplicate_header", params=params
+        )
+    if not isinstance(value, str):
+        return ValidationError(_("The value of %(name)s must be a string."), code="invalid_header", params=params)
+    if len(value) > MAX_HEADER_VALUE_LENGTH:
+        return ValidationError(
+            _("The value of %(name)s has more than %(limit)d characters."),
+            code="invalid_header",
+            params={**params, "limit": MAX_HEADER_VALUE_LENGTH},
+        )
+    if _unsendable(value):
+        return ValidationError(
+            _("The value of %(name)s contains a line break or a NUL character."), code="invalid_header", params=params
+        )
+    return None
+
+
+def request_headers(subscription_headers: dict[str, Any] | None, signed_headers: dict[str, str]) -> dict[str, str]:
+    """Merge a subscription's custom headers with ours; protected names (:func:`is_protected_header`) are ours.
+
+    Custom headers with names or values that cannot be sent (line breaks) are dropped.
+    """
+    headers: dict[str, str] = {}
+    for name, value in (subscription_headers or {}).items():
+        name, value = str(name).strip(), str(value)
+        if not name or is_protected_header(name) or _unsendable(name) or _unsendable(value):
+            continue
+        headers[name] = value
+    headers.update(signed_headers)
+    headers["User-Agent"] = user_agent()
+    headers["Content-Type"] = "application/json"
+    return headers
+
+
+def _unsendable(text: str) -> bool:
+    return any(char in text for char in "\r\n\0")
+
+
+class _Exchange:
+    """The deadline and header caps of the request the calling thread is sending.
+
+    :meth:`Transport.send` installs one for the length of the request; the connection and
+    response classes below read it, so the bounds hold on every socket operation, however
+    deep in urllib3 and http.client it happens.
+    """
+
+    __slots__ = ("deadline", "max_headers", "max_header_bytes", "headers_truncated")
+
+    def __init__(self, deadline: float, max_headers: int, max_header_bytes: int) -> None:
+        self.deadline = deadline
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self.headers_truncated = False
+
+    def bound(self, timeout: Any) -> float:
+        """``timeout`` (seconds, or None for no limit of its own) cut to the time left.
+
+        Raises a socket timeout (``TimeoutError``) when no time is left.
+        """
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline (TIMEOUT) has passed")
+        return min(float(timeout), left) if isinstance(timeout, int | float) else left
+
+
+_sending = threading.local()
+
+
+def _current_exchange() -> _Exchange | None:
+    return getattr(_sending, "exchange", None)
+
+
+class _DeadlineSocketIO(io.RawIOBase):
+    """The raw socket stream of a response; each read waits at most for the time left."""
+
+    def __init__(self, raw: io.RawIOBase, sock: socket.socket, exchange: _Exchange) -> None:
+        super().__init__()
+        self._raw, self._sock, self._exchange = raw, sock, exchange
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        self._sock.settimeout(self._exchange.bound(None))
+        return self._raw.readinto(buffer)
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _ResponseReader(io.BufferedReader):
+    """What http.client reads a response from: header lines past the caps are not read.
+
+    While the head is read (``reading_head``), a header line that would pass
+    ``MAX_RESPONSE_HEADERS`` or ``MAX_RESPONSE_HEADER_BYTES`` is read no further: http.client
+    gets an end of headers instead and the exchange is marked ``headers_truncated``. The status
+    line is left to http.client's own limit (64 KiB).
+    """
+
+    def __init__(self, raw: _DeadlineSocketIO, exchange: _Exchange) -> None:
+        super().__init__(raw)
+        self.exchange = exchange
+        self.reading_head = False
+        self._status_line_next = True
+        self._header_lines = 0
+        self._header_bytes = 0
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if not self.reading_head:
+            return super().readline(size)
+        exchange = self.exchange
+        if exchange.headers_truncated:
+            return b""
+        if self._status_line_next:
+            self._status_line_next = False
+            return super().readline(size)
+        room = exchange.max_header_bytes - self._header_bytes if self._header_lines < exchange.max_headers else 0
+        # Enough to tell a line that fits, and the blank line ending the head, from one that does not.
+        limit = max(room + 1, 2)
+        line = super().readline(limit if size is None or size < 0 else min(limit, size))
+        if line in (b"\r\n", b"\n", b""):
+            self._status_line_next = True  # a 100 Continue head is followed by the real one
+            return line
+        if len(line) > room:
+            exchange.headers_truncated = True
+            return b"\r\n"
+        self._header_lines += 1
+        self._header_bytes += len(line)
+        return line
+
+
+class _BoundedHTTPResponse(http.client.HTTPResponse):
+    """http.client's response, reading through :class:`_ResponseReader` while a request is sent."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None):
+        super().__init__(sock, debuglevel, method, url)
+        exchange = _current_exchange()
+        if exchange is not None:
+            self.fp = _ResponseReader(_DeadlineSocketIO(self.fp.detach(), sock, exchange), exchange)
+
+    def begin(self) -> None:
+        reader = self.fp if isinstance(self.fp, _ResponseReader) else None
+        if reader is None:
+            return super().begin()
+        reader.reading_head = True
+        try:
+            super().begin()
+        finally:
+            reader.reading_head = False
+
+
+class _BoundedHTTPConnection(urllib3.connection.HTTPConnection):
+    """urllib3's connection with connect, TLS handshake and sends cut to the request's time left."""
+
+    response_class = _BoundedHTTPResponse
+
+    def _new_conn(self) -> socket.socket:
+        exchange = _current_exchange()
+        if exchange is None:
+            return super()._new_conn()
+        try:
+            self.timeout = exchange.bound(self.timeout)
+        except TimeoutError as exc:
+            raise urllib3.exceptions.ConnectTimeoutError(self, f"No time was left to connect to {self.host}.") from exc
+        sock = super()._new_conn()
+        try:
+            sock.settimeout(exchange.bound(self.timeout))  # for the TLS handshake that follows
+        except TimeoutError:
+            sock.close()
+            raise
+        return sock
+
+    def send(self, data: Any) -> None:
+        exchange = _current_exchange()
+        if exchange is not None and self.sock is not None:
+            self.sock.settimeout(exchange.bound(self.timeout))
+        super().send(data)
+
+
+class _BoundedHTTPSConnection(_BoundedHTTPConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _BoundedHTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _BoundedHTTPConnection
+
+
+class _BoundedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _BoundedHTTPSConnection
+
+
+class VettedAddressAdapter(HTTPAdapter):
+    """Connects to an address :func:`resolve_target` vetted, never to a second DNS answer.
+
+    The target is resolved once per request; when connecting to one vetted address fails
+    (nothing was sent yet), the next one is tried before the same deadline. Connection pools
+    are keyed by (scheme, vetted address, port, host name), so keep-alive connections are reused
+    per target host. For https, SNI and the certificate check use the URL's host name while the
+    TCP connection goes to the vetted address. Proxies are never used: they would bypass the
+    address check. Its connections keep to the deadline and header caps :meth:`Transport.send`
+    sets for each request.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._ssl_context = create_urllib3_context()
+        self._ssl_context.load_verify_locations(requests.certs.where())
+        self._dialling = threading.local()
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _BoundedHTTPConnectionPool,
+            "https": _BoundedHTTPSConnectionPool,
+        }
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        target = resolve_target(request.url or "")
+        try:
+            for index, address in enumerate(target.addresses):
+                self._dialling.current = (target, address)
+                try:
+                    return super().send(request, stream, timeout, verify, cert, proxies)
+                except requests.ConnectionError as exc:
+                    if index + 1 == len(target.addresses) or not _never_connected(exc):
+                        raise
+        finally:
+            self._dialling.current = None
+        raise AssertionError("unreachable: resolve_target returns at least one address")
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        proxies: dict[str, str] | None = None,
+        cert: Any = None,
+    ) -> urllib3.HTTPConnectionPool:
+        dialling = getattr(self._dialling, "current", None)
+        if dialling is None:
+            target = resolve_target(request.url or "")
+            dialling = (target, target.addresses[0])
+        target, address = dialling
+        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        if target.scheme == "https":
+            if verify is True:
+                pool_kwargs["ssl_context"] = self._ssl_context
+            pool_kwargs["server_hostname"] = target.host
+            pool_kwargs["assert_hostname"] = target.host
+        host_params.update(host=address, port=target.port, scheme=target.scheme)
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        return request.path_url
+
+    def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
+        request.headers["Host"] = urlsplit(request.url).netloc
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether the request failed while connecting, so nothing reached the target."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+
+
+class Transport:
+    """Sends webhook requests over one pooled :class:`requests.Session` (use :func:`get_transport`)."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.adapter = VettedAddressAdapter(pool_connections=64, pool_maxsize=4, max_retries=0)
+        self.session.mount("http://", self.adapter)
+        self.session.mount("https://", self.adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def send(self, url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
+        """POST ``body`` to ``url``; network problems come back as ``error_class``, never raised."""
+        started = time.monotonic()
+        total = float(webhooks_settings.TIMEOUT)
+        exchange = _Exchange(
+            deadline=started + total,
+            max_headers=min(int(webhooks_settings.MAX_RESPONSE_HEADERS), _MOST_HEADER_LINES),
+            max_header_bytes=int(webhooks_settings.MAX_RESPONSE_HEADER_BYTES),
+        )
+        result = TransportResult()
+        headers = {"User-Agent": user_agent(), "Content-Type": "application/json", **headers}
+        _sending.exchange = exchange
+        try:
+            self._exchange(url, body, headers, exchange, result)
+        except BlockedTarget as exc:
+            result.error_class, result.error_message = exc.error_class, str(exc)
+        except requests.ConnectTimeout:
+            result.error_class = ErrorClass.TIMEOUT.value
+            connect = min(float(webhooks_settings.CONNECT_TIMEOUT), total)
+            result.error_message = f"Could not connect within {connect:g} s."
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
+            result.error_class = ErrorClass.TIMEOUT.value
+            result.error_message = f"No complete response within {total:g} s."
+        except requests.exceptions.SSLError as exc:
+            result.error_class, result.error_message = ErrorClass.TLS.value, f"TLS error: {_root_cause(exc)}"
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidHeader,
+        ) as exc:
+            result.error_class, result.error_message = ErrorClass.INVALID_TARGET.value, str(exc)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            if _caused_by_timeout(exc):
+                result.error_class = ErrorClass.TIMEOUT.value
+                result.error_message = f"No complete response within {total:g} s."
+            else:
+                result.error_class = ErrorClass.CONNECTION.value
+                result.error_message = f"Connection error: {_root_cause(exc)}"
+        finally:
+            _sending.exchange = None
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        if result.status is not None and not result.error_class:
+            _classify_status(result)
+        return result
+
+    def _exchange(
+        self, url: str, body: bytes, headers: dict[str, str], exchange: _Exchange, result: TransportResult
+    ) -> None:
+        # Per socket operation; the deadline (``exchange``) bounds them all together.
+        timeout = (float(webhooks_settings.CONNECT_TIMEOUT), float(webhooks_settings.TIMEOUT))
+        request = self.session.prepare_request(requests.Request("POST", url, data=body, headers=headers))
+        # Straight to the adapter: Session.send would read a redirect's whole body to follow it,
+        # and would store cookies shared between different owners' targets.
+        adapter = self.session.get_adapter(request.url or url)
+        response = adapter.send(
+            request, stream=True, timeout=timeout, verify=self.session.verify, cert=self.session.cert, proxies={}
+        )
+        result.status = response.status_code
+        result.headers = dict(response.headers)
+        raw = response.raw
+        complete = False
+        try:
+            if exchange.headers_truncated:
+                # The rest of the head was never read, so where the body starts is unknown.
+                result.headers_truncated = True
+                result.headers[TRUNCATED_HEADERS_KEY] = (
+                    f"Headers past {exchange.max_headers} lines or {exchange.max_header_bytes} bytes were not read "
+                    "(MAX_RESPONSE_HEADERS, MAX_RESPONSE_HEADER_BYTES); neither was the body."
+                )
+                return
+            content = _read_capped(raw, int(webhooks_settings.MAX_RESPONSE_BYTES))
+            complete = content.complete
+            result.body = _decode(content.data, response.encoding)
+        finally:
+            if not complete:
+                raw.close()
+            raw.release_conn()
+
+
+@dataclass
+class _Body:
+    data: bytes
+    #: The whole body was read (the connection can be reused).
+    complete: bool
+
+
+def _read_capped(raw: urllib3.HTTPResponse, limit: int) -> _Body:
+    """Read at most ``limit`` bytes of body (each socket read keeps to the request's deadline)."""
+    received = bytearray()
+    while len(received) < limit:
+        chunk = raw.read1(min(_READ_CHUNK, limit - len(received)), decode_content=True)
+        if not chunk:
+            return _Body(bytes(received), True)
+        received += chunk
+    return _Body(bytes(received), raw.length_remaining == 0)
+
+
+def _decode(content: bytes, encoding: str | None) -> str:
+    """The body as text, in the charset the receiver named if Python can decode it, else UTF-8."""
+    try:
+        return content.decode(encoding or "utf-8", errors="replace")
+    except (LookupError, ValueError):  # unknown, not a text encoding, or no "replace" (idna)
+        return content.decode("utf-8", errors="replace")
+
+
+def _classify_status(result: TransportResult) -> None:
+    status = result.status or 0
+    if 300 <= status < 400:
+        location = next((v for k, v in result.headers.items() if k.lower() == "location"), "")
+        result.error_class = ErrorClass.REDIRECT.value
+        result.error_message = f"HTTP {status} redirect to {location or '(no location)'} was not followed."
+    elif not 200 <= status < 300:
+        result.error_class = ErrorClass.HTTP_STATUS.value
+        result.error_message = f"HTTP {status}."
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it wraps (urllib3's ``reason``, ``__cause__``, exception args)."""
+    found: list[BaseException] = []
+    pending = [exc]
+    while pending and len(found) < 20:
+        current = pending.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        wrapped = (getattr(current, "reason", None), current.__cause__, *current.args)
+        pending.extend(inner for inner in wrapped if isinstance(inner, BaseException))
+    return found
+
+
+def _caused_by_timeout(exc: BaseException) -> bool:
+    """A socket timeout urllib3 reported as a connection error (a send that ran out of time)."""
+    return any(isinstance(cause, TimeoutError) for cause in _causes(exc))
+
+
+def _root_cause(exc: BaseException) -> str:
+    while True:
+        inner = getattr(exc, "reason", None) or exc.__cause__ or (exc.args[0] if exc.args else None)
+        if not isinstance(inner, BaseException) or inner is exc:
+            return str(exc)
+        exc = inner
+
+
+_local = threading.local()
+
+
+def get_transport() -> Transport:
+    """The calling thread's :class:`Transport`; its pooled connections are reused across calls.
+
+    A forked worker process gets its own: pooled sockets are never shared with the parent.
+    """
+    pid = os.getpid()
+    if getattr(_local, "pid", None) != pid:
+        _local.transport, _local.pid = Transport(), pid
+    return _local.transport
