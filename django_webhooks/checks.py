@@ -20,7 +20,6 @@ W009 no ``Q_CLUSTER``.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Collection, Iterable
@@ -32,11 +31,12 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils.module_loading import import_string
 
+from .capture.bindings import BindingRegistry
+from .catalog import SPEC_KEYS, json_schema_problem, validate_event_type_name
 from .conf import DEFAULTS, IMPORT_STRINGS, SETTING_NAME, webhooks_settings
+from .crypto import encryption_keys_problem
+from .delivery.targets import allowed_target_problems
 
-HOST_NAME_RE = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
-)
 SCHEMA_VALIDATION_MODES = {"raise", "record"}
 
 #: (setting, minimum, whether the minimum itself is allowed, whether it must be an int)
@@ -186,11 +186,11 @@ def check_setting_values(app_configs: Iterable[Any] | None, **kwargs: Any) -> li
         'Use "raise" (send_event raises InvalidPayload) or "record" (the event is stored with its errors and not sent).',
         "E006",
     )
-    keys = conf["ENCRYPTION_KEYS"]
-    if not isinstance(keys, list | tuple) or not all(isinstance(key, str) and key for key in keys):
+    keys_problem = encryption_keys_problem(conf["ENCRYPTION_KEYS"])
+    if keys_problem:
         errors.append(
             Error(
-                f"{_name('ENCRYPTION_KEYS')} must be a list of non-empty strings (newest first).",
+                keys_problem,
                 hint="Generate a key with `python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())'` and list it; an empty list derives keys from SECRET_KEY.",
                 id=_id("E012"),
@@ -217,34 +217,11 @@ def _allowed_port_errors(ports: Any) -> list[CheckMessage]:
 
 
 def _allowed_target_errors(targets: Any) -> list[CheckMessage]:
-    hint = 'List CIDRs ("10.1.0.0/16", "fd00::/8") or host names ("hooks.internal").'
-    if not isinstance(targets, list | tuple):
-        return [Error(f"{_name('ALLOWED_TARGETS')} must be a list.", hint=hint, id=_id("E013"))]
-    errors: list[CheckMessage] = []
-    for entry in targets:
-        if not isinstance(entry, str):
-            errors.append(
-                Error(f"{_name('ALLOWED_TARGETS')} entry {entry!r} is not a string.", hint=hint, id=_id("E013"))
-            )
-            continue
-        if "/" in entry or ":" in entry or entry.replace(".", "").isdigit():
-            try:
-                ipaddress.ip_network(entry, strict=True)
-            except ValueError as exc:
-                errors.append(
-                    Error(
-                        f"{_name('ALLOWED_TARGETS')} entry {entry!r} is not a valid network: {exc}.",
-                        hint=hint + " A CIDR must not have host bits set (10.1.0.0/16, not 10.1.2.3/16).",
-                        id=_id("E013"),
-                    )
-                )
-        elif not HOST_NAME_RE.match(entry):
-            errors.append(
-                Error(
-                    f"{_name('ALLOWED_TARGETS')} entry {entry!r} is not a valid host name.", hint=hint, id=_id("E013")
-                )
-            )
-    return errors
+    hint = (
+        'List CIDRs ("10.1.0.0/16", "fd00::/8"; without host bits set: 10.1.0.0/16, not 10.1.2.3/16), '
+        'addresses or host names ("hooks.internal", "*.corp.example").'
+    )
+    return [Error(problem, hint=hint, id=_id("E013")) for problem in allowed_target_problems(targets)]
 
 
 def _type_errors(conf: dict[str, Any]) -> list[CheckMessage]:
@@ -342,11 +319,7 @@ def check_owner_model(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[
 
 @register()
 def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
-    """E009: names and entries of ``EVENT_TYPES``; E010: their JSON Schemas."""
-    from jsonschema import SchemaError, validators
-
-    from .models import validate_event_type_name
-
+    """E009: names and entries of ``EVENT_TYPES``; E010: their JSON Schemas (the catalog's rules)."""
     conf = _configured()
     if conf is None:
         return []
@@ -357,11 +330,11 @@ def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[
     errors: list[CheckMessage] = []
     for name, spec in event_types.items():
         try:
-            validate_event_type_name(name if isinstance(name, str) else "")
-        except ValidationError:
+            validate_event_type_name(name)
+        except ValidationError as exc:
             errors.append(
                 Error(
-                    f"{_name('EVENT_TYPES')} has an invalid event type name {name!r}.",
+                    f"{_name('EVENT_TYPES')}: {' '.join(exc.messages)}",
                     hint="Use dot-separated words of letters, digits and _ (order.created).",
                     id=_id("E009"),
                 )
@@ -371,33 +344,22 @@ def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[
                 Error(f"{_name('EVENT_TYPES')}[{name!r}] must be a dict.", hint=f"Use {shape_hint}.", id=_id("E009"))
             )
             continue
-        unknown = sorted(set(spec) - {"description", "schema", "example", "thin"})
+        unknown = sorted(map(str, set(spec) - set(SPEC_KEYS)))
         if unknown:
             errors.append(
                 Error(
-                    f"{_name('EVENT_TYPES')}[{name!r}] has unknown key(s): {', '.join(map(str, unknown))}.",
-                    hint="Valid keys are description, schema, example and thin.",
+                    f"{_name('EVENT_TYPES')}[{name!r}] has unknown key(s): {', '.join(unknown)}.",
+                    hint=f"Valid keys are {', '.join(SPEC_KEYS)}.",
                     id=_id("E009"),
                 )
             )
         schema = spec.get("schema")
-        if schema is None:
-            continue
-        try:
-            validators.validator_for(schema).check_schema(schema)
-        except SchemaError as exc:
+        problem = json_schema_problem(schema) if schema is not None else None
+        if problem:
             errors.append(
                 Error(
-                    f"{_name('EVENT_TYPES')}[{name!r}]['schema'] is not a valid JSON Schema: {exc.message}",
-                    hint="Fix the schema (check it with jsonschema's check_schema) or remove it.",
-                    id=_id("E010"),
-                )
-            )
-        except Exception as exc:  # a non-dict schema makes validator_for fail in several ways
-            errors.append(
-                Error(
-                    f"{_name('EVENT_TYPES')}[{name!r}]['schema'] is not a valid JSON Schema: {exc}",
-                    hint="A schema is a dict such as {'type': 'object', 'required': ['id']}.",
+                    f"{_name('EVENT_TYPES')}[{name!r}]['schema']: {problem}",
+                    hint="Fix the schema (jsonschema's check_schema tells what is wrong) or remove it.",
                     id=_id("E010"),
                 )
             )
@@ -408,8 +370,6 @@ def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[
 def check_bindings(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
     """E011: each ``BINDINGS`` entry builds (the same rules the registry applies at startup) and
     names a type declared in ``EVENT_TYPES``; an owner path must lead to ``OWNER_MODEL``."""
-    from .capture.bindings import BindingRegistry
-
     conf = _configured()
     if conf is None or set(conf) - set(DEFAULTS):
         return []  # E001 reports the settings dict itself
@@ -417,20 +377,7 @@ def check_bindings(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[Che
         'Each binding is a dict like {"model": "shop.Order", "on": ["create"], "event_type": "order.created", '
         '"owner": "customer.user"}, with the event type declared in EVENT_TYPES.'
     )
-    errors = [Error(problem, hint=hint, id=_id("E011")) for problem in BindingRegistry().check_declared()]
-    bindings = conf["BINDINGS"]
-    declared = conf["EVENT_TYPES"] if isinstance(conf["EVENT_TYPES"], dict) else {}
-    for index, binding in enumerate(bindings if isinstance(bindings, list | tuple) else ()):
-        if isinstance(binding, dict) and binding.get("event_type") not in declared:
-            errors.append(
-                Error(
-                    f"{_name('BINDINGS')}[{index}]: event type {binding.get('event_type')!r} is not declared "
-                    f"in {_name('EVENT_TYPES')}.",
-                    hint=hint,
-                    id=_id("E011"),
-                )
-            )
-    return errors
+    return [Error(problem, hint=hint, id=_id("E011")) for problem in BindingRegistry().check_declared()]
 
 
 @register()

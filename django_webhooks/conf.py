@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+
+from .exceptions import WebhooksConfigurationError
 
 SETTING_NAME = "DJANGO_WEBHOOKS"
 
@@ -115,7 +116,7 @@ class WebhooksSettings:
     def user_settings(self) -> dict[str, Any]:
         value = getattr(settings, SETTING_NAME, None) or {}
         if not isinstance(value, dict):
-            raise ImproperlyConfigured(f"{SETTING_NAME} must be a dict, not {type(value).__name__}.")
+            raise WebhooksConfigurationError(f"{SETTING_NAME} must be a dict, not {type(value).__name__}.")
         return value
 
     def unknown_keys(self) -> list[str]:
@@ -128,7 +129,7 @@ class WebhooksSettings:
         if value is None or value is not self._validated:
             unknown = self.unknown_keys()
             if unknown:
-                raise ImproperlyConfigured(
+                raise WebhooksConfigurationError(
                     f"Unknown key(s) in {SETTING_NAME}: {', '.join(unknown)}. Valid keys: {', '.join(sorted(DEFAULTS))}."
                 )
             value = self._validated = self.user_settings()
@@ -168,11 +169,11 @@ def import_setting(name: str, path: str) -> Any:
 
 
 def import_dotted(path: str, what: str) -> Any:
-    """Import ``path``; a failure raises ``ImproperlyConfigured`` starting with ``what`` (where it was set)."""
+    """Import ``path``; a failure raises ``WebhooksConfigurationError`` starting with ``what`` (where it was set)."""
     try:
         return import_string(path)
     except ImportError as exc:
-        raise ImproperlyConfigured(f"{what} {path!r} could not be imported: {exc}") from exc
+        raise WebhooksConfigurationError(f"{what} {path!r} could not be imported: {exc}") from exc
 
 
 webhooks_settings = WebhooksSettings()

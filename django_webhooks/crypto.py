@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -28,6 +29,20 @@ KDF_SALT = b"django-webhooks"
 KDF_INFO = b"django-webhooks signing secret encryption v1"
 
 KeyMaterial = str | bytes
+
+ENCRYPTION_KEYS_SETTING = f'{SETTING_NAME}["ENCRYPTION_KEYS"]'
+
+
+def encryption_keys_problem(value: Any) -> str | None:
+    """What is wrong with an ``ENCRYPTION_KEYS`` value, or None when it is valid: a list (newest
+    first) of non-empty strings or bytes; empty derives the keys from ``SECRET_KEY``.
+
+    The system check E012 reports this message; :func:`key_materials` raises it.
+    """
+    if isinstance(value, list | tuple) and all(isinstance(key, str | bytes) and key for key in value):
+        return None
+    # Never the value itself: it holds key material.
+    return f"{ENCRYPTION_KEYS_SETTING} must be a list of non-empty strings (newest first)."
 
 
 def fernet_key(material: KeyMaterial) -> bytes:
@@ -45,12 +60,11 @@ def fernet_key(material: KeyMaterial) -> bytes:
 def key_materials() -> tuple[tuple[KeyMaterial, ...], str]:
     """The configured key materials (newest first) and the name of the setting they come from."""
     configured = webhooks_settings.ENCRYPTION_KEYS
-    setting = f'{SETTING_NAME}["ENCRYPTION_KEYS"]'
+    setting = ENCRYPTION_KEYS_SETTING
+    problem = encryption_keys_problem(configured)
+    if problem:
+        raise WebhooksConfigurationError(problem)
     if configured:
-        if isinstance(configured, str | bytes) or not isinstance(configured, list | tuple):
-            raise WebhooksConfigurationError(f"{setting} must be a list of keys (newest first), not a single value.")
-        if not all(isinstance(key, str | bytes) and key for key in configured):
-            raise WebhooksConfigurationError(f"{setting} may only hold non-empty strings.")
         return tuple(configured), setting
     fallbacks = tuple(key for key in getattr(settings, "SECRET_KEY_FALLBACKS", ()) if key)
     if not settings.SECRET_KEY:

@@ -1,23 +1,32 @@
-"""Figures for the admin dashboard and their server-rendered SVG charts (no JavaScript, no CDN).
+"""Latency percentiles, the figures of the admin dashboard and their SVG charts (no JavaScript, no CDN).
 
-Everything is read from ``DeliveryAttempt`` through its ``created_at`` index, grouped in the
+Percentiles are computed here only, two ways for two kinds of input:
+
+* from the durations themselves (:func:`percentile`, and :class:`PercentileCont` in PostgreSQL,
+  which interpolate alike): a subscription's health figures (:mod:`django_webhooks.delivery.health`);
+* from a latency histogram (:func:`histogram_percentile`, interpolated inside a bucket of
+  :data:`LATENCY_BOUNDS_MS`): the dashboard, whose figures cover every attempt of a window.
+
+The dashboard reads ``DeliveryAttempt`` through its ``created_at`` index, grouped in the
 database: one query per window gives, for every hour, the succeeded and failed attempts and a
-latency histogram (:data:`LATENCY_BOUNDS_MS`) from which the percentiles are interpolated, so the
-work stays proportional to the window, not to the table, and works the same on every database.
+latency histogram, so the work stays proportional to the window, not to the table, and works the
+same on every database.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.db.models import Aggregate, Case, Count, FloatField, IntegerField, Q, Value, When
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
 from .models import DeliveryAttempt, Subscription
 
@@ -30,6 +39,32 @@ PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 SUCCEEDED_COLOR = "#2da44e"
 FAILED_COLOR = "#cf222e"
 PERCENTILE_COLORS = {"p50": "#0969da", "p95": "#bf8700", "p99": "#8250df"}
+
+
+# --- percentiles -------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """The ``fraction`` quantile of ``sorted_values``, interpolated linearly between the closest
+    ranks, as PostgreSQL's ``percentile_cont`` (:class:`PercentileCont`) computes it; None when empty."""
+    if not sorted_values:
+        return None
+    position = fraction * (len(sorted_values) - 1)
+    lower = int(position)
+    upper = min(lower + 1, len(sorted_values) - 1)
+    return float(sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * (position - lower))
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``: :func:`percentile`
+    computed by the database."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=float(fraction), **extra)
 
 
 @dataclass
@@ -50,7 +85,8 @@ class HourlyOutcomes:
 
 
 def histogram_percentile(histogram: list[int], fraction: float) -> float | None:
-    """The ``fraction`` quantile of a latency histogram, interpolated linearly inside its bucket."""
+    """The ``fraction`` quantile of a latency histogram (counts per bucket of :data:`LATENCY_BOUNDS_MS`,
+    then one for slower ones), interpolated linearly inside its bucket; None when empty."""
     samples = sum(histogram)
     if not samples:
         return None
@@ -222,9 +258,12 @@ def outcomes_chart_svg(buckets: list[HourlyOutcomes], title: str) -> SafeString:
     bar_w = max(slot * 0.8, 1)
     for index, bucket in enumerate(buckets):
         x = LEFT + slot * index + (slot - bar_w) / 2
-        base = TOP + plot_h
+        base: float = TOP + plot_h
         when = timezone.localtime(bucket.start).strftime("%Y-%m-%d %H:%M")
-        tip = escape(f"{when}: {bucket.succeeded} succeeded, {bucket.failed} failed")
+        tip = escape(
+            gettext("%(when)s: %(succeeded)d succeeded, %(failed)d failed")
+            % {"when": when, "succeeded": bucket.succeeded, "failed": bucket.failed}
+        )
         parts.append(f"<g><title>{tip}</title>")
         for count, color in ((bucket.succeeded, SUCCEEDED_COLOR), (bucket.failed, FAILED_COLOR)):
             if count:
@@ -234,7 +273,7 @@ def outcomes_chart_svg(buckets: list[HourlyOutcomes], title: str) -> SafeString:
                     f'<rect x="{x:.1f}" y="{base:.1f}" width="{bar_w:.1f}" height="{height:.1f}" fill="{color}"/>'
                 )
         parts.append("</g>")
-    parts += _legend([("succeeded", SUCCEEDED_COLOR), ("failed", FAILED_COLOR)])
+    parts += _legend([(gettext("succeeded"), SUCCEEDED_COLOR), (gettext("failed"), FAILED_COLOR)])
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308  (every interpolated text is escaped above)
 
@@ -273,15 +312,19 @@ def dashboard_context(now: datetime | None = None) -> dict[str, Any]:
     """Charts and tables of the dashboard for the last 24 hours and the last 7 days."""
     now = now or timezone.now()
     windows = []
-    for key, label, hours in (("24h", "last 24 hours", 24), ("7d", "last 7 days", 24 * 7)):
+    for key, label, hours in (("24h", gettext("last 24 hours"), 24), ("7d", gettext("last 7 days"), 24 * 7)):
         buckets = hourly_outcomes(hours, now=now)
         windows.append(
             {
                 "key": key,
                 "label": label,
                 "summary": window_summary(buckets),
-                "outcomes_svg": outcomes_chart_svg(buckets, f"Delivery attempts per hour, {label}"),
-                "latency_svg": latency_chart_svg(buckets, f"Latency percentiles per hour, {label}"),
+                "outcomes_svg": outcomes_chart_svg(
+                    buckets, gettext("Delivery attempts per hour, %(window)s") % {"window": label}
+                ),
+                "latency_svg": latency_chart_svg(
+                    buckets, gettext("Latency percentiles per hour, %(window)s") % {"window": label}
+                ),
                 "top_failing": top_failing_subscriptions(hours, now=now),
             }
         )

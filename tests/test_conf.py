@@ -69,8 +69,8 @@ def test_dotted_path_import_error_names_the_setting():
 def test_owner_model_label_defaults_to_the_user_model():
     with override_settings(DJANGO_WEBHOOKS={}, AUTH_USER_MODEL="auth.User"):
         assert webhooks_settings.owner_model_label == "auth.User"
-    with override_settings(DJANGO_WEBHOOKS={"OWNER_MODEL": "shop.Customer"}):
-        assert webhooks_settings.owner_model_label == "shop.Customer"
+    with override_settings(DJANGO_WEBHOOKS={"OWNER_MODEL": "testapp.Customer"}):
+        assert webhooks_settings.owner_model_label == "testapp.Customer"
 
 
 def test_require_https_follows_debug_unless_set():

@@ -6,7 +6,13 @@ import pytest
 from cryptography.fernet import Fernet
 from django.test import override_settings
 
-from django_webhooks.crypto import decrypt_secret, encrypt_secret, fernet_key, reencrypt_secret
+from django_webhooks.crypto import (
+    decrypt_secret,
+    encrypt_secret,
+    encryption_keys_problem,
+    fernet_key,
+    reencrypt_secret,
+)
 from django_webhooks.exceptions import SecretDecryptionError, WebhooksConfigurationError
 from django_webhooks.signing import generate_secret
 
@@ -95,6 +101,14 @@ def test_errors_do_not_reveal_the_secret_or_the_token(caplog):
 def test_malformed_setting_is_a_configuration_error(value):
     with (
         override_settings(DJANGO_WEBHOOKS={"ENCRYPTION_KEYS": value}),
-        pytest.raises(WebhooksConfigurationError, match="ENCRYPTION_KEYS"),
+        pytest.raises(WebhooksConfigurationError, match="ENCRYPTION_KEYS") as info,
     ):
         encrypt_secret(SECRET)
+    assert str(info.value) == encryption_keys_problem(value)
+    assert "a single string" not in str(info.value)  # key material is never echoed
+
+
+def test_valid_encryption_keys():
+    assert encryption_keys_problem([]) is None
+    assert encryption_keys_problem(["new", b"old"]) is None
+    assert encryption_keys_problem((Fernet.generate_key(),)) is None

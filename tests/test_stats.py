@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from django_webhooks import stats
+from django_webhooks.delivery import health
 from django_webhooks.models import DeliveryAttempt
 from django_webhooks.stats import (
     LATENCY_BOUNDS_MS,
@@ -16,6 +17,7 @@ from django_webhooks.stats import (
     hourly_outcomes,
     latency_chart_svg,
     outcomes_chart_svg,
+    percentile,
     top_failing_subscriptions,
     window_summary,
 )
@@ -59,6 +61,17 @@ def test_percentile_interpolates_inside_the_bucket():
     mixed = histogram(le5=90, le1500=10)
     assert histogram_percentile(mixed, 0.5) < 5
     assert 1000 < histogram_percentile(mixed, 0.95) <= 1500
+
+
+def test_percentile_of_samples_interpolates_between_ranks_as_percentile_cont():
+    assert percentile([10, 20, 30, 40, 100], 0.5) == 30.0
+    assert percentile([10, 20, 30, 40, 100], 0.95) == pytest.approx(40 + (100 - 40) * 0.8)
+    assert percentile([7], 0.99) == 7.0
+    assert percentile([], 0.5) is None
+
+
+def test_health_figures_use_these_percentiles():
+    assert health.percentile is percentile and health.PercentileCont is stats.PercentileCont
 
 
 def test_percentile_of_nothing_is_none():

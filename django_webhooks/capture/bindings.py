@@ -25,6 +25,7 @@ from django.db import connections, models, router
 from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_save
 
 from ..conf import SETTING_NAME, import_dotted, webhooks_settings
+from ..exceptions import WebhooksConfigurationError
 from ..owners import owner_accessor, owner_path_problem
 from .events import check_change, record_change
 from .payloads import PayloadBuilder, get_payload_builder
@@ -129,20 +130,22 @@ class BindingRegistry:
         model_class = self._resolve_model(model, name)
         changes = frozenset([on] if isinstance(on, str) else on)
         if not changes or not changes <= set(CHANGES):
-            raise ImproperlyConfigured(f"{name}: 'on' must be a non-empty list of {', '.join(CHANGES)}; got {on!r}.")
+            raise WebhooksConfigurationError(
+                f"{name}: 'on' must be a non-empty list of {', '.join(CHANGES)}; got {on!r}."
+            )
         if not isinstance(event_type, str) or not event_type:
-            raise ImproperlyConfigured(f"{name}: 'event_type' must be a non-empty string.")
+            raise WebhooksConfigurationError(f"{name}: 'event_type' must be a non-empty string.")
         watched = None
         if fields is not None:
             if isinstance(fields, str):
                 fields = [fields]
             watched = tuple(self._attname(model_class, field, name) for field in fields)
             if "update" not in changes:
-                raise ImproperlyConfigured(f"{name}: 'fields' only applies to 'update' bindings.")
+                raise WebhooksConfigurationError(f"{name}: 'fields' only applies to 'update' bindings.")
         if isinstance(owner, str):
             problem = owner_path_problem(model_class, owner)
             if problem:
-                raise ImproperlyConfigured(f"{name}: owner path {owner!r} cannot give an owner: {problem}.")
+                raise WebhooksConfigurationError(f"{name}: owner path {owner!r} cannot give an owner: {problem}.")
         return Binding(
             model=model_class,
             on=changes,
@@ -167,43 +170,50 @@ class BindingRegistry:
         for binding in self._from_settings:
             self.unregister(binding)
         self._from_settings = []
-        declared = webhooks_settings.BINDINGS
-        if not isinstance(declared, list | tuple):
-            raise ImproperlyConfigured(f"{SETTING_NAME}['BINDINGS'] must be a list of dicts.")
-        for index, spec in enumerate(declared):
+        for index, spec in enumerate(_declared_bindings()):
             self._from_settings.append(self._attach(self._build_declared(index, spec)))
         return list(self._from_settings)
 
     def _build_declared(self, index: int, spec: Any) -> Binding:
         """The binding ``BINDINGS[index]`` declares; raises ``ImproperlyConfigured`` naming the entry."""
-        where = f"{SETTING_NAME}['BINDINGS'][{index}]"
+        where = _where(index)
         if not isinstance(spec, dict):
-            raise ImproperlyConfigured(f"{where} must be a dict, not {type(spec).__name__}.")
+            raise WebhooksConfigurationError(f"{where} must be a dict, not {type(spec).__name__}.")
         unknown = set(spec) - BINDING_KEYS
         if unknown:
-            raise ImproperlyConfigured(
+            raise WebhooksConfigurationError(
                 f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
                 f"valid keys are {', '.join(sorted(BINDING_KEYS))}."
             )
         missing = {"model", "on", "event_type"} - set(spec)
         if missing:
-            raise ImproperlyConfigured(f"{where}: missing {', '.join(sorted(missing))}.")
+            raise WebhooksConfigurationError(f"{where}: missing {', '.join(sorted(missing))}.")
         try:
             return self.build(**spec)
         except ImproperlyConfigured as exc:
-            raise ImproperlyConfigured(f"{where}: {exc}") from exc
+            raise WebhooksConfigurationError(f"{where}: {exc}") from exc
 
     def check_declared(self) -> list[str]:
-        """Every problem of ``BINDINGS``, one message per entry, registering nothing (check E011)."""
-        declared = webhooks_settings.BINDINGS
-        if not isinstance(declared, list | tuple):
-            return [f"{SETTING_NAME}['BINDINGS'] must be a list of dicts."]
+        """Every problem of ``BINDINGS``, registering nothing (check E011): the messages
+        :meth:`load_from_settings` would raise, one per entry, and the entries whose event type
+        ``EVENT_TYPES`` does not declare (the checks cannot read the catalog table)."""
+        try:
+            declared = _declared_bindings()
+        except ImproperlyConfigured as exc:
+            return [str(exc)]
+        event_types = webhooks_settings.EVENT_TYPES
+        known = event_types if isinstance(event_types, dict) else {}
         problems = []
         for index, spec in enumerate(declared):
             try:
                 self._build_declared(index, spec)
             except ImproperlyConfigured as exc:
                 problems.append(str(exc))
+            event_type = spec.get("event_type") if isinstance(spec, dict) else None
+            if isinstance(spec, dict) and not (isinstance(event_type, str) and event_type in known):
+                problems.append(
+                    f"{_where(index)}: event type {event_type!r} is not declared in {SETTING_NAME}['EVENT_TYPES']."
+                )
         return problems
 
     # --- resolution ------------------------------------------------------------------------
@@ -214,20 +224,20 @@ class BindingRegistry:
             try:
                 return apps.get_model(model)
             except (LookupError, ValueError) as exc:
-                raise ImproperlyConfigured(f"{name}: no model {model!r} ('app_label.ModelName'): {exc}") from exc
+                raise WebhooksConfigurationError(f"{name}: no model {model!r} ('app_label.ModelName'): {exc}") from exc
         if isinstance(model, type) and issubclass(model, models.Model):
             return model
-        raise ImproperlyConfigured(f"{name}: 'model' must be a model class or 'app_label.ModelName'.")
+        raise WebhooksConfigurationError(f"{name}: 'model' must be a model class or 'app_label.ModelName'.")
 
     def _attname(self, model: type[models.Model], field_name: str, name: str) -> str:
         try:
             field = model._meta.get_field(field_name)
         except FieldDoesNotExist as exc:
-            raise ImproperlyConfigured(
+            raise WebhooksConfigurationError(
                 f"{name}: 'fields' names {field_name!r}, not a field of {model._meta.label}."
             ) from exc
-        if not getattr(field, "concrete", False):
-            raise ImproperlyConfigured(f"{name}: 'fields' entry {field_name!r} is not a concrete field.")
+        if not isinstance(field, models.Field) or not field.concrete:
+            raise WebhooksConfigurationError(f"{name}: 'fields' entry {field_name!r} is not a concrete field.")
         self._names[field.attname] = field.name
         return field.attname
 
@@ -238,7 +248,7 @@ class BindingRegistry:
         if isinstance(spec, str):
             spec = import_dotted(spec, f"{name}: {option}")
         if not callable(spec):
-            raise ImproperlyConfigured(f"{name}: {option} must be a callable or a dotted path to one.")
+            raise WebhooksConfigurationError(f"{name}: {option} must be a callable or a dotted path to one.")
         return spec
 
     @staticmethod
@@ -247,7 +257,7 @@ class BindingRegistry:
             return None
         if isinstance(spec, str) or callable(spec):
             return owner_accessor(spec)
-        raise ImproperlyConfigured(f"{name}: owner must be a dotted attribute path or a callable.")
+        raise WebhooksConfigurationError(f"{name}: owner must be a dotted attribute path or a callable.")
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -357,6 +367,18 @@ class BindingRegistry:
         # Django deletes inside a transaction, so these raise before its commit.
         for binding, data, owner_id in instance.__dict__.pop(_PENDING_DELETE, ()):
             record_change(binding.event_type, data, owner_id)
+
+
+def _declared_bindings() -> list[Any] | tuple[Any, ...]:
+    """``BINDINGS``; raises ``WebhooksConfigurationError`` when it is not a list."""
+    declared = webhooks_settings.BINDINGS
+    if not isinstance(declared, list | tuple):
+        raise WebhooksConfigurationError(f"{SETTING_NAME}['BINDINGS'] must be a list of dicts.")
+    return declared
+
+
+def _where(index: int) -> str:
+    return f"{SETTING_NAME}['BINDINGS'][{index}]"
 
 
 #: The process-wide registry; ``DjangoWebhooksConfig.ready()`` loads the settings into it.

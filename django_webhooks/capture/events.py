@@ -1,4 +1,6 @@
-"""Event capture: ``send_event()``, the bulk helper, the event catalog and the outbox handoff.
+"""Event capture: ``send_event()``, the bulk helper and the outbox handoff.
+
+The event types, their schemas and the catalog are :mod:`django_webhooks.catalog`.
 
 An :class:`~django_webhooks.models.Event` row is written in the caller's transaction. Work is handed
 to django-q2 in ``transaction.on_commit``, once per transaction however many events it records, so a
@@ -9,20 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, models, router, transaction
-from django.db.models.signals import post_delete, post_save
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
+from ..catalog import event_type_spec, schema_errors
 from ..conf import webhooks_settings
-from ..delivery.fanout import type_matches
 from ..exceptions import InvalidIdempotencyKey, InvalidPayload, PayloadTooLarge, UnknownEventType
-from ..models import Event, EventType, validate_event_type_pattern
+from ..models import Event
 from ..owners import owner_accessor, owner_key
 from . import outbox
 from .outbox import EventRow
@@ -30,171 +28,8 @@ from .payloads import JSON_ENCODER, get_payload_builder, json_problems, sanitize
 
 logger = logging.getLogger("django_webhooks.capture.events")
 
-#: Seconds other processes may keep using a cached copy of the ``EventType`` table.
-CATALOG_TTL = 10.0
-
-_catalog: dict[str, Any] = {"rows": None, "loaded_at": 0.0, "dirty_in": None}
-_validators: dict[int, tuple[dict, Any]] = {}
-
-
-# --- catalog ---------------------------------------------------------------------------------
-
-
-def _load_rows() -> dict[str, dict]:
-    rows = EventType.objects.values_list("name", "description", "schema", "thin", "archived")
-    return {
-        name: {"description": description, "schema": schema, "thin": thin, "archived": archived}
-        for name, description, schema, thin, archived in rows
-    }
-
-
-def _catalog_rows() -> dict[str, dict]:
-    connection = connections[router.db_for_read(EventType)]
-    if _catalog["dirty_in"] is not None and _catalog["dirty_in"] is connection.run_on_commit:
-        # This transaction changed the catalog: read it fresh and cache nothing uncommitted.
-        return _load_rows()
-    rows = _catalog["rows"]
-    if rows is None or time.monotonic() - _catalog["loaded_at"] > CATALOG_TTL:
-        rows = _catalog["rows"] = _load_rows()
-        _catalog["loaded_at"] = time.monotonic()
-    return rows
-
-
-def invalidate_catalog(**kwargs: Any) -> None:
-    """Drop the cached catalog; connected to ``EventType`` saves and deletes."""
-    _catalog["rows"] = None
-    _catalog["dirty_in"] = None
-    connection = connections[router.db_for_write(EventType)]
-    if connection.in_atomic_block:
-        _catalog["dirty_in"] = connection.run_on_commit
-        transaction.on_commit(invalidate_catalog, using=connection.alias)
-
-
-post_save.connect(invalidate_catalog, sender=EventType, dispatch_uid="django_webhooks.catalog.save")
-post_delete.connect(invalidate_catalog, sender=EventType, dispatch_uid="django_webhooks.catalog.delete")
-
-
-def _merge(declared: dict | None, row: dict | None) -> dict:
-    declared = declared or {}
-    row = row or {}
-    return {
-        "description": row.get("description") or declared.get("description", ""),
-        "schema": row["schema"] if row.get("schema") is not None else declared.get("schema"),
-        "example": declared.get("example"),
-        "thin": bool(row.get("thin") or declared.get("thin")),
-        "archived": bool(row.get("archived")),
-    }
-
-
-def known_event_types() -> dict[str, dict]:
-    """Every event type: ``EVENT_TYPES`` merged with ``EventType`` rows (a row wins).
-
-    Values are dicts with ``description``, ``schema``, ``example``, ``thin`` and ``archived``.
-    """
-    declared = webhooks_settings.EVENT_TYPES
-    rows = _catalog_rows()
-    return {name: _merge(declared.get(name), rows.get(name)) for name in sorted(set(declared) | set(rows))}
-
-
-#: event type -> (the EVENT_TYPES dict and table rows it was merged from, the merged entry):
-#: the capture path looks its type up once per event.
-_specs: dict[str, tuple[dict, dict, dict]] = {}
-
-
-def event_type_spec(event_type: str) -> dict:
-    """The catalog entry for ``event_type``; raises :class:`UnknownEventType` if absent or archived."""
-    types = webhooks_settings.EVENT_TYPES
-    rows = _catalog_rows()
-    cached = _specs.get(event_type)
-    if cached is not None and cached[0] is types and cached[1] is rows and not cached[2]["archived"]:
-        return cached[2]
-    declared = types.get(event_type)
-    row = rows.get(event_type)
-    if row is None and declared is None and rows is _catalog["rows"]:
-        # Perhaps created in another process since we cached the table.
-        _catalog["rows"] = None
-        row = _catalog_rows().get(event_type)
-    if row is None and declared is None:
-        raise UnknownEventType(
-            f"Unknown event type {event_type!r}: declare it in DJANGO_WEBHOOKS['EVENT_TYPES'] "
-            f"or add it to the event catalog (EventType)."
-        )
-    spec = _merge(declared, row)
-    if rows is _catalog["rows"]:
-        _specs[event_type] = (types, rows, spec)
-    if spec["archived"]:
-        raise UnknownEventType(f"Event type {event_type!r} is archived; new events of this type are refused.")
-    return spec
-
 
 # --- validation --------------------------------------------------------------------------------
-
-
-def validate_subscribed_event_types(entries: Iterable[str], *, already: Iterable[str] = ()) -> None:
-    """Refuse subscription entries that are not well-formed catalog names or patterns.
-
-    A name must be in the catalog and not archived, unless it is in ``already`` (the entries
-    the subscription had before: archiving a type keeps existing subscribers); a pattern
-    (``order.*``, ``*``) must match some active type. The admin form and the API use it.
-    Raises :class:`~django.core.exceptions.ValidationError` with one message per bad entry.
-    """
-    catalog = known_event_types()
-    active = [name for name, spec in catalog.items() if not spec["archived"]]
-    already = set(already)
-    errors: list[ValidationError] = []
-    for entry in entries:
-        params = {"name": entry}
-        try:
-            validate_event_type_pattern(entry)
-        except ValidationError as exc:
-            errors.extend(exc.error_list)
-            continue
-        if "*" in entry:
-            if not any(type_matches(entry, name) for name in active):
-                errors.append(
-                    ValidationError(
-                        _("%(name)s matches no event type in the catalog."), code="unmatched_pattern", params=params
-                    )
-                )
-        elif entry not in catalog:
-            errors.append(
-                ValidationError(
-                    _("Unknown event type: %(name)s is not in the event catalog."),
-                    code="unknown_event_type",
-                    params=params,
-                )
-            )
-        elif catalog[entry]["archived"] and entry not in already:
-            errors.append(
-                ValidationError(
-                    _("%(name)s is archived: new subscriptions to it are not allowed."),
-                    code="archived_event_type",
-                    params=params,
-                )
-            )
-    if errors:
-        raise ValidationError(errors)
-
-
-def _validator(schema: dict) -> Any:
-    cached = _validators.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
-    from jsonschema.validators import validator_for
-
-    cls = validator_for(schema)
-    cls.check_schema(schema)
-    validator = cls(schema)
-    _validators[id(schema)] = (schema, validator)
-    return validator
-
-
-def schema_errors(schema: dict | None, data: Any) -> list[str]:
-    """Messages for every way ``data`` breaks ``schema`` (empty when valid or without a schema)."""
-    if not schema:
-        return []
-    errors = sorted(_validator(schema).iter_errors(data), key=lambda error: list(error.absolute_path))
-    return [f"{error.json_path}: {error.message}" for error in errors]
 
 
 def _serialize(event_type: str, data: Any, spec: dict, *, committed: bool = False) -> tuple[str, list[str] | None]:
@@ -247,7 +82,7 @@ def _checked_idempotency_key(key: Any) -> str | None:
     limit = Event._meta.get_field("idempotency_key").max_length
     if not isinstance(key, str) or not key:
         raise InvalidIdempotencyKey(f"An idempotency key is a non-empty string, not {key!r}.")
-    if len(key) > limit:
+    if limit is not None and len(key) > limit:
         raise InvalidIdempotencyKey(
             f"Idempotency key {key[:20]!r}... is {len(key)} characters; at most {limit} are stored."
         )

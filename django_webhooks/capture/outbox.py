@@ -9,10 +9,12 @@ commit, once per transaction. Nothing is held in memory and no thread is started
 from __future__ import annotations
 
 import json
+import weakref
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..delivery import handoff
 from ..models import Event
@@ -57,7 +59,8 @@ def _returns_ids(using: str, count: int) -> bool:
 
 def _build_statement(using: str, count: int) -> str:
     quote = connections[using].ops.quote_name
-    columns = ", ".join(quote(Event._meta.get_field(name).column) for name in _COLUMNS)
+    column_of = {field.name: field.column for field in Event._meta.concrete_fields}
+    columns = ", ".join(quote(column_of[name]) for name in _COLUMNS)
     row = "(%s, %s, %s, %s, %s, %s, '')"  # body stays empty until fan-out fixes it
     returning = f" RETURNING {quote(Event._meta.pk.column)}" if _returns_ids(using, count) else ""
     return f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}{returning}"  # noqa: S608 (quoted model names only)
@@ -105,6 +108,10 @@ def insert_rows(using: str, rows: list[EventRow]) -> list[int | None]:
     return pks
 
 
+#: connection -> its ``run_on_commit`` list when :func:`schedule_processing` registered a handoff in it.
+_scheduled_in: weakref.WeakKeyDictionary[BaseDatabaseWrapper, list[Any]] = weakref.WeakKeyDictionary()
+
+
 def schedule_processing(using: str) -> None:
     """Hand the events over when the current transaction on ``using`` commits.
 
@@ -115,10 +122,10 @@ def schedule_processing(using: str) -> None:
     """
     connection = connections[using]
     if connection.in_atomic_block:
-        if getattr(connection, "_webhooks_scheduled_in", None) is connection.run_on_commit:
+        if _scheduled_in.get(connection) is connection.run_on_commit:
             return
         transaction.on_commit(handoff.request_processing, using=using)
-        connection._webhooks_scheduled_in = connection.run_on_commit
+        _scheduled_in[connection] = connection.run_on_commit
     else:
         handoff.request_processing()
 

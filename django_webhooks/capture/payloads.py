@@ -10,12 +10,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models.fields.files import FieldFile
 from django.utils.functional import Promise
+from rest_framework.serializers import BaseSerializer
 
 from ..conf import import_dotted
+from ..exceptions import WebhooksConfigurationError
 
 #: A payload builder: ``(instance) -> dict``.
 PayloadBuilder = Callable[[models.Model], dict]
@@ -108,14 +109,12 @@ def get_payload_builder(spec: Any, *, context: str = "payload") -> PayloadBuilde
     if isinstance(spec, str):
         spec = import_dotted(spec, f"{context}: payload")
     if isinstance(spec, type):
-        from rest_framework.serializers import BaseSerializer
-
         if issubclass(spec, BaseSerializer):
             return serializer_payload(spec)
-        raise ImproperlyConfigured(f"{context}: payload class {spec.__qualname__} is not a DRF serializer.")
+        raise WebhooksConfigurationError(f"{context}: payload class {spec.__qualname__} is not a DRF serializer.")
     if callable(spec):
         return spec
-    raise ImproperlyConfigured(
+    raise WebhooksConfigurationError(
         f"{context}: payload must be a callable, a serializer class or a dotted path, not {spec!r}."
     )
 

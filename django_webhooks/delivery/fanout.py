@@ -19,25 +19,15 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ..catalog import thin_types, type_matches
 from ..conf import webhooks_settings
-from ..models import Delivery, Event, EventType, Subscription
+from ..models import Delivery, Event, Subscription
 
 logger = logging.getLogger("django_webhooks.delivery.fanout")
 
 EVENT_FIELDS = ("id", "event_type", "payload", "owner_id", "schema_errors", "body", "created_at", "fanned_out_at")
 SUBSCRIPTION_FIELDS = ("id", "owner_id", "event_types", "filters")
 _NOT_FOUND = object()
-
-
-def type_matches(pattern: str, event_type: str) -> bool:
-    """``*`` matches every type; otherwise a ``*`` segment matches exactly one segment (``order.*``)."""
-    if pattern == "*" or pattern == event_type:
-        return True
-    if "*" not in pattern:
-        return False
-    wanted = pattern.split(".")
-    actual = event_type.split(".")
-    return len(wanted) == len(actual) and all(w == "*" or w == a for w, a in zip(wanted, actual, strict=True))
 
 
 def _lookup(data: Any, path: str) -> Any:
@@ -99,20 +89,6 @@ class SubscriptionIndex:
         return list(matched)
 
 
-def _type_is_thin(event_type: str) -> bool:
-    declared = webhooks_settings.EVENT_TYPES.get(event_type) or {}
-    row = EventType.objects.filter(name=event_type).values_list("thin", flat=True).first()
-    return bool(row or declared.get("thin"))
-
-
-def _thin_types(event_types: Iterable[str]) -> set[str]:
-    names = set(event_types)
-    declared = webhooks_settings.EVENT_TYPES
-    thin = {name for name in names if (declared.get(name) or {}).get("thin")}
-    thin.update(EventType.objects.filter(name__in=names, thin=True).values_list("name", flat=True))
-    return thin
-
-
 def envelope_data(event: Event, thin: bool) -> Any:
     """The ``data`` member of the body: the payload, or ``{"id", "type", "url"}`` for thin types."""
     if not thin:
@@ -132,7 +108,7 @@ def build_body(event: Event, *, thin: bool | None = None) -> str:
     if event.body:
         return event.body
     if thin is None:
-        thin = _type_is_thin(event.event_type)
+        thin = event.event_type in thin_types([event.event_type])
     timestamp = event.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     envelope = {"type": event.event_type, "timestamp": timestamp, "data": envelope_data(event, thin)}
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
@@ -147,8 +123,9 @@ def matching_subscriptions(event: Event) -> list[Subscription]:
 
 def _fan_out_events(events: list[Event], using: str) -> list[Delivery]:
     now = timezone.now()
-    deliverable = []
+    deliverable: list[Event] = []
     for event in events:
+        event.fanned_out_at = now
         if event.schema_errors:
             logger.warning(
                 "Event %s (%s) not sent: its data failed the schema: %s",
@@ -158,18 +135,16 @@ def _fan_out_events(events: list[Event], using: str) -> list[Delivery]:
             )
         else:
             deliverable.append(event)
-    index = SubscriptionIndex.load({event.owner_id for event in deliverable}, using=using) if deliverable else None
-    thin = _thin_types(event.event_type for event in deliverable) if deliverable else set()
-    deliveries = []
-    for event in events:
-        event.fanned_out_at = now
-        if event.schema_errors:
-            continue
-        event.body = build_body(event, thin=event.event_type in thin)
-        deliveries.extend(
-            Delivery(event_id=event.pk, subscription_id=sub_id, created_at=now, next_attempt_at=now)
-            for sub_id in index.match(event)
-        )
+    deliveries: list[Delivery] = []
+    if deliverable:
+        index = SubscriptionIndex.load({event.owner_id for event in deliverable}, using=using)
+        thin = thin_types(event.event_type for event in deliverable)
+        for event in deliverable:
+            event.body = build_body(event, thin=event.event_type in thin)
+            deliveries.extend(
+                Delivery(event_id=event.pk, subscription_id=sub_id, created_at=now, next_attempt_at=now)
+                for sub_id in index.match(event)
+            )
     Event.objects.using(using).bulk_update(events, ["body", "fanned_out_at"], batch_size=500)
     if deliveries:
         Delivery.objects.using(using).bulk_create(deliveries, batch_size=1000, ignore_conflicts=True)

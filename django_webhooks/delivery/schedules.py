@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
+from django.db import DatabaseError
+
+from ..conf import webhooks_settings
+
 #: name -> (task path, schedule type, minutes for MINUTES schedules)
 SCHEDULES = {
     "django_webhooks.sweep": ("django_webhooks.tasks.sweep", "I", 1),
@@ -16,12 +21,11 @@ SCHEDULES = {
 
 def ensure_schedules(using: str = "default", **kwargs: Any) -> list[str]:
     """Create the sweep (every minute) and prune (daily) schedules if missing; return those created."""
-    from django.db import DatabaseError
+    # Not at the top: importing django-q2's models needs "django_q" in INSTALLED_APPS, and this
+    # module is loaded (by the app config) whether it is or not (check W008).
     from django_q.models import Schedule
 
-    from ..conf import webhooks_settings
-
-    created = []
+    created: list[str] = []
     for name, (func, schedule_type, minutes) in SCHEDULES.items():
         defaults: dict[str, Any] = {"func": func, "schedule_type": schedule_type, "repeats": -1}
         if minutes:
@@ -39,7 +43,5 @@ def ensure_schedules(using: str = "default", **kwargs: Any) -> list[str]:
 
 def on_post_migrate(sender: Any, using: str = "default", **kwargs: Any) -> None:
     """``post_migrate`` receiver for our app config (connected with ``sender``)."""
-    from django.apps import apps
-
     if apps.is_installed("django_q"):
         ensure_schedules(using=using)

@@ -52,8 +52,9 @@ _SIX_TO_FOUR_16 = int(ipaddress.IPv6Address("2002::")) >> 112  # RFC 3056
 _LOW_32_BITS = 0xFFFFFFFF
 
 _IP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
-_HOST_LABEL_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
-_INET_ATON_PART_RE = re.compile(r"^(0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*)$")
+_HOST_LABEL_RE = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?", re.IGNORECASE)
+_INET_ATON_PART_RE = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+ALLOWED_TARGETS_SETTING = f'{SETTING_NAME}["ALLOWED_TARGETS"]'
 
 
 class _ParsedTarget(NamedTuple):
@@ -144,7 +145,7 @@ def ip_literal(host: str) -> IPAddress | None:
         except ValueError:
             return None
     parts = host.split(".")
-    if not 1 <= len(parts) <= 4 or not all(_INET_ATON_PART_RE.match(part) for part in parts):
+    if not 1 <= len(parts) <= 4 or not all(_INET_ATON_PART_RE.fullmatch(part) for part in parts):
         return None
     values = [_inet_aton_number(part) for part in parts]
     *leading, last = values
@@ -174,9 +175,16 @@ def _ascii_host_name(host: str) -> str:
         ascii_host = host.encode("idna").decode("ascii").lower().rstrip(".")
     except UnicodeError:
         raise BlockedTarget(f"{host!r} is not a valid host name.", error_class=INVALID_TARGET)
-    if len(ascii_host) > 253 or not all(_HOST_LABEL_RE.match(label) for label in ascii_host.split(".")):
+    if not is_host_name(ascii_host):
         raise BlockedTarget(f"{host!r} is not a valid host name.", error_class=INVALID_TARGET)
     return ascii_host
+
+
+def is_host_name(name: str) -> bool:
+    """Whether ``name`` (ASCII, without a trailing dot) is a DNS host name: at most 253 characters
+    of dot-separated labels of letters, digits, ``_`` and inner ``-`` (the rule for target URLs
+    and for the names of ``ALLOWED_TARGETS``)."""
+    return len(name) <= 253 and all(_HOST_LABEL_RE.fullmatch(label) for label in name.split("."))
 
 
 def _is_localhost_name(host: str) -> bool:
@@ -248,27 +256,54 @@ def _host_allow_listed(host: str) -> bool:
     return False
 
 
+def _is_network_entry(entry: str) -> bool:
+    """Whether an ``ALLOWED_TARGETS`` entry is meant as a network (a CIDR or an address), not a name."""
+    return "/" in entry or ":" in entry or entry.replace(".", "").isdigit() or ip_literal(entry) is not None
+
+
+def _allowed_name(entry: str) -> str:
+    """An ``ALLOWED_TARGETS`` host name entry as compared with target hosts (``*.`` kept)."""
+    return entry.lower().rstrip(".")
+
+
+def allowed_target_problems(entries: Any) -> list[str]:
+    """What is wrong with an ``ALLOWED_TARGETS`` value, one message per bad entry (empty when valid).
+
+    Entries are CIDRs or addresses (``10.1.0.0/16``, ``fd00::/8``, ``192.168.1.7``; no host bits
+    set) and host names (``hooks.internal``, ``*.corp.example``). The system check E013 reports
+    these messages; :func:`resolve_target` raises ``WebhooksConfigurationError`` with them.
+    """
+    if not isinstance(entries, list | tuple):
+        return [f"{ALLOWED_TARGETS_SETTING} must be a list of CIDRs and host names, not {type(entries).__name__}."]
+    problems = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            problems.append(f"{ALLOWED_TARGETS_SETTING} entry {entry!r} is not a string.")
+        elif _is_network_entry(entry):
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError as exc:
+                problems.append(f"{ALLOWED_TARGETS_SETTING} entry {entry!r} is not a valid network: {exc}.")
+        elif not is_host_name(_allowed_name(entry).removeprefix("*.")):
+            problems.append(f"{ALLOWED_TARGETS_SETTING} entry {entry!r} is not a valid host name.")
+    return problems
+
+
 def _allowed_targets() -> tuple[tuple[IPNetwork, ...], tuple[str, ...]]:
     entries = webhooks_settings.ALLOWED_TARGETS
     if not isinstance(entries, list | tuple) or not all(isinstance(entry, str) for entry in entries):
-        raise WebhooksConfigurationError(f"{SETTING_NAME}['ALLOWED_TARGETS'] must be a list of strings.")
+        raise WebhooksConfigurationError(" ".join(allowed_target_problems(entries)))
     return _parse_allowed_targets(tuple(entries))
 
 
 @functools.lru_cache(maxsize=16)
 def _parse_allowed_targets(entries: tuple[str, ...]) -> tuple[tuple[IPNetwork, ...], tuple[str, ...]]:
-    networks: list[IPNetwork] = []
-    names: list[str] = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            if "/" in entry or ip_literal(entry) is not None:
-                raise WebhooksConfigurationError(
-                    f"{SETTING_NAME}['ALLOWED_TARGETS'] entry {entry!r} is not a valid CIDR."
-                )
-            names.append(entry.lower().rstrip("."))
-    return tuple(networks), tuple(names)
+    problems = allowed_target_problems(entries)
+    if problems:
+        raise WebhooksConfigurationError(" ".join(problems))
+    networks = tuple(ipaddress.ip_network(entry) for entry in entries if _is_network_entry(entry))
+    names = tuple(_allowed_name(entry) for entry in entries if not _is_network_entry(entry))
+    return networks, names
 
 
 # -- resolution ----------------------------------------------------------------------------------

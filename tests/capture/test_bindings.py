@@ -9,7 +9,7 @@ from django_webhooks.capture.bindings import BindingRegistry, registry
 from django_webhooks.exceptions import InvalidOwner, InvalidPayload
 from django_webhooks.models import Event
 from django_webhooks.owners import owner_accessor
-from example_project.shop.models import Customer, Order
+from tests.models import Customer, Order
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
@@ -134,7 +134,7 @@ def test_condition_decides_per_change(catalog, local_registry, customer):
 
 def test_custom_payload_and_callable_owner(catalog, local_registry, customer):
     local_registry.register(
-        "shop.Customer",
+        "testapp.Customer",
         on="create",
         event_type="customer.changed",
         payload=lambda instance: {"name": instance.name},
@@ -162,22 +162,25 @@ def test_unregister_stops_events(catalog, local_registry, customer):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"model": "shop.Nope", "on": ["create"], "event_type": "x.y"}, r"BINDINGS'\]\[0\].*no model 'shop.Nope'"),
-        ({"model": "shop.Order", "on": ["save"], "event_type": "x.y"}, "'on' must be"),
         (
-            {"model": "shop.Order", "on": ["update"], "event_type": "x.y", "fields": ["nope"]},
-            "not a field of shop.Order",
+            {"model": "testapp.Nope", "on": ["create"], "event_type": "x.y"},
+            r"BINDINGS'\]\[0\].*no model 'testapp.Nope'",
+        ),
+        ({"model": "testapp.Order", "on": ["save"], "event_type": "x.y"}, "'on' must be"),
+        (
+            {"model": "testapp.Order", "on": ["update"], "event_type": "x.y", "fields": ["nope"]},
+            "not a field of testapp.Order",
         ),
         (
-            {"model": "shop.Order", "on": ["create"], "event_type": "x.y", "fields": ["status"]},
+            {"model": "testapp.Order", "on": ["create"], "event_type": "x.y", "fields": ["status"]},
             "only applies to 'update'",
         ),
-        ({"model": "shop.Order", "on": ["create"], "event_type": "x.y", "condition": "no.such.func"}, "condition"),
-        ({"model": "shop.Order", "on": ["create"], "event_type": "x.y", "colour": "red"}, "unknown key"),
-        ({"model": "shop.Order", "event_type": "x.y"}, "missing on"),
+        ({"model": "testapp.Order", "on": ["create"], "event_type": "x.y", "condition": "no.such.func"}, "condition"),
+        ({"model": "testapp.Order", "on": ["create"], "event_type": "x.y", "colour": "red"}, "unknown key"),
+        ({"model": "testapp.Order", "event_type": "x.y"}, "missing on"),
         (
-            {"model": "shop.Order", "on": ["create"], "event_type": "x.y", "owner": "customer"},
-            "owner path 'customer' cannot give an owner: it leads to shop.Customer, not to auth.User",
+            {"model": "testapp.Order", "on": ["create"], "event_type": "x.y", "owner": "customer"},
+            "owner path 'customer' cannot give an owner: it leads to testapp.Customer, not to auth.User",
         ),
     ],
 )

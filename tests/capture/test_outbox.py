@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_webhooks import send_event
 from django_webhooks.capture import outbox
 from django_webhooks.models import Event, Subscription
-from example_project.shop.models import Order
+from tests.models import Order
 from tests.qcluster import database_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,7 +166,7 @@ import sys, time
 import django
 django.setup()
 from django.contrib.auth.models import User
-from example_project.shop.models import Customer, Order
+from tests.models import Customer, Order
 
 customer = Customer.objects.create(user=User.objects.create(username="killed"), name="K")
 for number in range(int(sys.argv[1])):
@@ -219,7 +219,7 @@ django.setup()
 from django.db import connection, connections
 from django.contrib.auth.models import User
 from django_webhooks import send_event
-from example_project.shop.models import Customer, Order
+from tests.models import Customer, Order
 
 forks, savers = int(sys.argv[1]), 3
 customer = Customer.objects.create(user=User.objects.create(username="forker"), name="F")

@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from django_webhooks.capture.payloads import get_payload_builder, json_default, json_problems, model_payload
 from django_webhooks.models import Subscription, SubscriptionSecret
-from example_project.shop.models import Order
+from tests.models import Order
 
 
 class OrderSerializer(serializers.ModelSerializer):
@@ -81,7 +81,7 @@ def test_model_payload_file_field_gives_name_and_url():
         document = models.FileField(upload_to="docs/")
 
         class Meta:
-            app_label = "shop"
+            app_label = "testapp"
             managed = False
 
     with_file = Attachment(id=1)

@@ -14,7 +14,6 @@ from django_webhooks.delivery.fanout import (
     fan_out_pending,
     filters_match,
     matching_subscriptions,
-    type_matches,
 )
 from django_webhooks.models import Delivery, Event, EventType, Subscription
 
@@ -48,17 +47,6 @@ def other_than_inserts(captured):
             .endswith(('"django_webhooks_delivery" ', '"django_webhooks_event"'))
         )
     ]
-
-
-def test_type_patterns():
-    assert type_matches("*", "order.created")
-    assert type_matches("order.*", "order.created")
-    assert type_matches("order.created", "order.created")
-    assert type_matches("*.created", "invoice.created")
-    assert not type_matches("order.*", "invoice.created")
-    assert not type_matches("order.*", "order.item.added")
-    assert not type_matches("order.created", "order.updated")
-    assert not type_matches("order", "order.created")
 
 
 def test_filters_follow_dotted_paths():

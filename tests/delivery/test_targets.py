@@ -16,7 +16,9 @@ from rest_framework import serializers
 from django_webhooks.delivery import special_addresses
 from django_webhooks.delivery.targets import (
     ResolvedTarget,
+    allowed_target_problems,
     blocked_address_reason,
+    is_host_name,
     loggable_url,
     resolve_target,
     target_validator,
@@ -384,6 +386,44 @@ def test_allowed_targets_host_name_may_resolve_anywhere(strict):
 def test_malformed_allowed_targets_name_the_setting(strict, entries):
     with webhooks(ALLOWED_TARGETS=entries), pytest.raises(WebhooksConfigurationError, match="ALLOWED_TARGETS"):
         validate_target_url("http://10.0.0.1/")
+
+
+def test_allowed_targets_problems_one_per_bad_entry():
+    assert allowed_target_problems(["10.1.0.0/16", "fd00::/8", "192.168.1.7", "hooks.internal", "*.corp.example"]) == []
+    problems = allowed_target_problems(["10.1.2.3/16", "hooks internal", 10, "ok.example", "0x7f.1"])
+    assert len(problems) == 4
+    assert "'10.1.2.3/16' is not a valid network: 10.1.2.3/16 has host bits set" in problems[0]
+    assert "'hooks internal' is not a valid host name" in problems[1]
+    assert "10 is not a string" in problems[2]
+    assert "'0x7f.1' is not a valid network" in problems[3]
+    assert allowed_target_problems("10.0.0.0/8") == [
+        'DJANGO_WEBHOOKS["ALLOWED_TARGETS"] must be a list of CIDRs and host names, not str.'
+    ]
+
+
+def test_a_cidr_with_host_bits_is_refused_at_run_time_too(strict):
+    with webhooks(ALLOWED_TARGETS=["10.1.2.3/16"]), pytest.raises(WebhooksConfigurationError) as info:
+        validate_target_url("http://10.1.2.3/")
+    assert str(info.value) == allowed_target_problems(["10.1.2.3/16"])[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("hooks.example.com", True),
+        ("HOOKS.example.com", True),
+        ("_dmarc.example.com", True),
+        ("a" * 63 + ".com", True),
+        ("a" * 64 + ".com", False),
+        (".".join(["a" * 9] * 26), False),  # 259 characters
+        ("hooks..example", False),
+        ("-hooks.example", False),
+        ("hooks.example\n", False),
+        ("", False),
+    ],
+)
+def test_host_names(name, valid):
+    assert is_host_name(name) is valid
 
 
 def test_target_validator_turns_refusals_into_validation_errors(strict):

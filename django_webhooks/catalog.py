@@ -1,0 +1,323 @@
+"""The event catalog: event type names and patterns, what a pattern selects, and the catalog entries.
+
+Users name event types in settings (``EVENT_TYPES``, ``BINDINGS``), in ``send_event()`` and in
+their subscriptions; every rule about those names lives here:
+
+* syntax: :func:`validate_event_type_name` (``order.created``: dot-separated words of letters,
+  digits and ``_``) and :func:`validate_event_type_pattern` (a name, ``order.*`` or ``*``);
+* matching: :func:`type_matches` (``*`` alone matches every type, a ``*`` segment exactly one
+  segment) and :func:`patterns_matching` (the subscription entries that select a name);
+* entries: ``EVENT_TYPES`` merged with ``EventType`` rows (a row wins), the table cached per
+  process for :data:`CATALOG_TTL` seconds: :func:`known_event_types`, :func:`event_type_spec`
+  (refuses unknown and archived types), :func:`validate_subscribed_event_types` and
+  :func:`validate_active_event_type` (the admin form's and the API's rules), :func:`thin_types`;
+* JSON Schemas: :func:`json_schema_problem`, the one rule the system checks (E010), the admin
+  form and ``send_event()`` apply, and :func:`schema_errors`.
+
+:mod:`django_webhooks.models` imports the name validators from here (its field validators and
+migrations name them), so this module reaches the ``EventType`` model through the app registry.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Iterable
+from itertools import product
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db import connections, router, transaction
+from django.db.models.signals import post_delete, post_save
+from django.utils.translation import gettext_lazy as _
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+
+from .conf import webhooks_settings
+from .exceptions import UnknownEventType, WebhooksConfigurationError
+
+# --- names and patterns ----------------------------------------------------------------------
+
+#: An event type name. ``\Z``, not ``$``: ``$`` also matches before a trailing newline.
+EVENT_TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\Z")
+#: A subscription entry: a name, ``*``, or a name some of whose segments after the first are ``*``.
+EVENT_TYPE_PATTERN_RE = re.compile(r"^(\*|[A-Za-z0-9_]+(\.([A-Za-z0-9_]+|\*))*)\Z")
+WILDCARD = "*"
+#: Keys an ``EVENT_TYPES`` entry may have.
+SPEC_KEYS = ("description", "schema", "example", "thin")
+#: Names with more segments get only the one-``*`` patterns from :func:`patterns_matching`.
+MAX_PATTERN_SEGMENTS = 6
+
+
+def validate_event_type_name(value: Any) -> None:
+    """Refuse ``value`` unless it is an event type name (``order.created``); raises ``ValidationError``."""
+    if not isinstance(value, str) or not EVENT_TYPE_NAME_RE.match(value):
+        raise ValidationError(
+            _("%(value)r is not a valid event type: use dot-separated words of letters, digits and _ (order.created)."),
+            code="invalid_event_type",
+            params={"value": value},
+        )
+
+
+def validate_event_type_pattern(value: Any) -> None:
+    """Refuse ``value`` unless it is a name or a pattern (``order.*``, ``*``); raises ``ValidationError``."""
+    if not isinstance(value, str) or not EVENT_TYPE_PATTERN_RE.match(value):
+        raise ValidationError(
+            _("%(value)r is not a valid event type or pattern (order.created, order.*, *)."),
+            code="invalid_event_type_pattern",
+            params={"value": value},
+        )
+
+
+def is_pattern(entry: str) -> bool:
+    """Whether a subscription entry is a pattern (has a ``*``) rather than a name."""
+    return WILDCARD in entry
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """``*`` matches every type; otherwise a ``*`` segment matches exactly one segment (``order.*``)."""
+    if pattern in (WILDCARD, event_type):
+        return True
+    if WILDCARD not in pattern:
+        return False
+    wanted = pattern.split(".")
+    actual = event_type.split(".")
+    return len(wanted) == len(actual) and all(w in (WILDCARD, a) for w, a in zip(wanted, actual, strict=True))
+
+
+def patterns_matching(name: str) -> list[str]:
+    """The valid subscription entries that select ``name``, sorted: ``*``, ``name`` and its patterns.
+
+    Each segment after the first may be ``*`` (``order.*``, ``order.*.added``); for a name of more
+    than :data:`MAX_PATTERN_SEGMENTS` segments, only one segment at a time.
+    """
+    first, *rest = name.split(".")
+    if len(rest) < MAX_PATTERN_SEGMENTS:
+        choices = [(word, WILDCARD) for word in rest]
+        patterns = {".".join((first, *chosen)) for chosen in product(*choices)}
+    else:
+        patterns = {".".join((first, *rest[:index], WILDCARD, *rest[index + 1 :])) for index in range(len(rest))}
+    return sorted(patterns | {WILDCARD, name})
+
+
+# --- JSON Schemas ------------------------------------------------------------------------------
+
+
+def json_schema_problem(schema: Any) -> str | None:
+    """Why ``schema`` is not a valid JSON Schema, or None when it is.
+
+    The system checks (E010), the event type admin form and ``send_event()`` give this message.
+    """
+    if not isinstance(schema, dict | bool):
+        return "Not a valid JSON Schema: a schema is an object, such as {'type': 'object', 'required': ['id']}."
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        return f"Not a valid JSON Schema: {exc.message}"
+    except Exception as exc:  # e.g. an unhashable or unknown "$schema"
+        return f"Not a valid JSON Schema: {exc}"
+    return None
+
+
+#: id(schema) -> (the schema, its validator): catalog entries keep their schema objects.
+_validators: dict[int, tuple[Any, Any]] = {}
+
+
+def schema_validator(schema: Any) -> Any:
+    """A jsonschema validator for ``schema`` (cached); raises ``WebhooksConfigurationError`` when invalid."""
+    cached = _validators.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    problem = json_schema_problem(schema)
+    if problem:
+        raise WebhooksConfigurationError(problem)
+    validator = validator_for(schema)(schema)
+    _validators[id(schema)] = (schema, validator)
+    return validator
+
+
+def schema_errors(schema: Any, data: Any) -> list[str]:
+    """Messages (``$.path: message``) for every way ``data`` breaks ``schema``; empty when valid or without one."""
+    if not schema:
+        return []
+    errors = sorted(schema_validator(schema).iter_errors(data), key=lambda error: list(error.absolute_path))
+    return [f"{error.json_path}: {error.message}" for error in errors]
+
+
+# --- catalog entries ---------------------------------------------------------------------------
+
+#: Seconds other processes may keep using a cached copy of the ``EventType`` table.
+CATALOG_TTL = 10.0
+
+_catalog: dict[str, Any] = {"rows": None, "loaded_at": 0.0, "dirty_in": None}
+
+
+@functools.cache
+def _event_type_model() -> Any:
+    return apps.get_model("django_webhooks", "EventType")
+
+
+def _load_rows() -> dict[str, dict[str, Any]]:
+    rows = _event_type_model().objects.values_list("name", "description", "schema", "thin", "archived")
+    return {
+        name: {"description": description, "schema": schema, "thin": thin, "archived": archived}
+        for name, description, schema, thin, archived in rows
+    }
+
+
+def _catalog_rows() -> dict[str, dict[str, Any]]:
+    connection = connections[router.db_for_read(_event_type_model())]
+    if _catalog["dirty_in"] is not None and _catalog["dirty_in"] is connection.run_on_commit:
+        # This transaction changed the catalog: read it fresh and cache nothing uncommitted.
+        return _load_rows()
+    rows = _catalog["rows"]
+    if rows is None or time.monotonic() - _catalog["loaded_at"] > CATALOG_TTL:
+        rows = _catalog["rows"] = _load_rows()
+        _catalog["loaded_at"] = time.monotonic()
+    return rows
+
+
+def invalidate_catalog(**kwargs: Any) -> None:
+    """Drop the cached catalog; connected to ``EventType`` saves and deletes."""
+    _catalog["rows"] = None
+    _catalog["dirty_in"] = None
+    connection = connections[router.db_for_write(_event_type_model())]
+    if connection.in_atomic_block:
+        _catalog["dirty_in"] = connection.run_on_commit
+        transaction.on_commit(invalidate_catalog, using=connection.alias)
+
+
+post_save.connect(invalidate_catalog, sender="django_webhooks.EventType", dispatch_uid="django_webhooks.catalog.save")
+post_delete.connect(
+    invalidate_catalog, sender="django_webhooks.EventType", dispatch_uid="django_webhooks.catalog.delete"
+)
+
+
+def _merge(declared: dict[str, Any] | None, row: dict[str, Any] | None) -> dict[str, Any]:
+    """One entry from its ``EVENT_TYPES`` declaration and its ``EventType`` row: the row wins, and a
+    type is thin when either says so."""
+    declared = declared or {}
+    row = row or {}
+    return {
+        "description": row.get("description") or declared.get("description", ""),
+        "schema": row["schema"] if row.get("schema") is not None else declared.get("schema"),
+        "example": declared.get("example"),
+        "thin": bool(row.get("thin") or declared.get("thin")),
+        "archived": bool(row.get("archived")),
+    }
+
+
+def known_event_types() -> dict[str, dict[str, Any]]:
+    """Every event type: ``EVENT_TYPES`` merged with ``EventType`` rows (a row wins), sorted by name.
+
+    Values are dicts with ``description``, ``schema``, ``example``, ``thin`` and ``archived``.
+    """
+    declared = webhooks_settings.EVENT_TYPES
+    rows = _catalog_rows()
+    return {name: _merge(declared.get(name), rows.get(name)) for name in sorted(set(declared) | set(rows))}
+
+
+#: event type -> (the EVENT_TYPES dict and table rows it was merged from, the merged entry):
+#: the capture path looks its type up once per event.
+_specs: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+
+
+def event_type_spec(event_type: str) -> dict[str, Any]:
+    """The catalog entry for ``event_type``; raises :class:`UnknownEventType` if absent or archived."""
+    types = webhooks_settings.EVENT_TYPES
+    rows = _catalog_rows()
+    cached = _specs.get(event_type)
+    if cached is not None and cached[0] is types and cached[1] is rows and not cached[2]["archived"]:
+        return cached[2]
+    declared = types.get(event_type)
+    row = rows.get(event_type)
+    if row is None and declared is None and rows is _catalog["rows"]:
+        # Perhaps created in another process since we cached the table.
+        _catalog["rows"] = None
+        row = _catalog_rows().get(event_type)
+    if row is None and declared is None:
+        raise UnknownEventType(
+            f"Unknown event type {event_type!r}: declare it in DJANGO_WEBHOOKS['EVENT_TYPES'] "
+            f"or add it to the event catalog (EventType)."
+        )
+    spec = _merge(declared, row)
+    if rows is _catalog["rows"]:
+        _specs[event_type] = (types, rows, spec)
+    if spec["archived"]:
+        raise UnknownEventType(f"Event type {event_type!r} is archived; new events of this type are refused.")
+    return spec
+
+
+def thin_types(event_types: Iterable[str]) -> set[str]:
+    """Those of ``event_types`` whose events are sent thin (``{"id", "type", "url"}``), read fresh
+    from the table (one query): declared thin in ``EVENT_TYPES`` or by their ``EventType`` row."""
+    names = set(event_types)
+    declared = webhooks_settings.EVENT_TYPES
+    thin = {name for name in names if (declared.get(name) or {}).get("thin")}
+    thin.update(_event_type_model().objects.filter(name__in=names, thin=True).values_list("name", flat=True))
+    return thin
+
+
+# --- what customers may choose -----------------------------------------------------------------
+
+
+def _name_error(name: str, catalog: dict[str, dict[str, Any]], already: set[str]) -> ValidationError | None:
+    params = {"name": name}
+    if name not in catalog:
+        return ValidationError(
+            _("Unknown event type: %(name)s is not in the event catalog."), code="unknown_event_type", params=params
+        )
+    if catalog[name]["archived"] and name not in already:
+        return ValidationError(
+            _("%(name)s is archived: it takes no new subscriptions or events."),
+            code="archived_event_type",
+            params=params,
+        )
+    return None
+
+
+def validate_active_event_type(name: str) -> dict[str, Any]:
+    """The catalog entry of ``name``, which must be a known, not archived type (the API's test
+    event); raises ``ValidationError`` otherwise."""
+    catalog = known_event_types()
+    error = _name_error(name, catalog, set())
+    if error is not None:
+        raise error
+    return catalog[name]
+
+
+def validate_subscribed_event_types(entries: Iterable[str], *, already: Iterable[str] = ()) -> None:
+    """Refuse subscription entries that are not well-formed catalog names or patterns.
+
+    A name must be in the catalog and not archived, unless it is in ``already`` (the entries
+    the subscription had before: archiving a type keeps existing subscribers); a pattern
+    (``order.*``, ``*``) must match some active type. The admin form and the API use it.
+    Raises :class:`~django.core.exceptions.ValidationError` with one message per bad entry.
+    """
+    catalog = known_event_types()
+    active = [name for name, spec in catalog.items() if not spec["archived"]]
+    kept = set(already)
+    errors: list[ValidationError] = []
+    for entry in entries:
+        try:
+            validate_event_type_pattern(entry)
+        except ValidationError as exc:
+            errors.extend(exc.error_list)
+            continue
+        if is_pattern(entry):
+            if not any(type_matches(entry, name) for name in active):
+                errors.append(
+                    ValidationError(
+                        _("%(name)s matches no event type in the catalog."),
+                        code="unmatched_pattern",
+                        params={"name": entry},
+                    )
+                )
+            continue
+        error = _name_error(entry, catalog, kept)
+        if error is not None:
+            errors.append(error)
+    if errors:
+        raise ValidationError(errors)
