@@ -11,19 +11,10 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 from .conf import webhooks_settings
+from .delivery.transport import TransportResult
 from .models import Delivery, DeliveryStatus, ErrorClass
-
-#: Error classes that say the receiver was never asked (or never answered): worth another try.
-RETRYABLE_ERRORS = frozenset(
-    {ErrorClass.TIMEOUT, ErrorClass.CONNECTION, ErrorClass.DNS, ErrorClass.TLS, ErrorClass.INTERNAL}
-)
-#: Error classes that no amount of waiting fixes: the target itself is refused.
-FINAL_ERRORS = frozenset({ErrorClass.BLOCKED_TARGET, ErrorClass.INVALID_TARGET, ErrorClass.REDIRECT})
-#: 4xx statuses that mean "not now" rather than "never".
-RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -50,13 +41,15 @@ class BaseRetryPolicy:
     """Decides what follows an attempt. Subclass it and point ``RETRY_POLICY`` at the subclass.
 
     Override :meth:`decide`. It receives the delivery (``delivery.attempts`` already counts the
-    attempt being judged), the transport's ``TransportResult`` (``status``, ``headers``,
-    ``body``, ``duration_ms``, ``error_class``, ``error_message``) and the current time, and
-    returns a :class:`RetryDecision`. It must not touch the database: the engine applies the
-    decision. Policies are instantiated once per batch, with no arguments.
+    attempt being judged), the transport's
+    :class:`~django_webhooks.delivery.transport.TransportResult` (``status``, ``headers``,
+    ``body``, ``duration_ms``, ``error_class``, ``error_message``, and what they mean:
+    ``succeeded``, ``retryable``, ``refused``, ``gone``) and the current time, and returns a
+    :class:`RetryDecision`. It must not touch the database: the engine applies the decision.
+    Policies are instantiated once per batch, with no arguments.
     """
 
-    def decide(self, delivery: Delivery, result: Any, now: datetime) -> RetryDecision:
+    def decide(self, delivery: Delivery, result: TransportResult, now: datetime) -> RetryDecision:
         raise NotImplementedError("Retry policies must implement decide(delivery, result, now).")
 
 
@@ -70,24 +63,20 @@ class DefaultRetryPolicy(BaseRetryPolicy):
     at once. When the schedule is spent the delivery is ``exhausted``.
     """
 
-    def decide(self, delivery: Delivery, result: Any, now: datetime) -> RetryDecision:
-        status = getattr(result, "status", None)
-        error_class = getattr(result, "error_class", "") or ""
-        if not error_class and status is not None and 200 <= status < 300:
-            return RetryDecision(DeliveryStatus.SUCCEEDED, reason=f"HTTP {status}")
-        if error_class in FINAL_ERRORS or (status is not None and 300 <= status < 400):
-            return RetryDecision(DeliveryStatus.FAILED, reason=self.describe(result))
-        if status == 410:
+    def decide(self, delivery: Delivery, result: TransportResult, now: datetime) -> RetryDecision:
+        if result.succeeded:
+            return RetryDecision(DeliveryStatus.SUCCEEDED, reason=f"HTTP {result.status}")
+        if result.retryable:
+            return self.retry(delivery, result, now)
+        if result.gone:
             return RetryDecision(
                 DeliveryStatus.FAILED,
                 disable_subscription=True,
                 reason="The endpoint answered 410 Gone.",
             )
-        if status is not None and 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES:
-            return RetryDecision(DeliveryStatus.FAILED, reason=self.describe(result))
-        return self.retry(delivery, result, now)
+        return RetryDecision(DeliveryStatus.FAILED, reason=self.describe(result))
 
-    def retry(self, delivery: Delivery, result: Any, now: datetime) -> RetryDecision:
+    def retry(self, delivery: Delivery, result: TransportResult, now: datetime) -> RetryDecision:
         """Schedule the next attempt, or give up when the schedule is spent."""
         schedule = list(webhooks_settings.RETRY_SCHEDULE)
         step = delivery.attempts - 1
@@ -103,21 +92,21 @@ class DefaultRetryPolicy(BaseRetryPolicy):
             reason=self.describe(result),
         )
 
-    def delay(self, scheduled: float, result: Any, now: datetime) -> float:
+    def delay(self, scheduled: float, result: TransportResult, now: datetime) -> float:
         """Seconds to wait: the jittered scheduled wait, or a longer ``Retry-After`` within bounds."""
         jitter = float(webhooks_settings.RETRY_JITTER)
         wait = scheduled * random.uniform(1 - jitter, 1 + jitter)
-        asked = retry_after_seconds(getattr(result, "headers", None) or {}, now)
+        asked = retry_after_seconds(result.headers or {}, now)
         if asked is not None:
             ceiling = max(2 * scheduled, float(webhooks_settings.MAX_RETRY_AFTER))
             wait = max(wait, min(asked, ceiling))
         return max(wait, 0.0)
 
     @staticmethod
-    def describe(result: Any) -> str:
-        status = getattr(result, "status", None)
-        message = getattr(result, "error_message", "") or ""
-        error_class = getattr(result, "error_class", "") or ""
+    def describe(result: TransportResult) -> str:
+        status = result.status
+        message = result.error_message or ""
+        error_class = result.error_class or ""
         if error_class and error_class != ErrorClass.HTTP_STATUS:
             return f"{error_class}: {message}".strip(": ")
         return f"HTTP {status}" if status is not None else (message or "no response")

@@ -30,20 +30,23 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
-def secret_key(secret: Secret) -> bytes:
-    """The HMAC key of ``secret``.
+def decode_secret(secret: str) -> bytes:
+    """The key bytes of a ``whsec_...`` secret: standard base64 after an optional ``whsec_`` prefix.
 
-    Like the reference libraries: a ``str`` is base64-decoded after stripping an optional
-    ``whsec_`` prefix (missing padding is tolerated); ``bytes`` are the key itself.
+    Missing padding is tolerated, like the reference libraries. Raises ``ValueError`` for
+    anything that is not base64. The one parser of secrets: signing, verifying and
+    :func:`~django_webhooks.secret_store.validate_secret` use it.
     """
-    if isinstance(secret, bytes):
-        key = secret
-    else:
-        encoded = secret.removeprefix(SECRET_PREFIX)
-        try:
-            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("Webhook signing secret is not valid base64 (expected 'whsec_' + base64).") from None
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("Webhook signing secret is not valid base64 (expected 'whsec_' + base64).") from None
+
+
+def secret_key(secret: Secret) -> bytes:
+    """The HMAC key of ``secret``: a ``str`` is decoded (:func:`decode_secret`), ``bytes`` are the key itself."""
+    key = secret if isinstance(secret, bytes) else decode_secret(secret)
     if not key:
         raise ValueError("Webhook signing secret may not be empty.")
     return key

@@ -140,6 +140,34 @@ def test_get_retry_policy_uses_the_setting():
         assert get_retry_policy().decide(Delivery(attempts=1), TransportResult(status=500), NOW).reason == "no"
 
 
+class AlsoRetryNotFound(DefaultRetryPolicy):
+    """The documented extension point: a subclass reading what the result means."""
+
+    def decide(self, delivery, result, now):
+        if result.status == 404:
+            return self.retry(delivery, result, now)
+        return super().decide(delivery, result, now)
+
+
+def test_a_subclass_can_reuse_the_default_rules():
+    policy = AlsoRetryNotFound()
+    not_found = TransportResult(status=404, error_class=ErrorClass.HTTP_STATUS)
+    assert not not_found.retryable
+    assert policy.decide(Delivery(attempts=1), not_found, NOW).status == DeliveryStatus.PENDING
+    gone = TransportResult(status=410, error_class=ErrorClass.HTTP_STATUS)
+    assert policy.decide(Delivery(attempts=1), gone, NOW).disable_subscription
+
+
+@pytest.mark.parametrize("status", [None, 200, 302, 404, 408, 410, 429, 500])
+@pytest.mark.parametrize("error_class", ["", ErrorClass.HTTP_STATUS, ErrorClass.TIMEOUT, ErrorClass.BLOCKED_TARGET])
+def test_the_default_policy_retries_exactly_what_the_result_calls_retryable(status, error_class):
+    result = TransportResult(status=status, error_class=error_class)
+    decision = DefaultRetryPolicy().decide(Delivery(attempts=1), result, NOW)
+    assert decision.will_retry == result.retryable
+    assert (decision.status == DeliveryStatus.SUCCEEDED) == result.succeeded
+    assert decision.disable_subscription == result.gone
+
+
 def test_base_policy_must_be_overridden():
     with pytest.raises(NotImplementedError):
         BaseRetryPolicy().decide(Delivery(attempts=1), TransportResult(status=500), NOW)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from django_webhooks import receiving, send_event, testing
+from django_webhooks.delivery import operations
 from django_webhooks.models import Delivery
 from django_webhooks.secret_store import signing_secrets
-from example_project.shop.models import Order
+from tests.models import Order
 
 pytestmark = pytest.mark.django_db  # a plain transactional test, as a user's suite has
 
@@ -43,3 +44,13 @@ def test_drain_sends_real_http_to_a_local_receiver(make_subscription, receiver):
     assert testing.drain() == 1
     (request,) = receiver.requests
     assert b'"id":7' in request.body
+
+
+def test_capture_records_a_test_event_too(make_subscription):
+    subscription = make_subscription("https://hooks.example.com/orders")
+    with testing.capture_webhooks(status=204) as sent:
+        attempt = operations.send_test_event(subscription, data={"ping": True})
+    (webhook,) = sent
+    assert (webhook.event_type, webhook.data) == ("webhook.test", {"ping": True})
+    assert webhook.webhook_id == attempt.delivery.message_id
+    assert attempt.succeeded and attempt.response_status == 204

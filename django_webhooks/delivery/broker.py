@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..conf import webhooks_settings
 from .claiming import due_count
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django_q.brokers import Broker
 
 logger = logging.getLogger("django_webhooks.delivery.broker")
 
 PROCESS_EVENTS_TASK = "django_webhooks.tasks.process_events"
 DELIVER_DUE_TASK = "django_webhooks.tasks.deliver_due"
 
-_brokers: dict[str | None, Any] = {}
+_brokers: dict[str | None, Broker] = {}
 
 
-def _request_safe_orm_broker(list_key: str | None) -> Any:
+def _request_safe_orm_broker(list_key: str | None) -> Broker:
     """django-q2's ORM broker, minus the ``close_old_connections()`` it runs before every enqueue.
 
     That call is meant for worker threads; in a request under autocommit it closes the user's
@@ -34,13 +38,13 @@ def _request_safe_orm_broker(list_key: str | None) -> Any:
 
     class RequestSafeORM(ORM):
         @staticmethod
-        def get_connection(list_key: str | None = None) -> Any:
+        def get_connection(list_key: str | None = None) -> QuerySet[OrmQ]:
             return OrmQ.objects.using(Conf.ORM)
 
     return RequestSafeORM(list_key=list_key)
 
 
-def get_broker() -> Any:
+def get_broker() -> Broker:
     """The django-q2 broker for the ``QUEUE`` cluster, created once per process.
 
     The Redis client's connection pool notices a fork and opens new connections in the child;

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 from django.db import connection, transaction
 from django.db.models import Case, Count, Exists, F, IntegerField, Min, OuterRef, Q, Subquery, Value, When
@@ -39,6 +39,9 @@ from django.utils import timezone
 
 from ..conf import webhooks_settings
 from ..models import Delivery, DeliveryStatus, Subscription
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 #: Candidate subscriptions read per claim beyond the lanes wanted (some may turn out full).
 EXTRA_CANDIDATES = 8
@@ -60,10 +63,27 @@ class Lane:
     request_started: float | None = field(default=None, compare=False)
     #: Set when a renewal found the lease taken over: the lane sends nothing more.
     lost: bool = field(default=False, compare=False)
+    #: Leased at an operator's request (:func:`lease_lane`, a test event), not claimed: it goes
+    #: out even while its subscription is disabled.
+    manual: bool = False
 
 
 def default_max_in_flight() -> int:
     return int(webhooks_settings.MAX_IN_FLIGHT_PER_SUBSCRIPTION)
+
+
+def in_flight_cap() -> Case:
+    """A subscription's cap on lanes (concurrent requests), as an SQL expression over its row.
+
+    One for an ordered subscription, else its ``max_in_flight``, else
+    ``MAX_IN_FLIGHT_PER_SUBSCRIPTION``. The claim annotates each candidate with it
+    (``Subscription.cap``) and counts lanes against that value both in SQL and after locking.
+    """
+    return Case(
+        When(ordered=True, then=Value(1)),
+        default=Coalesce(F("max_in_flight"), Value(default_max_in_flight())),
+        output_field=IntegerField(),
+    )
 
 
 def lane_size(subscription: Subscription, slow: Collection[int] = ()) -> int:
@@ -96,7 +116,18 @@ def lanes_in_use(subscription_ids: Collection[int], now: datetime | None = None)
     return {row["subscription_id"]: row["n"] for row in rows}
 
 
-def _candidates(now: datetime, limit: int, exclude: Collection[int], exclude_failing: bool) -> list[Subscription]:
+class _CandidateFields(TypedDict):
+    #: When its oldest pending delivery is due.
+    due_at: datetime
+    #: Its live lanes, as counted by the query.
+    lanes: int
+    #: :func:`in_flight_cap`.
+    cap: int
+
+
+def _candidates(
+    now: datetime, limit: int, exclude: Collection[int], exclude_failing: bool
+) -> list[WithAnnotations[Subscription, _CandidateFields]]:
     """Enabled subscriptions with due work and a free lane, oldest due first, locked on PostgreSQL."""
     oldest_due = (
         Delivery.objects.filter(subscription=OuterRef("pk"), status=DeliveryStatus.PENDING)
@@ -117,11 +148,7 @@ def _candidates(now: datetime, limit: int, exclude: Collection[int], exclude_fai
         .annotate(
             due_at=Subquery(oldest_due),
             lanes=Coalesce(Subquery(in_use, output_field=IntegerField()), 0),
-            cap=Case(
-                When(ordered=True, then=Value(1)),
-                default=Coalesce(F("max_in_flight"), Value(default_max_in_flight())),
-                output_field=IntegerField(),
-            ),
+            cap=in_flight_cap(),
         )
         .filter(due_at__lte=now, lanes__lt=F("cap"))
         .order_by("due_at", "id")
@@ -196,8 +223,9 @@ def claim_lanes(
         for subscription in candidates:
             if len(planned) >= max_lanes or budget <= 0:
                 break
-            cap = 1 if subscription.ordered else (subscription.max_in_flight or default_max_in_flight())
-            if in_use.get(subscription.pk, 0) >= cap:
+            # Counted again now that the rows are locked: the candidates' own count may predate a
+            # claim another worker committed meanwhile.
+            if in_use.get(subscription.pk, 0) >= subscription.cap:
                 continue
             size = min(lane_size(subscription, slow), budget)
             ids = _due_rows(subscription, now, size, heads.get(subscription.pk) if subscription.ordered else None)
@@ -210,8 +238,30 @@ def claim_lanes(
             planned.append((subscription, token, ids))
             budget -= len(ids)
             if subscription.rate_limit:
-                _pace(subscription, len(ids), now)
+                _pace(subscription, subscription.rate_limit, len(ids), now)
     return _load_lanes(planned, lease, claimed_at, slow)
+
+
+def lease_lane(subscription: Subscription, deliveries: Collection[Delivery]) -> Lane:
+    """Lease ``deliveries`` of ``subscription`` as one lane now, whatever its cap, circuit or pace.
+
+    For deliveries an operator asked for (a test event): call it in the transaction that creates
+    them, so that no worker claims them first, then send the lane with
+    :func:`~django_webhooks.delivery.lanes.deliver_lane`. Nobody renews this lease: the lane is
+    sent at once.
+    """
+    now = timezone.now()
+    lease = now + timedelta(seconds=float(webhooks_settings.LEASE_SECONDS))
+    token = uuid.uuid4().hex
+    Delivery.objects.filter(id__in=[d.pk for d in deliveries]).update(
+        status=DeliveryStatus.IN_FLIGHT, lease_expires_at=lease, lease_token=token
+    )
+    for delivery in deliveries:
+        delivery.subscription = subscription
+        delivery.status = DeliveryStatus.IN_FLIGHT
+        delivery.lease_expires_at = lease
+        delivery.lease_token = token
+    return Lane(token, subscription, list(deliveries), lease, time.monotonic(), manual=True)
 
 
 def extend_lane(lane: Lane) -> Lane | None:
@@ -261,10 +311,10 @@ def extend_lane(lane: Lane) -> Lane | None:
     return Lane(lane.token, subscription, deliveries, lease, claimed_at) if deliveries else None
 
 
-def _pace(subscription: Subscription, count: int, now: datetime) -> None:
+def _pace(subscription: Subscription, rate_limit: int, count: int, now: datetime) -> None:
     """Push a rate-limited subscription's ``next_send_at`` past the deliveries just claimed."""
     start = max(now, subscription.next_send_at or now)
-    subscription.next_send_at = start + timedelta(seconds=count / float(subscription.rate_limit))
+    subscription.next_send_at = start + timedelta(seconds=count / float(rate_limit))
     Subscription.objects.filter(pk=subscription.pk).update(next_send_at=subscription.next_send_at)
 
 

@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from django.db.models import OuterRef, Subquery
 
@@ -36,7 +35,8 @@ class Endpoint:
 
     subscription_id: int
     url: str
-    headers: dict[str, Any]
+    #: The subscription's custom headers (:func:`~django_webhooks.delivery.headers.request_headers` merges them).
+    headers: dict[str, object]
     enabled: bool
     keys: SigningKeys
     #: ``time.monotonic()`` when the oldest query this copy comes from started.
@@ -91,11 +91,6 @@ class Endpoints:
                 if known is None or known.read_at <= endpoint.read_at:
                     self._current[endpoint.subscription_id] = endpoint
             self._changed.notify_all()
-
-    def get(self, subscription_id: int) -> Endpoint:
-        """The latest copy, however old (for a caller that just loaded it)."""
-        with self._changed:
-            return self._current[subscription_id]
 
     def current(self, subscription_id: int, until: float) -> Endpoint | None:
         """A copy read less than ``PROPAGATION_SECONDS`` ago, waiting for one until ``until``

@@ -22,7 +22,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, router
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_q.conf import Conf
 
@@ -54,7 +54,7 @@ def _queue() -> str:
     return webhooks_settings.QUEUE or "default"
 
 
-def _rows():
+def _rows() -> QuerySet[Handoff]:
     return Handoff.objects.using(router.db_for_write(Handoff))
 
 

@@ -28,12 +28,10 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import (
-    Aggregate,
     Case,
     Count,
     F,
     FilteredRelation,
-    FloatField,
     OuterRef,
     Q,
     Subquery,
@@ -43,12 +41,15 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Mod, RowNumber
 from django.db.models.lookups import Exact
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import signals
 from ..conf import webhooks_settings
 from ..models import DeliveryAttempt, Subscription
 from ..owners import get_owner
+from ..stats import PercentileCont, percentile
 from .targets import loggable_url
 
 logger = logging.getLogger("django_webhooks.delivery.health")
@@ -141,12 +142,13 @@ def _record_failure(subscription: Subscription, now: datetime) -> None:
     )
     subscription.refresh_from_db(fields=[*HEALTH_FIELDS, "enabled"])
     threshold = _threshold()
-    if threshold and subscription.consecutive_failures % threshold == 0 and subscription.circuit_is_open(now):
+    open_until = subscription.circuit_open_until
+    if threshold and subscription.consecutive_failures % threshold == 0 and open_until and open_until > now:
         logger.warning(
             "Circuit of subscription %s (%s) opened until %s after %d consecutive failures.",
             subscription.pk,
             loggable_url(subscription.url),
-            subscription.circuit_open_until.isoformat(),
+            open_until.isoformat(),
             subscription.consecutive_failures,
         )
     period = _auto_disable_after()
@@ -180,7 +182,7 @@ def _circuit_open_until_after_failure(now: datetime) -> Case | F:
         cooldown = timedelta(seconds=base * 2 ** (opening - 1))
         whens.append(When(consecutive_failures=opening * threshold - 1, then=Value(now + cooldown)))
         opening += 1
-    reaches_multiple = Exact(Mod(F("consecutive_failures") + 1, Value(threshold)), 0)
+    reaches_multiple: Exact[int] = Exact(Mod(F("consecutive_failures") + 1, Value(threshold)), 0)
     whens.append(
         When(
             Q(consecutive_failures__gte=opening * threshold - 1) & Q(reaches_multiple),
@@ -257,19 +259,11 @@ def notify_owner_of_disable(subscription: Subscription, reason: str) -> bool:
     address = getattr(owner, "email", "") if owner is not None else ""
     if not address:
         return False
-    body = (
-        f"Your webhook endpoint {subscription.url} (subscription {subscription.pk}) has been disabled.\n"
-        f"\n"
-        f"Reason: {reason}\n"
-        f"\n"
-        f"Nothing is lost: events for this endpoint are kept and will be delivered once it is\n"
-        f"enabled again. Make sure the endpoint answers with a 2xx status, then re-enable the\n"
-        f"subscription where you manage your webhooks (or through the API's enable action).\n"
-    )
+    context = {"subscription": subscription, "reason": reason}
     try:
         send_mail(
-            subject=f"Webhook endpoint disabled: {subscription.url}",
-            message=body,
+            subject=gettext("Webhook endpoint disabled: %(url)s") % {"url": subscription.url},
+            message=render_to_string("django_webhooks/email/subscription_disabled.txt", context),
             from_email=getattr(settings, "DEFAULT_FROM_EMAIL", None),
             recipient_list=[address],
         )
@@ -280,17 +274,6 @@ def notify_owner_of_disable(subscription: Subscription, reason: str) -> bool:
 
 
 # -- health figures --------------------------------------------------------------------------
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        super().__init__(expression, fraction=float(fraction), **extra)
 
 
 def subscription_health(subscription: Subscription, now: datetime | None = None) -> dict[str, Any]:
@@ -310,7 +293,8 @@ def health_for(subscriptions: Iterable[Subscription], now: datetime | None = Non
     The number of queries does not depend on how many subscriptions are asked for: one on
     PostgreSQL, where ``percentile_cont`` computes the percentiles; two elsewhere, the second
     reading at most :data:`LATENCY_SAMPLE_LIMIT` newest durations per subscription (a window
-    function) and interpolating the same way ``percentile_cont`` does.
+    function) and interpolating the same way ``percentile_cont`` does (both are
+    :mod:`django_webhooks.stats`' percentiles).
     """
     now = now or timezone.now()
     since = now - HEALTH_WINDOW
@@ -332,7 +316,8 @@ def health_for(subscriptions: Iterable[Subscription], now: datetime | None = Non
         Subscription.objects.filter(pk__in=ids)
         .annotate(
             recent=FilteredRelation(
-                "attempts", condition=Q(attempts__created_at__gte=since, attempts__created_at__lte=now)
+                "delivery_attempts",
+                condition=Q(delivery_attempts__created_at__gte=since, delivery_attempts__created_at__lte=now),
             )
         )
         .values("pk", *HEALTH_FIELDS)
@@ -346,8 +331,8 @@ def health_for(subscriptions: Iterable[Subscription], now: datetime | None = Non
         pk = row["pk"]
         if not on_postgres:
             samples = sorted(durations.get(pk, ()))
-            row["p50_ms"] = _percentile(samples, 0.5)
-            row["p95_ms"] = _percentile(samples, 0.95)
+            row["p50_ms"] = percentile(samples, 0.5)
+            row["p95_ms"] = percentile(samples, 0.95)
         result[pk] = _health_from_row(row, now)
     return result
 
@@ -366,18 +351,9 @@ def _recent_durations(ids: list[int], since: datetime, now: datetime) -> dict[in
     )
     durations: dict[int, list[int]] = defaultdict(list)
     for subscription_id, duration_ms in samples:
-        durations[subscription_id].append(duration_ms)
+        if duration_ms is not None:  # excluded by the query; the column is nullable
+            durations[subscription_id].append(duration_ms)
     return durations
-
-
-def _percentile(sorted_values: list[int], fraction: float) -> float | None:
-    """Linear interpolation between closest ranks, as PostgreSQL's ``percentile_cont``."""
-    if not sorted_values:
-        return None
-    position = fraction * (len(sorted_values) - 1)
-    lower = int(position)
-    upper = min(lower + 1, len(sorted_values) - 1)
-    return float(sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * (position - lower))
 
 
 def _health_from_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -17,17 +17,16 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sized
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from queue import Empty, SimpleQueue
-from typing import Any, Protocol
+from typing import Protocol
 
 from django.utils import timezone
 
 from ..conf import webhooks_settings
 from ..models import Delivery, DeliveryAttempt, ErrorClass
-from ..retry import RETRYABLE_CLIENT_STATUSES, RETRYABLE_ERRORS
 from ..signing import webhook_headers
 from .claiming import (
     Lane,
@@ -41,17 +40,17 @@ from .claiming import (
     renew_leases,
 )
 from .endpoints import REFRESH_SECONDS, Endpoint, Endpoints
+from .headers import request_headers
 from .outcomes import Sent, record
-from .transport import TransportResult, get_transport, request_headers
+from .transport import TransportResult, get_transport
 
 logger = logging.getLogger("django_webhooks.delivery")
 
 __all__ = [
     "Poller",
     "Sent",
-    "claim_due",
-    "deliver",
     "deliver_due",
+    "deliver_lane",
     "due_count",
     "release_expired_leases",
 ]
@@ -88,17 +87,6 @@ SHARE_LANES_SECONDS = 2.0
 CLAIM_POLL_SECONDS = 0.25
 
 
-def claim_due(limit: int | None = None) -> list[Delivery]:
-    """Lease up to ``limit`` due deliveries to this worker and return them (lanes, flattened).
-
-    At most one lane per subscription is taken; see :func:`~django_webhooks.delivery.claiming.claim_lanes`
-    for what is skipped. Safe with any number of concurrent workers.
-    """
-    limit = int(limit or webhooks_settings.CLAIM_BATCH_SIZE)
-    lanes = claim_lanes(limit, max_deliveries=limit)
-    return [delivery for lane in lanes for delivery in lane.deliveries]
-
-
 def _send(delivery: Delivery, endpoint: Endpoint) -> Sent:
     """Sign and send one delivery (runs in a sender thread; no database access)."""
     body = delivery.event.body.encode("utf-8")
@@ -112,7 +100,7 @@ def _send(delivery: Delivery, endpoint: Endpoint) -> Sent:
     except Exception as exc:
         logger.exception("Sending delivery %s failed unexpectedly", delivery.pk)
         result = TransportResult(error_class=ErrorClass.INTERNAL, error_message=f"{type(exc).__name__}: {exc}"[:500])
-    return Sent(headers, result, started, endpoint.url)
+    return Sent(delivery, result, started, headers, endpoint.url)
 
 
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None
@@ -131,30 +119,6 @@ def _sender_pool() -> ThreadPoolExecutor:
         return _pool[2]
 
 
-def deliver(deliveries: Iterable[Delivery]) -> list[DeliveryAttempt]:
-    """Send claimed deliveries concurrently, record one attempt each and apply the retry policy.
-
-    The subscriptions' URL, headers and secrets are read here, right before sending.
-    """
-    deliveries = list(deliveries)
-    if not deliveries:
-        return []
-    endpoints = Endpoints()
-    endpoints.load({d.subscription_id: d.subscription for d in deliveries}.values(), time.monotonic())
-    pool = _sender_pool()
-    outcomes = list(pool.map(lambda d: _send(d, endpoints.get(d.subscription_id)), deliveries))
-    return record(list(zip(deliveries, outcomes, strict=True)))
-
-
-def endpoint_unwell(result: Any) -> bool:
-    """The answer says the endpoint is in trouble (timeout, connection error, 5xx, 408, 429):
-    a lane stops there rather than send it more."""
-    status = getattr(result, "status", None)
-    if result.error_class in RETRYABLE_ERRORS:
-        return True
-    return status is not None and (status >= 500 or status in RETRYABLE_CLIENT_STATUSES)
-
-
 def _lease_stop_at(lane: Lane) -> float:
     """Monotonic time after which the lane starts no request: its lease has not been renewed
     for too long (read again before each request: renewals move it)."""
@@ -163,34 +127,36 @@ def _lease_stop_at(lane: Lane) -> float:
     return lane.claimed_at + LEASE_STOP_FRACTION * float(webhooks_settings.LEASE_SECONDS)
 
 
-def send_lane(lane: Lane, endpoints: Endpoints, stop_at: float) -> list[tuple[Delivery, Sent]]:
+def send_lane(lane: Lane, endpoints: Endpoints, stop_at: float) -> list[Sent]:
     """Send a lane's deliveries one after another (runs in a sender thread; no database access).
 
     Each request uses the subscription as :class:`~django_webhooks.delivery.endpoints.Endpoints` last
-    read it (waiting for a fresh enough copy). Stops early after an answer that says the
-    endpoint is unwell, once the subscription is disabled, once ``stop_at`` (the task's budget)
-    has passed, or when the lease is no longer being renewed; the first delivery is sent
-    unless the lease itself is already too old (a lane that waited for a thread too long).
+    read it (waiting for a fresh enough copy). Stops early after a retryable failure (the
+    endpoint is in trouble: :attr:`TransportResult.retryable
+    <django_webhooks.delivery.transport.TransportResult.retryable>`), once the subscription is
+    disabled (unless the lane is ``manual``), once ``stop_at`` (the task's budget) has passed,
+    or when the lease is no longer being renewed; the first delivery is sent unless the lease
+    itself is already too old (a lane that waited for a thread too long).
     """
-    sent: list[tuple[Delivery, Sent]] = []
+    sent: list[Sent] = []
     for delivery in lane.deliveries:
         lease_stop_at = _lease_stop_at(lane)
         until = min(lease_stop_at, stop_at) if sent else lease_stop_at
         if time.monotonic() >= until:
             break
         endpoint = endpoints.current(lane.subscription.pk, until)
-        if endpoint is None or not endpoint.enabled:
+        if endpoint is None or not (endpoint.enabled or lane.manual):
             break
         lane.request_started = time.monotonic()
         outcome = _send(delivery, endpoint)
         lane.request_started = None
-        sent.append((delivery, outcome))
-        if endpoint_unwell(outcome.result):
+        sent.append(outcome)
+        if outcome.result.retryable:
             break
     return sent
 
 
-def finish_lane(lane: Lane, sent: list[tuple[Delivery, Sent]]) -> list[DeliveryAttempt]:
+def finish_lane(lane: Lane, sent: list[Sent]) -> list[DeliveryAttempt]:
     """Record a lane's attempts and hand what it did not send back to ``pending`` at once."""
     attempts = record(sent)
     unsent = lane.deliveries[len(sent) :]
@@ -200,6 +166,20 @@ def finish_lane(lane: Lane, sent: list[tuple[Delivery, Sent]]) -> list[DeliveryA
             "Lane of subscription %s stopped early; %d delivery(ies) back to pending.", lane.subscription.pk, released
         )
     return attempts
+
+
+def deliver_lane(lane: Lane) -> list[DeliveryAttempt]:
+    """Send ``lane`` now in the calling thread and record it; return its attempts.
+
+    For a lane an operator asked for (:func:`~django_webhooks.delivery.claiming.lease_lane`, a
+    test event), sent the way :func:`deliver_due` sends every lane it claims: the subscription's
+    URL, headers and secrets read now, :func:`send_lane` (signing, the transport's SSRF guard)
+    and :func:`finish_lane` (attempts, retry policy, health, signals).
+    """
+    endpoints = Endpoints()
+    endpoints.load([lane.subscription], time.monotonic())
+    stop_at = time.monotonic() + float(webhooks_settings.TASK_TIME_BUDGET)
+    return finish_lane(lane, send_lane(lane, endpoints, stop_at))
 
 
 class _SlowEndpoints:
@@ -214,9 +194,9 @@ class _SlowEndpoints:
             del self.until[sid]
         return set(self.until)
 
-    def observe(self, lane: Lane, sent: list[tuple[Delivery, Sent]]) -> None:
-        slowest = max(((outcome.result.duration_ms or 0) for _, outcome in sent), default=0) / 1000
-        if slowest >= SLOW_REQUEST_SECONDS or any(o.result.error_class == ErrorClass.TIMEOUT for _, o in sent):
+    def observe(self, lane: Lane, sent: list[Sent]) -> None:
+        slowest = max(((outcome.result.duration_ms or 0) for outcome in sent), default=0) / 1000
+        if slowest >= SLOW_REQUEST_SECONDS or any(o.result.error_class == ErrorClass.TIMEOUT for o in sent):
             self.until[lane.subscription.pk] = time.monotonic() + SLOW_MEMORY_SECONDS
         else:
             self.until.pop(lane.subscription.pk, None)
@@ -234,7 +214,9 @@ class _LaneRunner:
     recorded, whose leases the task renews.
     """
 
-    def __init__(self, lane: Lane, endpoints: Endpoints, task_deadline: float, completions: SimpleQueue) -> None:
+    def __init__(
+        self, lane: Lane, endpoints: Endpoints, task_deadline: float, completions: SimpleQueue[_Completion]
+    ) -> None:
         self.lane = lane
         self.endpoints = endpoints
         self.task_deadline = task_deadline
@@ -281,9 +263,9 @@ class _LaneRunner:
                 if len(sent) < len(batch.deliveries):
                     with self.lock:
                         self.stopped = True
-                self.completions.put((self, batch, sent))
+                self.completions.put((self, (batch, sent)))
         finally:
-            self.completions.put((self, None, None))
+            self.completions.put((self, None))
 
     def suspect(self, now: float) -> bool:
         current = self.current
@@ -291,7 +273,11 @@ class _LaneRunner:
         return self.lane.suspect or (started is not None and now - started >= SLOW_REQUEST_SECONDS)
 
 
-def _extendable(lane: Lane, sent: list) -> bool:
+#: What a lane's thread reports: a batch and what it sent, or ``(runner, None)`` when it ends.
+_Completion = tuple[_LaneRunner, tuple[Lane, list[Sent]] | None]
+
+
+def _extendable(lane: Lane, sent: Sized) -> bool:
     """A full batch of a lane at full size, sent completely (or about to be): more is probably due.
 
     Never for a rate-limited subscription: its next batch waits for its pace (``next_send_at``).
@@ -321,7 +307,7 @@ class _DeliveryTask:
         self.renew_every = RENEW_FRACTION * float(webhooks_settings.LEASE_SECONDS)
         self.pool = _sender_pool()
         self.endpoints = Endpoints()
-        self.completions: SimpleQueue = SimpleQueue()
+        self.completions: SimpleQueue[_Completion] = SimpleQueue()
         self.runners: set[_LaneRunner] = set()
         self.delivered = 0
         self.next_claim = 0.0
@@ -412,13 +398,14 @@ class _DeliveryTask:
         if self._polling(now):
             wake = min(wake, self.next_poll)
         try:
-            runner, batch, sent = self.completions.get(timeout=max(0.0, wake - now))
+            runner, completed = self.completions.get(timeout=max(0.0, wake - now))
         except Empty:
             return
-        if batch is None:
+        if completed is None:
             self.runners.discard(runner)
             self.next_claim = 0.0
             return
+        batch, sent = completed
         if time.monotonic() < self.deadline and runner.wants_more() and _extendable(batch, sent):
             _extend(runner)
         runner.held.remove(batch)

@@ -1,19 +1,19 @@
-"""Manual operations the admin and the REST API offer: resend, recover, test event, enable, disable."""
+"""Manual operations the admin and the REST API offer: resend, cancel, recover, test event, enable, disable."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from ..conf import webhooks_settings
 from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
 from . import health
 from .broker import enqueue_delivery
+from .claiming import lease_lane
 from .fanout import build_body
-from .lanes import deliver
+from .lanes import deliver_lane
 
 TEST_EVENT_TYPE = "webhook.test"
 
@@ -31,6 +31,23 @@ def resend(delivery: Delivery) -> Delivery:
     delivery.refresh_from_db()
     _enqueue_delivery()
     return delivery
+
+
+def cancel(delivery: Delivery) -> bool:
+    """Cancel ``delivery`` if it is ``pending``; return whether it was.
+
+    A cancelled delivery is final: it is not attempted (again) unless someone resends it, and the
+    next delivery of an ordered subscription may go out. One in flight is left to its worker, and
+    a final one stays as it is (False): the change is one conditional ``UPDATE``, so a worker
+    claiming the delivery at the same moment either gets it first or finds it cancelled.
+    """
+    cancelled = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.CANCELLED, next_attempt_at=None, completed_at=timezone.now(), lease_expires_at=None
+    )
+    delivery.refresh_from_db()
+    if cancelled and delivery.subscription.ordered:
+        _enqueue_delivery()  # the next delivery in order is due now
+    return bool(cancelled)
 
 
 def recover(subscription: Subscription, since: datetime) -> int:
@@ -51,8 +68,10 @@ def send_test_event(
     """Send one event to ``subscription`` now, in this process, and return the attempt.
 
     The event and its delivery are recorded like any other, so the attempt shows in the log.
-    The delivery goes through the engine's usual path (signing, SSRF guard, retry policy): a
-    failed test is retried on the schedule like any delivery.
+    The delivery is leased to this call as a lane (whatever the subscription's cap, circuit or
+    pace, and even while it is disabled) and sent the way the workers send every lane
+    (:func:`~django_webhooks.delivery.lanes.deliver_lane`: signing, SSRF guard, retry policy,
+    health): a failed test is retried on the schedule like any delivery.
     """
     now = timezone.now()
     payload = data if data is not None else {"subscription_id": subscription.pk, "message": "A test event."}
@@ -61,16 +80,13 @@ def send_test_event(
         event.body = build_body(event, thin=False)
         event.fanned_out_at = now
         event.save()
-        lease = now + timedelta(seconds=float(webhooks_settings.LEASE_SECONDS))
-        delivery = Delivery.objects.create(
-            event=event,
-            subscription=subscription,
-            status=DeliveryStatus.IN_FLIGHT,
-            lease_expires_at=lease,
-            next_attempt_at=now,
-        )
-    delivery = Delivery.objects.select_related("event", "subscription").get(pk=delivery.pk)
-    return deliver([delivery])[0]
+        delivery = Delivery.objects.create(event=event, subscription=subscription, next_attempt_at=now)
+        # Its URL, headers and state as they are now, whatever the caller's copy says.
+        lane = lease_lane(Subscription.objects.get(pk=subscription.pk), [delivery])
+    attempts = deliver_lane(lane)
+    if not attempts:
+        raise RuntimeError(f"The test delivery {delivery.pk} was not sent (its lease ended first).")
+    return attempts[0]
 
 
 def enable(subscription: Subscription) -> Subscription:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 from django.db import transaction
 from django.db.models import F
@@ -21,68 +21,38 @@ from ..conf import webhooks_settings
 from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
 from ..retry import RetryDecision, get_retry_policy
 from . import health
+from .headers import redact_headers
 from .transport import TransportResult
 
 logger = logging.getLogger("django_webhooks.delivery")
 
 
-class Sent(NamedTuple):
-    """What a sender thread returns for one delivery."""
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One request a lane made for a delivery (built on a sender thread; recorded by :func:`record`)."""
 
-    headers: dict[str, str]
+    delivery: Delivery
     result: TransportResult
     #: When the request started.
-    started: datetime
+    sent_at: datetime
+    #: The headers it carried (as sent: redacted when stored).
+    headers: dict[str, str]
     #: The URL it went to (the subscription's when the request started).
     url: str
 
 
-REDACTED = "<redacted>"
-REDACTED_SIGNATURE = "v1,<redacted>"
-#: Custom header names whose values are credentials, not kept in attempt records.
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-CREDENTIAL_WORDS = ("token", "secret", "password", "api-key", "apikey", "auth")
-
-
-def is_credential_header(name: str) -> bool:
-    """Whether a header's value is a credential (never stored, never shown)."""
-    lowered = name.lower()
-    return lowered in CREDENTIAL_HEADERS or any(word in lowered for word in CREDENTIAL_WORDS)
-
-
-def redact_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Request headers as stored on an attempt: signatures and credentials are never kept.
-
-    ``webhook-signature`` keeps one ``v1,<redacted>`` per signature sent, so the log still
-    shows that a rotation sent two.
-    """
-    stored = {}
-    for name, value in headers.items():
-        lowered = name.lower()
-        if lowered == "webhook-signature":
-            stored[name] = " ".join(REDACTED_SIGNATURE for _ in str(value).split()) or REDACTED_SIGNATURE
-        elif is_credential_header(name):
-            stored[name] = REDACTED
-        else:
-            stored[name] = value
-    return stored
-
-
-def _build_attempt(delivery: Delivery, sent: Sent, decision: RetryDecision, max_body: int) -> DeliveryAttempt:
-    result = sent.result
-    body = result.body or b""
+def _build_attempt(sent: Sent, decision: RetryDecision, max_body: int) -> DeliveryAttempt:
+    delivery, result = sent.delivery, sent.result
     return DeliveryAttempt(
         delivery=delivery,
         subscription_id=delivery.subscription_id,
         attempt_number=delivery.attempts,
-        created_at=sent.started,
+        created_at=sent.sent_at,
         url=sent.url,
         request_headers=redact_headers(sent.headers),
         response_status=result.status,
         response_headers=dict(result.headers or {}),
-        response_body=body[:max_body].decode("utf-8", errors="replace")
-        if isinstance(body, bytes)
-        else str(body)[:max_body],
+        response_body=(result.body or "")[:max_body],
         duration_ms=result.duration_ms,
         error_class=result.error_class or "",
         error_message=(result.error_message or "")[:2000],
@@ -90,7 +60,7 @@ def _build_attempt(delivery: Delivery, sent: Sent, decision: RetryDecision, max_
     )
 
 
-def record(sent: list[tuple[Delivery, Sent]]) -> list[DeliveryAttempt]:
+def record(sent: list[Sent]) -> list[DeliveryAttempt]:
     """Store the attempts (one INSERT), apply the decisions and update health once per subscription.
 
     Successes are written with one ``UPDATE`` per lease (and status code), guarded by the lease
@@ -102,18 +72,19 @@ def record(sent: list[tuple[Delivery, Sent]]) -> list[DeliveryAttempt]:
     max_body = int(webhooks_settings.MAX_RESPONSE_BYTES)
     attempts = []
     decisions = []
-    for delivery, outcome in sent:
-        delivery.attempts += 1
-        decision = policy.decide(delivery, outcome.result, timezone.now())
+    for outcome in sent:
+        outcome.delivery.attempts += 1
+        decision = policy.decide(outcome.delivery, outcome.result, timezone.now())
         decisions.append(decision)
-        attempts.append(_build_attempt(delivery, outcome, decision, max_body))
+        attempts.append(_build_attempt(outcome, decision, max_body))
     DeliveryAttempt.objects.bulk_create(attempts)
     now = timezone.now()
     outcomes: dict[int, list[bool]] = defaultdict(list)
     subscriptions: dict[int, Subscription] = {}
     successes: dict[tuple[str, int | None], list[tuple[Delivery, DeliveryAttempt]]] = defaultdict(list)
     failures = []
-    for (delivery, _), attempt, decision in zip(sent, attempts, decisions, strict=True):
+    for outcome, attempt, decision in zip(sent, attempts, decisions, strict=True):
+        delivery = outcome.delivery
         outcomes[delivery.subscription_id].append(attempt.succeeded)
         subscriptions[delivery.subscription_id] = delivery.subscription
         if attempt.succeeded:
@@ -198,9 +169,12 @@ def _apply_failure(delivery: Delivery, attempt: DeliveryAttempt, decision: Retry
 
 
 def _announce(delivery: Delivery, attempt: DeliveryAttempt, decision: RetryDecision | None, updated: bool) -> None:
-    """Log the outcome and send its signal (only while the lease was still ours)."""
+    """Log the outcome and send its signal (only while the lease was still ours).
+
+    ``decision`` is None for a success (the bulk update applied it).
+    """
     will_retry = decision is not None and decision.will_retry
-    outcome = "succeeded" if attempt.succeeded else ("retry" if will_retry else decision.status)
+    outcome = "succeeded" if attempt.succeeded or decision is None else ("retry" if will_retry else decision.status)
     log = logger.info if attempt.succeeded else logger.warning
     next_attempt_at = decision.next_attempt_at if decision is not None else None
     if log is logger.warning or logger.isEnabledFor(logging.INFO):

@@ -19,60 +19,42 @@ from __future__ import annotations
 import http.client
 import io
 import os
-import re
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 import urllib3.connection
-from django.core.exceptions import ValidationError
-from django.utils.translation import gettext_lazy as _
 from requests.adapters import HTTPAdapter
 from urllib3.util.ssl_ import create_urllib3_context
 
-from .. import __version__
 from ..conf import webhooks_settings
 from ..exceptions import BlockedTarget
 from ..models import ErrorClass
+from .headers import default_headers
 from .targets import resolve_target
 
-#: Headers a subscription's custom headers cannot set or override (compared case-insensitively):
-#: ours, and framing and hop-by-hop headers, which would corrupt the request or smuggle a second one.
-PROTECTED_HEADERS = frozenset(
-    {
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-        "host",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "transfer-encoding",
-        "user-agent",
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "upgrade",
-        "expect",
-        "cookie",
-    }
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, SupportsRead, WriteableBuffer
+
+#: What ``requests`` takes as a timeout: one for connect and read, or (connect, read).
+Timeout = float | tuple[float | None, float | None] | None
+#: What ``requests`` takes as a client certificate: a file, or (certificate, key) files.
+ClientCert = str | tuple[str, str] | None
+
+#: Error classes that say the receiver was never asked (or never answered): worth another try.
+RETRYABLE_ERRORS = frozenset(
+    {ErrorClass.TIMEOUT, ErrorClass.CONNECTION, ErrorClass.DNS, ErrorClass.TLS, ErrorClass.INTERNAL}
 )
-#: Prefix of the Standard Webhooks headers; every name with it is ours.
-PROTECTED_HEADER_PREFIX = "webhook-"
-#: RFC 9110 field-name characters.
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-#: Longest custom header name and value a subscription may set.
-MAX_HEADER_NAME_LENGTH = 100
-MAX_HEADER_VALUE_LENGTH = 1000
+#: Error classes that no amount of waiting fixes: the target itself is refused.
+FINAL_ERRORS = frozenset({ErrorClass.BLOCKED_TARGET, ErrorClass.INVALID_TARGET, ErrorClass.REDIRECT})
+#: 4xx statuses that mean "not now" rather than "never".
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 
 #: Key added to a result's headers when some were dropped (``MAX_RESPONSE_HEADERS``,
 #: ``MAX_RESPONSE_HEADER_BYTES``). It contains a space, so no header a receiver sends can have it.
@@ -97,98 +79,53 @@ class TransportResult:
     #: Some response headers were dropped (see :data:`TRUNCATED_HEADERS_KEY`); the body was not read.
     headers_truncated: bool = False
 
+    # The one home of what an answer means; the retry policy, the lanes and the health figures
+    # read these properties.
+
     @property
     def succeeded(self) -> bool:
+        """A 2xx answer and no error."""
         return not self.error_class and self.status is not None and 200 <= self.status < 300
 
+    @property
+    def redirected(self) -> bool:
+        """A 3xx answer (never followed)."""
+        return self.status is not None and 300 <= self.status < 400
 
-def user_agent() -> str:
-    return webhooks_settings.USER_AGENT or f"django-webhooks/{__version__}"
+    @property
+    def refused(self) -> bool:
+        """The target itself is refused (blocked, invalid, a redirect): no amount of waiting fixes it."""
+        return self.error_class in FINAL_ERRORS or self.redirected
 
+    @property
+    def gone(self) -> bool:
+        """``410 Gone``: the receiver says the endpoint no longer exists."""
+        return self.status == 410 and not self.refused
 
-def is_protected_header(name: str) -> bool:
-    """Whether ``name`` is a header only django-webhooks sets (see :data:`PROTECTED_HEADERS`)."""
-    lowered = name.lower()
-    return lowered in PROTECTED_HEADERS or lowered.startswith(PROTECTED_HEADER_PREFIX)
+    @property
+    def retryable(self) -> bool:
+        """A failure worth another try, which also says the endpoint is in trouble right now.
 
+        Connection errors, timeouts, DNS, TLS and internal errors, 5xx, 408 and 429 (and an
+        answer that is none of success, refusal or another 4xx). Not for a success, a refused
+        target, or any other 4xx.
+        """
+        if self.succeeded or self.refused:
+            return False
+        status = self.status
+        return not (status is not None and 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES)
 
-def validate_custom_headers(headers: Any) -> None:
-    """Refuse custom headers a subscription may not send; the admin form and the API use it.
-
-    Raises :class:`~django.core.exceptions.ValidationError` with one message per refused header.
-    """
-    if not isinstance(headers, dict):
-        raise ValidationError(_("Headers must be a JSON object of names to values."), code="invalid_headers")
-    limit = webhooks_settings.MAX_CUSTOM_HEADERS
-    if len(headers) > limit:
-        raise ValidationError(
-            _("At most %(limit)d custom headers are allowed."), code="too_many_headers", params={"limit": limit}
-        )
-    errors: list[ValidationError] = []
-    seen: set[str] = set()
-    for name, value in headers.items():
-        problem = _header_problem(name, value, seen)
-        if problem is not None:
-            errors.append(problem)
-        seen.add(name.lower())
-    if errors:
-        raise ValidationError(errors)
-
-
-def _header_problem(name: str, value: Any, seen: set[str]) -> ValidationError | None:
-    params = {"name": name}
-    if len(name) > MAX_HEADER_NAME_LENGTH:
-        return ValidationError(
-            _("Header names have at most %(limit)d characters: %(name)s"),
-            code="invalid_header",
-            params={**params, "limit": MAX_HEADER_NAME_LENGTH},
-        )
-    if not HEADER_NAME_RE.fullmatch(name):
-        return ValidationError(_("%(name)r is not a valid header name."), code="invalid_header", params=params)
-    if is_protected_header(name):
-        return ValidationError(
-            _("The header %(name)s is set by django-webhooks and cannot be overridden."),
-            code="protected_header",
-            params=params,
-        )
-    if name.lower() in seen:
-        return ValidationError(
-            _("%(name)s is listed twice (header names are case-insensitive)."), code="duplicate_header", params=params
-        )
-    if not isinstance(value, str):
-        return ValidationError(_("The value of %(name)s must be a string."), code="invalid_header", params=params)
-    if len(value) > MAX_HEADER_VALUE_LENGTH:
-        return ValidationError(
-            _("The value of %(name)s has more than %(limit)d characters."),
-            code="invalid_header",
-            params={**params, "limit": MAX_HEADER_VALUE_LENGTH},
-        )
-    if _unsendable(value):
-        return ValidationError(
-            _("The value of %(name)s contains a line break or a NUL character."), code="invalid_header", params=params
-        )
-    return None
-
-
-def request_headers(subscription_headers: dict[str, Any] | None, signed_headers: dict[str, str]) -> dict[str, str]:
-    """Merge a subscription's custom headers with ours; protected names (:func:`is_protected_header`) are ours.
-
-    Custom headers with names or values that cannot be sent (line breaks) are dropped.
-    """
-    headers: dict[str, str] = {}
-    for name, value in (subscription_headers or {}).items():
-        name, value = str(name).strip(), str(value)
-        if not name or is_protected_header(name) or _unsendable(name) or _unsendable(value):
-            continue
-        headers[name] = value
-    headers.update(signed_headers)
-    headers["User-Agent"] = user_agent()
-    headers["Content-Type"] = "application/json"
-    return headers
-
-
-def _unsendable(text: str) -> bool:
-    return any(char in text for char in "\r\n\0")
+    def classify_status(self) -> None:
+        """Set ``error_class`` and ``error_message`` for an answer that is not a success."""
+        if self.succeeded or self.error_class:
+            return
+        if self.redirected:
+            location = next((v for k, v in self.headers.items() if k.lower() == "location"), "")
+            self.error_class = ErrorClass.REDIRECT.value
+            self.error_message = f"HTTP {self.status} redirect to {location or '(no location)'} was not followed."
+        else:
+            self.error_class = ErrorClass.HTTP_STATUS.value
+            self.error_message = f"HTTP {self.status}."
 
 
 class _Exchange:
@@ -207,7 +144,7 @@ class _Exchange:
         self.max_header_bytes = max_header_bytes
         self.headers_truncated = False
 
-    def bound(self, timeout: Any) -> float:
+    def bound(self, timeout: object) -> float:
         """``timeout`` (seconds, or None for no limit of its own) cut to the time left.
 
         Raises a socket timeout (``TimeoutError``) when no time is left.
@@ -235,7 +172,7 @@ class _DeadlineSocketIO(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int | None:
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
         self._sock.settimeout(self._exchange.bound(None))
         return self._raw.readinto(buffer)
 
@@ -292,7 +229,9 @@ class _ResponseReader(io.BufferedReader):
 class _BoundedHTTPResponse(http.client.HTTPResponse):
     """http.client's response, reading through :class:`_ResponseReader` while a request is sent."""
 
-    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None):
+    def __init__(
+        self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None
+    ) -> None:
         super().__init__(sock, debuglevel, method, url)
         exchange = _current_exchange()
         if exchange is not None:
@@ -330,7 +269,7 @@ class _BoundedHTTPConnection(urllib3.connection.HTTPConnection):
             raise
         return sock
 
-    def send(self, data: Any) -> None:
+    def send(self, data: ReadableBuffer | SupportsRead[bytes] | Iterable[ReadableBuffer] | str) -> None:
         exchange = _current_exchange()
         if exchange is not None and self.sock is not None:
             self.sock.settimeout(exchange.bound(self.timeout))
@@ -378,10 +317,10 @@ class VettedAddressAdapter(HTTPAdapter):
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
-        timeout: Any = None,
+        timeout: Timeout = None,
         verify: bool | str = True,
-        cert: Any = None,
-        proxies: Any = None,
+        cert: ClientCert = None,
+        proxies: dict[str, str] | None = None,
     ) -> requests.Response:
         target = resolve_target(request.url or "")
         try:
@@ -401,7 +340,7 @@ class VettedAddressAdapter(HTTPAdapter):
         request: requests.PreparedRequest,
         verify: bool | str,
         proxies: dict[str, str] | None = None,
-        cert: Any = None,
+        cert: ClientCert = None,
     ) -> urllib3.HTTPConnectionPool:
         dialling = getattr(self._dialling, "current", None)
         if dialling is None:
@@ -417,7 +356,7 @@ class VettedAddressAdapter(HTTPAdapter):
         host_params.update(host=address, port=target.port, scheme=target.scheme)
         return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
 
-    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+    def request_url(self, request: requests.PreparedRequest, proxies: dict[str, str] | None) -> str:
         return request.path_url
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
@@ -453,7 +392,7 @@ class Transport:
             max_header_bytes=int(webhooks_settings.MAX_RESPONSE_HEADER_BYTES),
         )
         result = TransportResult()
-        headers = {"User-Agent": user_agent(), "Content-Type": "application/json", **headers}
+        headers = {**default_headers(), **headers}
         _sending.exchange = exchange
         try:
             self._exchange(url, body, headers, exchange, result)
@@ -484,8 +423,8 @@ class Transport:
         finally:
             _sending.exchange = None
         result.duration_ms = int((time.monotonic() - started) * 1000)
-        if result.status is not None and not result.error_class:
-            _classify_status(result)
+        if result.status is not None:
+            result.classify_status()
         return result
 
     def _exchange(
@@ -546,17 +485,6 @@ def _decode(content: bytes, encoding: str | None) -> str:
         return content.decode(encoding or "utf-8", errors="replace")
     except (LookupError, ValueError):  # unknown, not a text encoding, or no "replace" (idna)
         return content.decode("utf-8", errors="replace")
-
-
-def _classify_status(result: TransportResult) -> None:
-    status = result.status or 0
-    if 300 <= status < 400:
-        location = next((v for k, v in result.headers.items() if k.lower() == "location"), "")
-        result.error_class = ErrorClass.REDIRECT.value
-        result.error_message = f"HTTP {status} redirect to {location or '(no location)'} was not followed."
-    elif not 200 <= status < 300:
-        result.error_class = ErrorClass.HTTP_STATUS.value
-        result.error_message = f"HTTP {status}."
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

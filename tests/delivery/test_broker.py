@@ -14,7 +14,7 @@ from django_q.signing import SignedPackage
 from django_webhooks.delivery import broker, handoff
 from django_webhooks.models import Delivery, Event, Subscription
 from django_webhooks.secret_store import create_secret
-from example_project.shop.models import Customer, Order
+from tests.models import Customer, Order
 from tests.receiver import Receiver
 
 

@@ -17,7 +17,7 @@ from django_q.signing import SignedPackage
 from django_webhooks import send_event, tasks
 from django_webhooks.delivery import broker, handoff
 from django_webhooks.models import Delivery, Event, Handoff
-from example_project.shop.models import Order
+from tests.models import Order
 
 
 def queued_functions() -> list[str]:

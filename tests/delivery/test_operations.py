@@ -85,6 +85,44 @@ def test_send_test_event_returns_a_failed_attempt(subscription, receiver):
     assert attempt.response_body == "no such hook"
 
 
+def test_send_test_event_goes_out_whatever_the_cap_circuit_or_state(subscription, receiver, make_delivery):
+    busy = make_delivery(
+        subscription,
+        status=DeliveryStatus.IN_FLIGHT,
+        lease_expires_at=timezone.now() + timedelta(minutes=1),
+        lease_token="busy",
+    )
+    subscription.enabled, subscription.max_in_flight = False, 1
+    subscription.circuit_open_until = timezone.now() + timedelta(minutes=5)
+    subscription.save()
+    attempt = operations.send_test_event(subscription)
+    assert attempt.succeeded and len(receiver.received()) == 1
+    delivery = attempt.delivery
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.lease_token, delivery.lease_expires_at) == (DeliveryStatus.SUCCEEDED, "", None)
+    busy.refresh_from_db()
+    assert (busy.status, busy.lease_token) == (DeliveryStatus.IN_FLIGHT, "busy")
+
+
+def test_a_failed_test_event_is_retried_on_the_schedule(subscription, receiver):
+    receiver.script = [Reply(503)]
+    attempt = operations.send_test_event(subscription)
+    assert (attempt.succeeded, attempt.response_status, attempt.attempt_number) == (False, 503, 1)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.lease_token) == (DeliveryStatus.PENDING, 1, "")
+    assert delivery.next_attempt_at > timezone.now()
+    subscription.refresh_from_db()
+    assert subscription.consecutive_failures == 1
+
+
+def test_a_test_event_goes_through_the_ssrf_guard(make_subscription):
+    subscription = make_subscription(url="http://169.254.169.254/latest/meta-data")
+    with override_settings(DJANGO_WEBHOOKS={"ALLOW_LOOPBACK": False, "REQUIRE_HTTPS": False}):
+        attempt = operations.send_test_event(subscription)
+    assert (attempt.error_class, attempt.response_status) == ("blocked_target", None)
+    assert Delivery.objects.get().status == DeliveryStatus.FAILED
+
+
 def test_disable_keeps_deliveries_and_signals_once(subscription, make_delivery):
     delivery = make_delivery(subscription)
     reasons = []

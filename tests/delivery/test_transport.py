@@ -14,20 +14,13 @@ from collections.abc import Callable, Iterable
 
 import pytest
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.test import override_settings
 
 from django_webhooks import __version__
 from django_webhooks.delivery import lanes
-from django_webhooks.delivery.transport import (
-    PROTECTED_HEADERS,
-    TRUNCATED_HEADERS_KEY,
-    Transport,
-    get_transport,
-    request_headers,
-    validate_custom_headers,
-)
-from django_webhooks.models import DeliveryAttempt
+from django_webhooks.delivery.headers import request_headers
+from django_webhooks.delivery.transport import TRUNCATED_HEADERS_KEY, Transport, TransportResult, get_transport
+from django_webhooks.models import DeliveryAttempt, ErrorClass
 from tests.receiver import Receiver, Reply
 from tests.tls import TLSReceiver, self_signed_certificate
 
@@ -461,7 +454,7 @@ def test_headers_exactly_at_the_caps_are_kept_whole(transport):
 def test_a_receiver_flooding_headers_leaves_a_bounded_attempt_record(make_subscription, make_delivery):
     with RawReceiver(ten_megabytes_of_headers(100)) as flooding:
         delivery = make_delivery(make_subscription(url=flooding.url()))
-        lanes.deliver(lanes.claim_due(1))
+        assert lanes.deliver_due(time_budget=1) == 1
     stored = DeliveryAttempt.objects.get(delivery=delivery)
     assert (stored.response_status, stored.error_class) == (200, "")
     assert TRUNCATED_HEADERS_KEY in stored.response_headers
@@ -494,42 +487,10 @@ def test_custom_headers_cannot_override_protected_ones(transport, receiver):
     assert request.body == BODY
 
 
-def test_request_headers_merge_rules():
-    headers = request_headers({"X-A": "1", "webhook-ID": "msg_forged", "X-Bad": "a\r\nInjected: 1"}, SIGNED)
-    assert headers == {
-        "X-A": "1",
-        **SIGNED,
-        "User-Agent": f"django-webhooks/{__version__}",
-        "Content-Type": "application/json",
-    }
-    assert request_headers(None, {})["User-Agent"].startswith("django-webhooks/")
-
-
 def test_user_agent_setting(transport, receiver):
     with webhooks(USER_AGENT="AcmeHooks/2.0"):
         transport.send(receiver.url(), BODY, request_headers({}, SIGNED))
     assert receiver.requests[0].headers["user-agent"] == "AcmeHooks/2.0"
-
-
-@pytest.mark.parametrize("name", ["Upgrade", "TE", "Cookie", "Keep-Alive", "Proxy-Authorization", "Webhook-Extra"])
-def test_framing_and_hop_by_hop_headers_are_refused_and_never_sent(name):
-    with pytest.raises(ValidationError, match="cannot be overridden"):
-        validate_custom_headers({name: "x"})
-    assert name not in request_headers({name: "x"}, SIGNED)
-
-
-def test_custom_headers_are_refused_with_one_message_each():
-    with pytest.raises(ValidationError) as info:
-        validate_custom_headers(
-            {"X-Ok": "1", "Bad Name": "x", "X-Trailing\n": "x", "Host": "internal", "X-Line": "a\r\nb", "x-ok": "2"}
-        )
-    assert len(info.value.messages) == 5
-    validate_custom_headers({"X-Team": "billing", "Authorization": "Bearer abc"})
-
-
-def test_protected_headers_are_exposed_lowercase():
-    assert {"webhook-id", "webhook-timestamp", "webhook-signature", "host", "user-agent"} <= PROTECTED_HEADERS
-    assert all(name == name.lower() for name in PROTECTED_HEADERS)
 
 
 def test_cookies_are_never_stored_or_sent(transport, receiver):
@@ -682,3 +643,49 @@ def test_trusted_certificate_is_checked_against_the_url_host(transport, tls_rece
     mismatch = transport.send(tls_receiver.url(host_name="other.test"), BODY, {})
     assert mismatch.error_class == "tls"
     assert len(tls_receiver.requests) == 1
+
+
+# -- what an answer means ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status, error_class, expected",
+    [
+        (200, "", "succeeded"),
+        (204, "", "succeeded"),
+        (500, ErrorClass.HTTP_STATUS, "retryable"),
+        (503, ErrorClass.HTTP_STATUS, "retryable"),
+        (408, ErrorClass.HTTP_STATUS, "retryable"),
+        (429, ErrorClass.HTTP_STATUS, "retryable"),
+        (None, ErrorClass.TIMEOUT, "retryable"),
+        (None, ErrorClass.CONNECTION, "retryable"),
+        (None, ErrorClass.DNS, "retryable"),
+        (None, ErrorClass.TLS, "retryable"),
+        (None, ErrorClass.INTERNAL, "retryable"),
+        (404, ErrorClass.HTTP_STATUS, "final"),
+        (422, ErrorClass.HTTP_STATUS, "final"),
+        (410, ErrorClass.HTTP_STATUS, "gone"),
+        (302, ErrorClass.REDIRECT, "refused"),
+        (307, "", "refused"),
+        (None, ErrorClass.BLOCKED_TARGET, "refused"),
+        (None, ErrorClass.INVALID_TARGET, "refused"),
+    ],
+)
+def test_one_rule_says_what_an_answer_means(status, error_class, expected):
+    result = TransportResult(status=status, error_class=error_class)
+    meaning = {
+        "succeeded": result.succeeded,
+        "retryable": result.retryable,
+        "refused": result.refused,
+        "gone": result.gone,
+    }
+    assert [name for name, holds in meaning.items() if holds] == ([] if expected == "final" else [expected])
+
+
+def test_a_status_that_is_not_a_success_is_classified_once(transport, receiver):
+    receiver.script = [Reply(302, headers={"Location": "https://elsewhere.example/"}), Reply(503)]
+    redirect = transport.send(receiver.url(), BODY, {})
+    assert (redirect.error_class, redirect.refused, redirect.retryable) == ("redirect", True, False)
+    assert "https://elsewhere.example/" in redirect.error_message
+    down = transport.send(receiver.url(), BODY, {})
+    assert (down.error_class, down.error_message, down.retryable) == ("http_status", "HTTP 503.", True)
