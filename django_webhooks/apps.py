@@ -15,11 +15,12 @@ class DjangoWebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
+        from django.db.models.signals import post_migrate, post_save
 
         from . import checks  # noqa: F401  (registers the system checks)
         from .capture.bindings import registry
         from .delivery.schedules import on_post_migrate
+        from .secret_store import create_first_secret
 
         try:
             registry.load_from_settings()
@@ -27,3 +28,8 @@ class DjangoWebhooksConfig(AppConfig):
             # Reported by `manage.py check` (E001, E011) with a hint, rather than as a traceback here.
             logger.error("django-webhooks bindings are not loaded, so bound models record no events: %s", exc)
         post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="django_webhooks.delivery.schedules")
+        post_save.connect(
+            create_first_secret,
+            sender=self.get_model("Subscription"),
+            dispatch_uid="django_webhooks.secret_store.create_first_secret",
+        )

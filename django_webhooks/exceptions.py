@@ -10,7 +10,11 @@ class WebhooksError(Exception):
 
 
 class WebhooksConfigurationError(WebhooksError, ImproperlyConfigured):
-    """A setting is wrong; the message names the setting to fix."""
+    """A setting is wrong (``DJANGO_WEBHOOKS``, a binding, a dotted path); the message names it.
+
+    Every configuration error django-webhooks raises is one; being an ``ImproperlyConfigured``
+    too, code that catches Django's exception keeps catching it.
+    """
 
 
 class UnknownEventType(WebhooksError, ValueError):
@@ -51,3 +55,8 @@ class SignatureVerificationError(WebhooksError):
 
 class SecretDecryptionError(WebhooksError):
     """A stored secret cannot be decrypted with any key in ``ENCRYPTION_KEYS``."""
+
+
+class MissingSecret(WebhooksError, LookupError):
+    """A subscription has no current signing secret (it was made by ``bulk_create`` or loaded as a
+    fixture, and nothing has signed for it yet); ``secret_store.rotate_secret()`` gives it one."""

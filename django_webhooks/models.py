@@ -8,35 +8,15 @@ means staff-managed (subscriptions) or owner-less (events). See docs/ownership.m
 
 from __future__ import annotations
 
-import re
 import secrets as _secrets
 
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-EVENT_TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
-EVENT_TYPE_PATTERN_RE = re.compile(r"^(\*|[A-Za-z0-9_]+(\.([A-Za-z0-9_]+|\*))*)$")
-
-
-def validate_event_type_name(value: str) -> None:
-    if not EVENT_TYPE_NAME_RE.fullmatch(value or ""):
-        raise ValidationError(
-            _("%(value)r is not a valid event type: use dot-separated words of letters, digits and _ (order.created)."),
-            code="invalid_event_type",
-            params={"value": value},
-        )
-
-
-def validate_event_type_pattern(value: str) -> None:
-    if not EVENT_TYPE_PATTERN_RE.fullmatch(value or ""):
-        raise ValidationError(
-            _("%(value)r is not a valid event type or pattern (order.created, order.*, *)."),
-            code="invalid_event_type_pattern",
-            params={"value": value},
-        )
+# The field validator lives with the other event type rules; migrations name it here.
+from .catalog import validate_event_type_name
 
 
 def new_message_id() -> str:
@@ -222,6 +202,7 @@ class Delivery(models.Model):
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries")
     message_id = models.CharField(max_length=64, unique=True, default=new_message_id)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    #: Requests made so far (the API's ``attempt_count``); the requests themselves are ``delivery_attempts``.
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -278,8 +259,9 @@ class DeliveryAttempt(models.Model):
     """One HTTP request for a delivery, with what came back."""
 
     id = models.BigAutoField(primary_key=True)
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="attempts")
+    # ``delivery_attempts`` from both sides: ``Delivery.attempts`` is the counter (the API's ``attempt_count``).
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="delivery_attempts")
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="delivery_attempts")
     attempt_number = models.PositiveIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
     url = models.URLField(max_length=2000)

@@ -12,14 +12,12 @@ returns only once no worker can start a request without the new secret (:data:`P
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -28,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import crypto, signing
 from .conf import webhooks_settings
+from .exceptions import MissingSecret
 from .models import Delivery, DeliveryStatus, Subscription, SubscriptionSecret
 
 #: Old secrets kept signing next to the current one at most (Svix keeps 10).
@@ -65,10 +64,9 @@ def validate_secret(value: str) -> None:
             _("A signing secret must start with 'whsec_' followed by base64 (e.g. from generate_secret())."),
             code="invalid_secret",
         )
-    encoded = value.removeprefix(signing.SECRET_PREFIX)
     try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError):
+        key = signing.decode_secret(value)
+    except ValueError:
         raise ValidationError(
             _("The part of a signing secret after 'whsec_' must be standard base64."), code="invalid_secret"
         ) from None
@@ -148,6 +146,20 @@ def rotate_secret(subscription: Subscription, overlap_seconds: int | None = None
     return _replace_current(subscription, secret, timedelta(seconds=overlap_seconds))
 
 
+def create_first_secret(sender: type[Subscription], instance: Subscription, created: bool, **kwargs: Any) -> None:
+    """``post_save`` receiver of :class:`Subscription`: a new subscription gets its first secret.
+
+    Connected by the app's ``ready()``. So every subscription has a current secret from its
+    creation on, whatever created it (the admin, the API, ``Subscription.objects.create()``), and
+    reading a secret never writes. Rows loaded as fixtures (``raw``) and ``bulk_create`` send no
+    signal; the delivery engine gives those a secret before it signs (:func:`signing_keys`).
+    """
+    if created and not kwargs.get("raw"):
+        SubscriptionSecret.objects.create(
+            subscription=instance, encrypted=crypto.encrypt_secret(signing.generate_secret())
+        )
+
+
 def _ensure_current(subscription_id: int) -> SubscriptionSecret:
     """The current secret's row, created if missing (a newer row: workers notice the change)."""
     with transaction.atomic():
@@ -164,12 +176,10 @@ def _ensure_current(subscription_id: int) -> SubscriptionSecret:
         return row
 
 
-def _signing_rows(rows: Iterable[SubscriptionSecret], subscription_id: int, now: datetime) -> list[SubscriptionSecret]:
-    """The rows that sign at ``now``: current first, then old ones newest first (current created if missing)."""
+def _valid_rows(rows: Iterable[SubscriptionSecret], now: datetime) -> list[SubscriptionSecret]:
+    """The rows that sign at ``now``: current first, then old ones newest first."""
     valid = [row for row in rows if row.expires_at is None or row.expires_at > now]
     valid.sort(key=lambda row: (row.expires_at is not None, -row.created_at.timestamp(), -(row.pk or 0)))
-    if not valid or valid[0].expires_at is not None:
-        valid.insert(0, _ensure_current(subscription_id))
     return valid
 
 
@@ -177,17 +187,20 @@ def signing_secrets(subscription: Subscription, now: datetime | None = None) -> 
     """The plaintext secrets to sign with: current first, then old ones newest first.
 
     Reads ``subscription.secrets.all()``, so ``prefetch_related("secrets")`` makes this free of
-    queries. A subscription without a current secret gets one.
+    queries. Never writes: a subscription without secrets (see :func:`create_first_secret`)
+    gives an empty list.
     """
-    rows = _signing_rows(subscription.secrets.all(), subscription.pk, now or timezone.now())
+    rows = _valid_rows(subscription.secrets.all(), now or timezone.now())
     return [crypto.decrypt_secret(row.encrypted) for row in rows]
 
 
 def signing_keys(subscription_ids: Collection[int]) -> dict[int, SigningKeys]:
     """The secrets of several subscriptions with their expiry and version (one query, decrypted).
 
-    For workers that keep secrets while they send: :meth:`SigningKeys.valid` drops an old secret
-    once its overlap ends. A subscription without a current secret gets one.
+    For the delivery engine, which signs with them: :meth:`SigningKeys.valid` drops an old
+    secret once its overlap ends. A subscription without a current secret (inserted by
+    ``bulk_create`` or loaded as a fixture, so :func:`create_first_secret` did not run) gets one
+    here, before any request to it is signed.
     """
     now = timezone.now()
     rows: dict[int, list[SubscriptionSecret]] = defaultdict(list)
@@ -195,7 +208,9 @@ def signing_keys(subscription_ids: Collection[int]) -> dict[int, SigningKeys]:
         rows[row.subscription_id].append(row)
     keys = {}
     for subscription_id in subscription_ids:
-        valid = _signing_rows(rows[subscription_id], subscription_id, now)
+        valid = _valid_rows(rows[subscription_id], now)
+        if not valid or valid[0].expires_at is not None:
+            valid.insert(0, _ensure_current(subscription_id))
         version = max(row.pk for row in [*rows[subscription_id], *valid])
         secrets = tuple(SigningSecret(crypto.decrypt_secret(row.encrypted), row.expires_at) for row in valid)
         keys[subscription_id] = SigningKeys(version, secrets)
@@ -203,8 +218,16 @@ def signing_keys(subscription_ids: Collection[int]) -> dict[int, SigningKeys]:
 
 
 def current_secret(subscription: Subscription) -> str:
-    """The secret new signatures are made with (created if missing)."""
-    return signing_secrets(subscription)[0]
+    """The secret new signatures are made with; never writes.
+
+    Raises :class:`~django_webhooks.exceptions.MissingSecret` when the subscription has no current
+    secret (one made by ``bulk_create`` before the engine first sent to it): :func:`rotate_secret`
+    or :func:`create_secret` gives it one.
+    """
+    rows = _valid_rows(subscription.secrets.all(), timezone.now())
+    if not rows or rows[0].expires_at is not None:
+        raise MissingSecret(f"Subscription {subscription.pk} has no current signing secret.")
+    return crypto.decrypt_secret(rows[0].encrypted)
 
 
 def reencrypt_secrets(batch_size: int = 500) -> int:

@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from django_webhooks.catalog import validate_event_type_pattern
 from django_webhooks.models import (
     Delivery,
     DeliveryStatus,
@@ -11,7 +12,6 @@ from django_webhooks.models import (
     EventType,
     Subscription,
     validate_event_type_name,
-    validate_event_type_pattern,
 )
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 import datetime
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib import admin
@@ -19,6 +19,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Max, Min, Model, Q, QuerySet
+from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
@@ -26,8 +27,7 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from ..capture.events import known_event_types
-from ..delivery.outcomes import is_credential_header
+from ..catalog import known_event_types, patterns_matching
 from ..models import Subscription
 from ..owners import get_owners
 
@@ -37,7 +37,6 @@ COUNT_LIMIT = 10_000
 FILTER_CHOICES_LIMIT = 100
 #: Characters of a response body shown on the delivery page.
 BODY_PREVIEW_CHARS = 2_000
-#: Request headers whose values are never shown (lowercase).
 NO_OWNER = "__none__"
 
 
@@ -68,7 +67,7 @@ def _estimated_rows(queryset: QuerySet) -> int:
 class PageChangeList(ChangeList):
     """A change list that lets its admin load per-page extras (owners, health) in bulk."""
 
-    def get_results(self, request: Any) -> None:
+    def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         page = list(self.result_list)
         prepare = getattr(self.model_admin, "prepare_page", None)
@@ -81,7 +80,7 @@ class PageChangeList(ChangeList):
             return None
         field = self.date_hierarchy
         params = {part: self.params.get(f"{field}__{part}") for part in ("year", "month", "day")}
-        year, month, day = (int(params[p]) if params[p] else None for p in ("year", "month", "day"))
+        year, month, day = (int(value) if value else None for value in params.values())
         span = self.queryset.order_by().aggregate(first=Min(field), last=Max(field))
         if span["first"] is None:
             return {"show": False}
@@ -140,19 +139,19 @@ class LogAdmin(admin.ModelAdmin):
     change_list_template = "django_webhooks/admin/log_change_list.html"
     list_per_page = 50
 
-    def get_changelist(self, request: Any, **kwargs: Any) -> type[ChangeList]:
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return PageChangeList
 
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
-def flat_field_names(fields: Iterable[str | tuple[str, ...]]) -> list[str]:
+def flat_field_names(fields: Iterable[str | Sequence[str]]) -> list[str]:
     """The names in an admin ``fields`` list whose rows may be tuples (for ``readonly_fields``)."""
-    return [name for row in fields for name in (row if isinstance(row, tuple) else (row,))]
+    return [name for row in fields for name in ((row,) if isinstance(row, str) else row)]
 
 
 # --- owners ----------------------------------------------------------------------------------
@@ -183,21 +182,24 @@ class OwnerFilter(admin.SimpleListFilter):
     parameter_name = "owner"
     owner_path = "owner_id"
 
-    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
-        owner_ids = list(
-            Subscription.objects.exclude(owner_id=None)
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        owner_ids = [
+            owner_id
+            for owner_id in Subscription.objects.exclude(owner_id=None)
             .order_by("owner_id")
             .values_list("owner_id", flat=True)
             .distinct()[:FILTER_CHOICES_LIMIT]
-        )
+            if owner_id is not None
+        ]
         owners = get_owners(owner_ids)
         choices = [(NO_OWNER, str(_("staff-managed")))]
         choices += [(owner_id, f"{owners[owner_id]}" if owner_id in owners else owner_id) for owner_id in owner_ids]
-        if self.value() and self.value() not in {c[0] for c in choices}:
-            choices.append((self.value(), self.value()))
+        value = self.value()
+        if value and value not in {c[0] for c in choices}:
+            choices.append((value, value))
         return choices
 
-    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
         if not value:
             return queryset
@@ -217,13 +219,14 @@ class EventTypeFilter(admin.SimpleListFilter):
     parameter_name = "event_type"
     event_type_path = "event_type"
 
-    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         names = list(known_event_types())
-        if self.value() and self.value() not in names:
-            names.append(self.value())
+        value = self.value()
+        if value and value not in names:
+            names.append(value)
         return [(name, name) for name in names]
 
-    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if not self.value():
             return queryset
         return queryset.filter(**{self.event_type_path: self.value()})
@@ -239,14 +242,14 @@ class SubscriptionFilter(admin.SimpleListFilter):
     title = _("subscription")
     parameter_name = "subscription"
 
-    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         ids = list(Subscription.objects.order_by("-id").values_list("id", "url")[:FILTER_CHOICES_LIMIT])
         value = self.value()
         if value and value.isdigit() and int(value) not in {pk for pk, _url in ids}:
             ids += list(Subscription.objects.filter(pk=int(value)).values_list("id", "url"))
         return [(str(pk), f"#{pk} {url}") for pk, url in ids]
 
-    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
         if not value:
             return queryset
@@ -255,26 +258,17 @@ class SubscriptionFilter(admin.SimpleListFilter):
         return queryset.filter(subscription_id=int(value))
 
 
-def event_type_patterns_matching(name: str) -> list[str]:
-    """Subscription entries that select ``name``: itself, ``*``, ``order.*`` and one-word wildcards."""
-    words = name.split(".")
-    patterns = {"*", name}
-    for index in range(1, len(words)):
-        patterns.add(".".join(words[:index]) + ".*")
-        patterns.add(".".join(words[:index] + ["*"] + words[index + 1 :]))
-    return sorted(patterns)
-
-
 class SubscribedEventTypeFilter(EventTypeFilter):
     """Subscriptions that receive the chosen event type, by name or by a wildcard pattern."""
 
     title = _("receives event type")
 
-    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
-        if not self.value():
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
             return queryset
         condition = Q()
-        for pattern in event_type_patterns_matching(self.value()):
+        for pattern in patterns_matching(value):
             condition |= Q(event_types__icontains=json.dumps(pattern))
         return queryset.filter(condition)
 
@@ -292,20 +286,6 @@ def pretty_json(value: Any) -> str:
     return format_html(
         '<pre class="dwh-json">{}</pre>', json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
     )
-
-
-def masked_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
-    """Request headers with signatures and credentials replaced by a placeholder."""
-    masked = {}
-    for name, value in (headers or {}).items():
-        if name.lower() == "webhook-signature":
-            count = len(str(value).split())
-            masked[name] = f"v1,•••••• ({count} signature{'s' if count != 1 else ''}, hidden)"
-        elif is_credential_header(name):
-            masked[name] = "•••••• (hidden)"
-        else:
-            masked[name] = value
-    return masked
 
 
 def truncated(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:

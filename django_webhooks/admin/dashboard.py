@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
@@ -14,10 +14,10 @@ from ..models import Delivery
 from ..stats import dashboard_context
 
 
-def dashboard_view(admin_site: AdminSite) -> Callable[..., TemplateResponse]:
+def dashboard_view(admin_site: AdminSite) -> Callable[[HttpRequest], TemplateResponse]:
     """The view of ``admin_site``'s dashboard; staff who may view deliveries may see it."""
 
-    def view(request: Any) -> TemplateResponse:
+    def view(request: HttpRequest) -> TemplateResponse:
         opts = Delivery._meta
         if not (
             request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}")

@@ -6,12 +6,14 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..capture.events import known_event_types
+from ..catalog import known_event_types
 from ..delivery import operations
 from ..models import EventType
 from .common import pretty_json
@@ -52,7 +54,7 @@ class EventTypeAdmin(admin.ModelAdmin):
         return declared.get("example") if declared.get("example") is not None else {}
 
     @admin.action(description=_("Send the example to a subscription…"), permissions=["change"])
-    def send_example(self, request: Any, queryset: QuerySet) -> TemplateResponse | None:
+    def send_example(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
         if "apply" in request.POST:
             form = SendExampleForm(request.POST)
             if form.is_valid():
@@ -64,7 +66,9 @@ class EventTypeAdmin(admin.ModelAdmin):
                     self.message_user(
                         request,
                         format_html(
-                            'Example of {} sent to #{} {}: <strong>{}</strong>. <a href="{}">View the delivery</a>.',
+                            gettext(
+                                'Example of {} sent to #{} {}: <strong>{}</strong>. <a href="{}">View the delivery</a>.'
+                            ),
                             event_type.name,
                             subscription.pk,
                             subscription.url,

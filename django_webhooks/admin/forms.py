@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -10,9 +11,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..capture.events import known_event_types, validate_subscribed_event_types
+from ..catalog import json_schema_problem, known_event_types, schema_errors, validate_subscribed_event_types
+from ..delivery.headers import validate_custom_headers
 from ..delivery.targets import target_validator
-from ..delivery.transport import validate_custom_headers
 from ..models import EventType, Subscription
 
 
@@ -22,7 +23,7 @@ def _split_event_types(value: Any) -> list[str]:
     return [item for item in re.split(r"[\s,]+", value or "") if item]
 
 
-class EventTypesField(forms.CharField):
+class EventTypesField(forms.Field):
     """Event type names and patterns, one per line (or comma separated), stored as a list."""
 
     widget = forms.Textarea(attrs={"rows": 4, "cols": 50})
@@ -118,35 +119,27 @@ class EventTypeAdminForm(forms.ModelForm):
         fields = ["name", "description", "schema", "example", "thin", "archived"]
 
     def clean_schema(self) -> Any:
-        from jsonschema import SchemaError, validators
-
         schema = self.cleaned_data.get("schema")
         if schema is None:
             return schema
-        if not isinstance(schema, dict | bool):
-            raise ValidationError(_("A JSON Schema must be an object."), code="invalid_schema")
-        try:
-            validators.validator_for(schema).check_schema(schema)
-        except SchemaError as exc:
-            raise ValidationError(
-                _("Not a valid JSON Schema: %(error)s"), code="invalid_schema", params={"error": exc.message}
-            )
+        problem = json_schema_problem(schema)
+        if problem:
+            raise ValidationError(problem, code="invalid_schema")
         return schema
 
     def clean(self) -> dict[str, Any]:
-        from jsonschema import validators
-
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         schema, example = cleaned.get("schema"), cleaned.get("example")
         if schema is not None and example is not None and "schema" not in self.errors:
-            errors = sorted(validators.validator_for(schema)(schema).iter_errors(example), key=lambda e: list(e.path))
+            errors = schema_errors(schema, example)
             if errors:
                 self.add_error(
                     "example",
                     ValidationError(
                         _("The example does not match the schema: %(error)s"),
                         code="example_mismatch",
-                        params={"error": errors[0].message},
+                        params={"error": errors[0]},
                     ),
                 )
         return cleaned
@@ -180,7 +173,7 @@ class RecoverForm(ActionForm):
         super().__init__(*args, **kwargs)
         self.fields["since"].help_text = _("Date and time in %(tz)s.") % {"tz": timezone.get_current_timezone_name()}
 
-    def clean_since(self) -> Any:
+    def clean_since(self) -> datetime:
         since = self.cleaned_data["since"]
         if since > timezone.now():
             raise ValidationError(_("The date-time is in the future."), code="future")
@@ -191,10 +184,6 @@ class SendExampleForm(ActionForm):
     action_name = "send_example"
     subscription = forms.ModelChoiceField(
         label=_("Subscription"),
-        queryset=Subscription.objects.none(),
+        queryset=Subscription.objects.order_by("-id"),  # lazy: each form gets a copy, read when shown
         help_text=_("The example is sent now, synchronously, as a test event."),
     )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["subscription"].queryset = Subscription.objects.order_by("-id")

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ..delivery import operations
-from ..models import Delivery, DeliveryAttempt, Event
+from ..delivery.headers import masked_headers
+from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
 from ..owners import get_owners
 from .common import (
     DeliveryEventTypeFilter,
@@ -25,7 +26,6 @@ from .common import (
     SubscriptionFilter,
     SubscriptionOwnerFilter,
     flat_field_names,
-    masked_headers,
     owner_link,
     pretty_json,
     truncated,
@@ -33,36 +33,43 @@ from .common import (
 from .dashboard import dashboard_view
 
 
-def subscription_link(subscription: Any) -> str:
+def subscription_link(subscription: Subscription) -> str:
     url = reverse("admin:django_webhooks_subscription_change", args=[subscription.pk])
     return format_html('<a href="{}">#{} {}</a>', url, subscription.pk, subscription.url)
 
 
-def status_badge(succeeded: bool, label: Any) -> str:
+def status_badge(succeeded: bool, label: object) -> str:
     return format_html('<span class="{}">{}</span>', "dwh-status-ok" if succeeded else "dwh-status-bad", label)
 
 
-class OwnersOnPageMixin:
+#: Where an object on a list page keeps the owners of the page (loaded at once by ``prepare_page``).
+OWNERS_KEY = "dwh_owners"
+
+
+_M = TypeVar("_M", bound=Model)
+
+
+class OwnersOnPageMixin(Generic[_M]):
     """Loads the owners of a list page in one query; ``owner_id_of`` picks an object's ``owner_id``."""
 
-    def owner_id_of(self, obj: Any) -> str | None:
-        return obj.owner_id
+    def owner_id_of(self, obj: _M) -> str | None:
+        raise NotImplementedError
 
-    def prepare_page(self, request: Any, page: list[Any]) -> None:
+    def prepare_page(self, request: HttpRequest, page: list[_M]) -> None:
         owners = get_owners(self.owner_id_of(obj) for obj in page)
         for obj in page:
-            obj.dwh_owners = owners
+            obj.__dict__[OWNERS_KEY] = owners
 
     @admin.display(description=_("owner"))
-    def owner(self, obj: Any) -> str:
-        owners = getattr(obj, "dwh_owners", None)
+    def owner(self, obj: _M) -> str:
+        owners: dict[str, Model] | None = obj.__dict__.get(OWNERS_KEY)
         if owners is None:
             owners = get_owners([self.owner_id_of(obj)])
         return owner_link(self.owner_id_of(obj), owners)
 
 
 @admin.register(Event)
-class EventAdmin(OwnersOnPageMixin, LogAdmin):
+class EventAdmin(OwnersOnPageMixin[Event], LogAdmin):
     list_display = ["id", "event_type", "owner", "created_at", "fanned_out_at", "idempotency_key"]
     list_filter = [EventTypeFilter, OwnerFilter]
     search_fields = ["=idempotency_key"]
@@ -78,13 +85,16 @@ class EventAdmin(OwnersOnPageMixin, LogAdmin):
         "schema_errors",
         "deliveries_link",
     ]
-    readonly_fields = fields
+    readonly_fields = flat_field_names(fields)
 
-    def get_queryset(self, request: Any) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).defer("payload", "body")
 
-    def get_object(self, request: Any, object_id: str, from_field: str | None = None) -> Any:
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Event | None:
         return Event.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+
+    def owner_id_of(self, obj: Event) -> str | None:
+        return obj.owner_id
 
     @admin.display(description=_("payload"))
     def payload_json(self, obj: Event) -> str:
@@ -111,13 +121,13 @@ class DeliveryAttemptInline(admin.StackedInline):
     ]
     readonly_fields = flat_field_names(fields)
 
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         return False
 
     @admin.display(description=_("response status"))
@@ -139,7 +149,7 @@ class DeliveryAttemptInline(admin.StackedInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(OwnersOnPageMixin, LogAdmin):
+class DeliveryAdmin(OwnersOnPageMixin[Delivery], LogAdmin):
     list_display = [
         "message_id",
         "event_type",
@@ -155,7 +165,7 @@ class DeliveryAdmin(OwnersOnPageMixin, LogAdmin):
     list_select_related = ["event", "subscription"]
     search_fields = ["=message_id"]
     date_hierarchy = "created_at"
-    actions = ["resend_deliveries"]
+    actions = ["resend_deliveries", "cancel_deliveries"]
     change_form_template = "django_webhooks/admin/delivery_change_form.html"
     inlines = [DeliveryAttemptInline]
     fields = [
@@ -167,21 +177,25 @@ class DeliveryAdmin(OwnersOnPageMixin, LogAdmin):
     ]
     readonly_fields = flat_field_names(fields)
 
-    def get_queryset(self, request: Any) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super().get_queryset(request).select_related("event", "subscription").defer("event__payload", "event__body")
         )
 
-    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup == "event__id__exact" or super().lookup_allowed(lookup, value, request)
 
     def owner_id_of(self, obj: Delivery) -> str | None:
         return obj.subscription.owner_id
 
-    def has_resend_permission(self, request: Any) -> bool:
+    def has_resend_permission(self, request: HttpRequest) -> bool:
         """Resending changes a delivery, so it takes the ``change_delivery`` permission."""
         opts = self.opts
         return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """Cancelling changes a delivery too: ``change_delivery``."""
+        return self.has_resend_permission(request)
 
     @admin.display(description=_("event type"), ordering="event__event_type")
     def event_type(self, obj: Delivery) -> str:
@@ -202,7 +216,7 @@ class DeliveryAdmin(OwnersOnPageMixin, LogAdmin):
         return pretty_json(event.body or event.payload)
 
     @admin.action(description=_("Resend selected deliveries"), permissions=["resend"])
-    def resend_deliveries(self, request: Any, queryset: QuerySet) -> None:
+    def resend_deliveries(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = 0
         for delivery in queryset.select_related("event", "subscription"):
             operations.resend(delivery)
@@ -216,12 +230,43 @@ class DeliveryAdmin(OwnersOnPageMixin, LogAdmin):
             messages.SUCCESS,
         )
 
-    def get_urls(self) -> list:
+    @admin.action(description=_("Cancel selected pending deliveries"), permissions=["cancel"])
+    def cancel_deliveries(self, request: HttpRequest, queryset: QuerySet) -> None:
+        cancelled = skipped = 0
+        for delivery in queryset.select_related("subscription"):
+            if operations.cancel(delivery):
+                cancelled += 1
+            else:
+                skipped += 1
+        self.message_user(
+            request,
+            ngettext("Cancelled %(count)d pending delivery.", "Cancelled %(count)d pending deliveries.", cancelled)
+            % {"count": cancelled},
+            messages.SUCCESS if cancelled else messages.WARNING,
+        )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d delivery was not pending (in flight or final) and was left as it is.",
+                    "%(count)d deliveries were not pending (in flight or final) and were left as they are.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )
+
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<int:object_id>/resend/",
                 self.admin_site.admin_view(self.resend_view),
                 name="django_webhooks_delivery_resend",
+            ),
+            path(
+                "<int:object_id>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="django_webhooks_delivery_cancel",
             ),
             path(
                 "dashboard/",
@@ -231,7 +276,7 @@ class DeliveryAdmin(OwnersOnPageMixin, LogAdmin):
             *super().get_urls(),
         ]
 
-    def resend_view(self, request: Any, object_id: int) -> Any:
+    def resend_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not self.has_resend_permission(request):
@@ -241,15 +286,42 @@ class DeliveryAdmin(OwnersOnPageMixin, LogAdmin):
         self.message_user(request, _("Queued %(delivery)s to be sent again.") % {"delivery": delivery.message_id})
         return HttpResponseRedirect(reverse("admin:django_webhooks_delivery_change", args=[delivery.pk]))
 
+    def cancel_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        delivery = get_object_or_404(Delivery.objects.select_related("subscription"), pk=object_id)
+        if operations.cancel(delivery):
+            self.message_user(request, _("Cancelled %(delivery)s.") % {"delivery": delivery.message_id})
+        else:
+            self.message_user(
+                request,
+                _("%(delivery)s is %(status)s, not pending, so it was not cancelled.")
+                % {"delivery": delivery.message_id, "status": delivery.get_status_display()},
+                messages.WARNING,
+            )
+        return HttpResponseRedirect(reverse("admin:django_webhooks_delivery_change", args=[delivery.pk]))
+
     def changeform_view(
-        self, request: Any, object_id: str | None = None, form_url: str = "", extra_context: Any = None
-    ) -> Any:
-        extra_context = {**(extra_context or {}), "can_resend": self.has_resend_permission(request)}
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        can_change = self.has_resend_permission(request)
+        pending = bool(
+            object_id
+            and object_id.isdigit()
+            and Delivery.objects.filter(pk=object_id, status=DeliveryStatus.PENDING).exists()
+        )
+        extra_context = {**(extra_context or {}), "can_resend": can_change, "can_cancel": can_change and pending}
         return super().changeform_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(OwnersOnPageMixin, LogAdmin):
+class DeliveryAttemptAdmin(OwnersOnPageMixin[DeliveryAttempt], LogAdmin):
     list_display = [
         "id",
         "delivery_link",
@@ -268,7 +340,7 @@ class DeliveryAttemptAdmin(OwnersOnPageMixin, LogAdmin):
     fields = [("delivery_link", "subscription_column", "owner"), *DeliveryAttemptInline.fields]
     readonly_fields = flat_field_names(fields)
 
-    def get_queryset(self, request: Any) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -276,7 +348,7 @@ class DeliveryAttemptAdmin(OwnersOnPageMixin, LogAdmin):
             .defer("request_headers", "response_headers", "response_body", "error_message")
         )
 
-    def get_object(self, request: Any, object_id: str, from_field: str | None = None) -> Any:
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> DeliveryAttempt | None:
         if not str(object_id).isdigit():
             return None
         return DeliveryAttempt.objects.select_related("delivery", "subscription").filter(pk=object_id).first()

@@ -2,45 +2,55 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from .. import secret_store
 from ..conf import webhooks_settings
 from ..delivery import operations
 from ..delivery.health import health_for
+from ..exceptions import MissingSecret
 from ..models import DeliveryAttempt, Subscription
 from .common import OwnerFilter, PageChangeList, SubscribedEventTypeFilter
 from .forms import ActionForm, DisableForm, RecoverForm, SubscriptionAdminForm
 from .log import OwnersOnPageMixin, status_badge
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+logger = logging.getLogger("django_webhooks.admin")
+
 #: Subscriptions a "send test event" click sends to at most (each is a synchronous request).
 TEST_EVENT_LIMIT = 10
+#: Where a subscription on a list page keeps its health figures (loaded for the whole page at once).
+HEALTH_KEY = "dwh_health"
 
 
 class HealthFilter(admin.SimpleListFilter):
     title = _("health")
     parameter_name = "health"
 
-    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
         return [("failing", _("failing")), ("healthy", _("healthy")), ("circuit_open", _("circuit open"))]
 
-    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         now = timezone.now()
         failing = Q(consecutive_failures__gt=0) | Q(failing_since__isnull=False)
         if self.value() == "failing":
@@ -66,7 +76,7 @@ def describe_attempt(attempt: DeliveryAttempt) -> str:
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
+class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
     form = SubscriptionAdminForm
     show_full_result_count = False
     list_display = [
@@ -98,16 +108,19 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
         (_("State"), {"fields": ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]}),
     ]
 
-    def get_changelist(self, request: Any, **kwargs: Any) -> type[ChangeList]:
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return PageChangeList
 
-    def prepare_page(self, request: Any, page: list[Subscription]) -> None:
+    def owner_id_of(self, obj: Subscription) -> str | None:
+        return obj.owner_id
+
+    def prepare_page(self, request: HttpRequest, page: list[Subscription]) -> None:
         super().prepare_page(request, page)
         health = health_for(page)
         for subscription in page:
-            subscription.dwh_health = health.get(subscription.pk, {})
+            subscription.__dict__[HEALTH_KEY] = health.get(subscription.pk, {})
 
-    def get_fieldsets(self, request: Any, obj: Any = None) -> list:
+    def get_fieldsets(self, request: HttpRequest, obj: Subscription | None = None) -> list:
         return self.fieldsets if obj is not None else self.fieldsets[:2]
 
     # -- list columns ---------------------------------------------------------------------------
@@ -117,9 +130,11 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
         return ", ".join(obj.event_types) or "—"
 
     def _health(self, obj: Subscription) -> dict[str, Any]:
-        if not hasattr(obj, "dwh_health"):
-            obj.dwh_health = health_for([obj]).get(obj.pk, {})
-        return obj.dwh_health
+        """The figures :meth:`prepare_page` loaded for the page, else this subscription's own."""
+        health: dict[str, Any] | None = obj.__dict__.get(HEALTH_KEY)
+        if health is None:
+            health = obj.__dict__[HEALTH_KEY] = health_for([obj]).get(obj.pk, {})
+        return health
 
     @admin.display(description=_("circuit"))
     def circuit_state(self, obj: Subscription) -> str:
@@ -185,27 +200,45 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, _("Deliveries to this subscription"))
 
     def changeform_view(
-        self, request: Any, object_id: str | None = None, form_url: str = "", extra_context: Any = None
-    ) -> Any:
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         extra_context = dict(extra_context or {})
         if object_id and str(object_id).isdigit():
             subscription = Subscription.objects.filter(pk=object_id).first()
             if subscription is not None and self.has_change_permission(request, subscription):
-                secret = secret_store.current_secret(subscription)
-                extra_context["signing_secret"] = {
-                    "masked": f"whsec_{'•' * 12}{secret[-4:]}",
-                    "value": secret,
-                    "rotate_url": reverse("admin:django_webhooks_subscription_rotate_secret", args=[subscription.pk]),
-                }
+                extra_context["signing_secret"] = self._secret_summary(subscription)
         return super().changeform_view(request, object_id, form_url, extra_context)
 
-    def save_model(self, request: Any, obj: Subscription, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if not change:
-            secret_store.create_secret(obj)
+    @staticmethod
+    def _secret_summary(subscription: Subscription) -> dict[str, Any]:
+        """What the change page says about the secrets: dates and buttons, never a secret (nothing decrypted)."""
+        now = timezone.now()
+        rows = list(
+            subscription.secrets.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).values_list(
+                "created_at", "expires_at"
+            )
+        )
+        current = [created_at for created_at, expires_at in rows if expires_at is None]
+        previous = [expires_at for _created_at, expires_at in rows if expires_at is not None]
+        return {
+            "current_since": max(current) if current else None,
+            "previous_count": len(previous),
+            "previous_until": max(previous) if previous else None,
+            "reveal_url": reverse("admin:django_webhooks_subscription_reveal_secret", args=[subscription.pk]),
+            "rotate_url": reverse("admin:django_webhooks_subscription_rotate_secret", args=[subscription.pk]),
+        }
 
-    def get_urls(self) -> list:
+    def get_urls(self) -> list[URLPattern]:
         return [
+            path(
+                "<int:object_id>/reveal-secret/",
+                self.admin_site.admin_view(self.reveal_secret_view),
+                name="django_webhooks_subscription_reveal_secret",
+            ),
             path(
                 "<int:object_id>/rotate-secret/",
                 self.admin_site.admin_view(self.rotate_secret_view),
@@ -214,12 +247,49 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def rotate_secret_view(self, request: Any, object_id: int) -> Any:
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+    def _changeable_subscription(self, request: HttpRequest, object_id: int) -> Subscription:
         subscription = get_object_or_404(Subscription, pk=object_id)
         if not self.has_change_permission(request, subscription):
             raise PermissionDenied
+        return subscription
+
+    def reveal_secret_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Show the current secret on a page of its own: POST only (CSRF-checked by ``admin_view``),
+        for staff who may change the subscription; each reveal is logged and kept in its history."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        subscription = self._changeable_subscription(request, object_id)
+        change_url = reverse("admin:django_webhooks_subscription_change", args=[subscription.pk])
+        try:
+            secret = secret_store.current_secret(subscription)
+        except MissingSecret:
+            self.message_user(
+                request, _("This subscription has no signing secret yet; rotate it to create one."), messages.WARNING
+            )
+            return HttpResponseRedirect(change_url)
+        logger.info(
+            "Staff user %s (pk %s) revealed the signing secret of subscription %s.",
+            request.user.get_username(),
+            request.user.pk,
+            subscription.pk,
+        )
+        self.log_change(request, subscription, _("Revealed the signing secret."))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Signing secret"),
+            "opts": self.opts,
+            "original": subscription,
+            "secret": secret,
+            "change_url": change_url,
+        }
+        response = TemplateResponse(request, "django_webhooks/admin/subscription_secret.html", context)
+        add_never_cache_headers(response)
+        return response
+
+    def rotate_secret_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        subscription = self._changeable_subscription(request, object_id)
         secret_store.rotate_secret(subscription)
         self.message_user(request, self._rotated_message(1), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:django_webhooks_subscription_change", args=[subscription.pk]))
@@ -236,7 +306,7 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
     # -- actions --------------------------------------------------------------------------------
 
     @admin.action(description=_("Send a test event"), permissions=["change"])
-    def send_test_event(self, request: Any, queryset: QuerySet) -> None:
+    def send_test_event(self, request: HttpRequest, queryset: QuerySet) -> None:
         subscriptions = list(queryset.order_by("pk")[: TEST_EVENT_LIMIT + 1])
         for subscription in subscriptions[:TEST_EVENT_LIMIT]:
             attempt = operations.send_test_event(subscription)
@@ -244,7 +314,7 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
             self.message_user(
                 request,
                 format_html(
-                    'Test event to #{} {}: <strong>{}</strong>. <a href="{}">View the delivery</a>.',
+                    gettext('Test event to #{} {}: <strong>{}</strong>. <a href="{}">View the delivery</a>.'),
                     subscription.pk,
                     subscription.url,
                     describe_attempt(attempt),
@@ -261,7 +331,7 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
             )
 
     @admin.action(description=_("Enable"), permissions=["change"])
-    def enable_subscriptions(self, request: Any, queryset: QuerySet) -> None:
+    def enable_subscriptions(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = 0
         for subscription in queryset:
             operations.enable(subscription)
@@ -273,7 +343,7 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
         )
 
     @admin.action(description=_("Disable with a reason…"), permissions=["change"])
-    def disable_subscriptions(self, request: Any, queryset: QuerySet) -> TemplateResponse | None:
+    def disable_subscriptions(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
         def disable(data: dict[str, Any]) -> None:
             count = 0
             for subscription in queryset:
@@ -291,7 +361,7 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
         return self._intermediate(request, queryset, DisableForm, _("Disable subscriptions"), disable)
 
     @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
-    def rotate_secrets(self, request: Any, queryset: QuerySet) -> None:
+    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = 0
         for subscription in queryset:
             secret_store.rotate_secret(subscription)
@@ -299,7 +369,7 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
         self.message_user(request, self._rotated_message(count), messages.SUCCESS)
 
     @admin.action(description=_("Recover failed deliveries since…"), permissions=["change"])
-    def recover_subscriptions(self, request: Any, queryset: QuerySet) -> TemplateResponse | None:
+    def recover_subscriptions(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
         def recover(data: dict[str, Any]) -> None:
             total = sum(operations.recover(subscription, data["since"]) for subscription in queryset)
             self.message_user(
@@ -317,10 +387,10 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
 
     def _intermediate(
         self,
-        request: Any,
+        request: HttpRequest,
         queryset: QuerySet,
         form_class: type[ActionForm],
-        title: str,
+        title: StrOrPromise,
         perform: Callable[[dict[str, Any]], None],
     ) -> TemplateResponse | None:
         """Show ``form_class`` for the selection; once it validates, ``perform`` the action."""
@@ -335,7 +405,11 @@ class SubscriptionAdmin(OwnersOnPageMixin, admin.ModelAdmin):
 
 
 def action_form_response(
-    model_admin: admin.ModelAdmin, request: Any, queryset: QuerySet, form: ActionForm, title: str
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    form: ActionForm,
+    title: StrOrPromise,
 ) -> TemplateResponse:
     """The intermediate page of an action: ``form`` plus the selection, posted back to the changelist."""
     context = {

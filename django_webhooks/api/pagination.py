@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
 
 class WebhooksCursorPagination(CursorPagination):
@@ -30,7 +31,7 @@ class WebhooksCursorPagination(CursorPagination):
 
     queryset: QuerySet
 
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list | None:
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: APIView | None = None) -> list | None:
         self.queryset = queryset
         return super().paginate_queryset(queryset, request, view)
 

@@ -8,17 +8,22 @@ applies :func:`~django_webhooks.capture.payloads.json_problems` to every free-fo
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from .. import secret_store
-from ..capture import events, payloads
-from ..delivery import operations, targets, transport
-from ..models import EVENT_TYPE_NAME_RE, Delivery, DeliveryAttempt, Event, Subscription
+from .. import catalog, secret_store
+from ..capture import payloads
+from ..delivery import operations, targets
+from ..delivery.headers import MAX_HEADER_VALUE_LENGTH, validate_custom_headers
+from ..models import Delivery, DeliveryAttempt, Event, Subscription
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 #: Most event types or patterns, and filter entries, one subscription may list.
 MAX_EVENT_TYPES = 100
@@ -66,10 +71,10 @@ class WebhooksModelSerializer(StorableJSONMixin, serializers.ModelSerializer):
     """Base of the API's model serializers."""
 
 
-def event_type_name_field(help_text: str) -> serializers.RegexField:
+def event_type_name_field(help_text: StrOrPromise) -> serializers.RegexField:
     """An optional field holding one event type name (no patterns)."""
     return serializers.RegexField(
-        EVENT_TYPE_NAME_RE,
+        catalog.EVENT_TYPE_NAME_RE,
         max_length=200,
         required=False,
         help_text=help_text,
@@ -81,7 +86,7 @@ def event_type_name_field(help_text: str) -> serializers.RegexField:
 
 
 class EventTypeSerializer(WebhooksSerializer):
-    """One entry of the event catalog (read from a dict of :func:`events.known_event_types`)."""
+    """One entry of the event catalog (read from a dict of :func:`catalog.known_event_types`)."""
 
     name = serializers.CharField(help_text=_("The event type's name, e.g. order.created."))
     description = serializers.CharField(help_text=_("What happened when an event of this type is sent."))
@@ -119,9 +124,9 @@ class SubscriptionSerializer(WebhooksModelSerializer):
         help_text=_('Only events whose data matches every entry, dotted keys for nested fields: {"status": "paid"}.'),
     )
     headers = serializers.DictField(
-        child=serializers.CharField(max_length=transport.MAX_HEADER_VALUE_LENGTH, allow_blank=True),
+        child=serializers.CharField(max_length=MAX_HEADER_VALUE_LENGTH, allow_blank=True),
         required=False,
-        validators=[transport.validate_custom_headers],
+        validators=[validate_custom_headers],
         help_text=_("Extra HTTP headers sent with every request (at most MAX_CUSTOM_HEADERS, no framing headers)."),
     )
     secret = serializers.CharField(
@@ -180,7 +185,7 @@ class SubscriptionSerializer(WebhooksModelSerializer):
         }
 
     def validate_event_types(self, value: list[str]) -> list[str]:
-        events.validate_subscribed_event_types(value, already=self.instance.event_types if self.instance else ())
+        catalog.validate_subscribed_event_types(value, already=self.instance.event_types if self.instance else ())
         if len(set(value)) != len(value):
             raise serializers.ValidationError(_("Each event type may be listed once."))
         return value
@@ -199,10 +204,12 @@ class SubscriptionSerializer(WebhooksModelSerializer):
         return value
 
     def create(self, validated_data: dict[str, Any]) -> Subscription:
+        """A new subscription gets a generated secret when it is saved; ``secret`` replaces it."""
         secret = validated_data.pop("secret", None)
         with transaction.atomic():
             subscription = super().create(validated_data)
-            secret_store.create_secret(subscription, secret)
+            if secret is not None:
+                secret_store.create_secret(subscription, secret)
         return subscription
 
 
@@ -245,7 +252,9 @@ class TestEventSerializer(WebhooksSerializer):
     event_type = event_type_name_field(
         _("webhook.test (the default) or an event type of the catalog, to try your receiver on it.")
     )
-    data = serializers.DictField(
+    # DRF's metaclass moves declared fields out of the class, so this does not shadow ``Serializer.data``;
+    # the stubs cannot tell (typeddjango/djangorestframework-stubs#78), and the API field is named data.
+    data = serializers.DictField(  # type: ignore[assignment]
         child=serializers.JSONField(),
         required=False,
         help_text=_("The test event's data; default the event type's example, or a small test object."),
@@ -254,17 +263,13 @@ class TestEventSerializer(WebhooksSerializer):
     def validate_event_type(self, value: str) -> str:
         if value == operations.TEST_EVENT_TYPE:
             return value
-        spec = events.known_event_types().get(value)
-        if spec is None:
-            raise serializers.ValidationError(_("Unknown event type %(value)r.") % {"value": value})
-        if spec["archived"]:
-            raise serializers.ValidationError(_("Event type %(value)r is archived.") % {"value": value})
+        catalog.validate_active_event_type(value)
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs.setdefault("event_type", operations.TEST_EVENT_TYPE)
         if "data" not in attrs:
-            example = (events.known_event_types().get(attrs["event_type"]) or {}).get("example")
+            example = (catalog.known_event_types().get(attrs["event_type"]) or {}).get("example")
             if isinstance(example, dict):
                 attrs["data"] = example
         return attrs
@@ -275,7 +280,7 @@ class RecoverSerializer(WebhooksSerializer):
         help_text=_("Send again every failed or exhausted delivery of this subscription created since this time.")
     )
 
-    def validate_since(self, value: Any) -> Any:
+    def validate_since(self, value: datetime) -> datetime:
         if value > timezone.now():
             raise serializers.ValidationError(_("This time is in the future."))
         return value
@@ -315,7 +320,10 @@ class HealthSerializer(WebhooksSerializer):
 
 
 class EventSerializer(WebhooksModelSerializer):
-    data = serializers.JSONField(source="payload", help_text=_("The event's data, as sent in the body's data."))
+    # Not ``Serializer.data``: see TestEventSerializer.data.
+    data = serializers.JSONField(  # type: ignore[assignment]
+        source="payload", help_text=_("The event's data, as sent in the body's data.")
+    )
 
     class Meta:
         model = Event
@@ -379,7 +387,7 @@ class DeliveryAttemptSerializer(WebhooksModelSerializer):
 class DeliverySerializer(WebhooksModelSerializer):
     event = EventSummarySerializer(read_only=True, help_text=_("The event delivered."))
     attempts = DeliveryAttemptSerializer(
-        source="attempt_set", many=True, read_only=True, help_text=_("Every request made, oldest first.")
+        source="delivery_attempts", many=True, read_only=True, help_text=_("Every request made, oldest first.")
     )
     attempt_count = serializers.IntegerField(source="attempts", read_only=True, help_text=_("Requests made so far."))
 

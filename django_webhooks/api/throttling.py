@@ -7,10 +7,9 @@ A scope missing from the setting, or set to None, is not limited.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 
 from ..conf import webhooks_settings
 
@@ -30,17 +29,17 @@ class WebhooksRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         return (webhooks_settings.API_THROTTLE_RATES or {}).get(self.scope)
 
-    def applies_to(self, view: Any) -> bool:
+    def applies_to(self, view: APIView) -> bool:
         return True
 
-    def allow_request(self, request: Request, view: Any) -> bool:
+    def allow_request(self, request: Request, view: APIView) -> bool:
         if not self.applies_to(view):
             return True
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)
 
-    def get_cache_key(self, request: Request, view: Any) -> str:
+    def get_cache_key(self, request: Request, view: APIView) -> str:
         user = getattr(request, "user", None)
         ident = user.pk if user is not None and user.is_authenticated else self.get_ident(request)
         return self.cache_format % {"scope": f"django_webhooks_{self.scope}", "ident": ident}
@@ -51,5 +50,5 @@ class WebhooksActionsRateThrottle(WebhooksRateThrottle):
 
     scope = "webhooks_actions"
 
-    def applies_to(self, view: Any) -> bool:
+    def applies_to(self, view: APIView) -> bool:
         return getattr(view, "action", None) in getattr(view, "strict_throttle_actions", ())

@@ -10,26 +10,29 @@ from django.db import DatabaseError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import APIException, AuthenticationFailed, NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 
-from .. import secret_store
-from ..capture import events
+from .. import catalog, secret_store
 from ..conf import webhooks_settings
 from ..delivery import health, operations
+from ..exceptions import MissingSecret
 from ..models import Delivery, DeliveryAttempt, Event, Subscription
 from . import serializers
 from .filters import DeliveryFilter, EventFilter, filter_queryset
 from .pagination import WebhooksCursorPagination
 from .parsers import RequestBodyTooLarge, WebhooksJSONParser
-from .permissions import ALL_OWNERS_PARAM, IsWebhookOwner, sees_all_owners
-from .schema import WebhooksAutoSchema
+from .permissions import ALL_OWNERS_PARAM, IsWebhookOwner, request_owner_id, sees_all_owners
+from .schema import DETAIL_ERROR, WebhooksAutoSchema
 from .throttling import WebhooksActionsRateThrottle, WebhooksRateThrottle
 
 ALL_OWNERS = OpenApiParameter(
@@ -40,9 +43,15 @@ ALL_OWNERS = OpenApiParameter(
 )
 
 
-class WebhooksAPIView:
+class DeliveryNotPending(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "not_pending"
+    default_detail = _("Only a pending delivery can be cancelled.")
+
+
+class WebhooksAPIView(APIView):
     """What every view shares: host authentication, owner permission, throttles, JSON only
-    (within the limits of :mod:`.parsers`)."""
+    (within the limits of :mod:`.parsers`), and the requesting owner (:attr:`owner_id`)."""
 
     permission_classes = [IsWebhookOwner]
     throttle_classes = [WebhooksRateThrottle, WebhooksActionsRateThrottle]
@@ -55,13 +64,11 @@ class WebhooksAPIView:
     #: Any path segment reaches the view, so a malformed id is a JSON 404 like an unknown one.
     lookup_value_regex = r"[^/]+"
 
-    request: Request
-
     def handle_exception(self, exc: Exception) -> Response:
         # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE with an HTML 400; the API says 413, in JSON.
         if isinstance(exc, RequestDataTooBig):
             exc = RequestBodyTooLarge()
-        return super().handle_exception(exc)  # type: ignore[misc]
+        return super().handle_exception(exc)
 
     def perform_authentication(self, request: Request) -> None:
         """Credentials the host's authentication cannot even look up (a NUL character, which
@@ -71,15 +78,23 @@ class WebhooksAPIView:
         except (DatabaseError, ValueError) as exc:
             raise AuthenticationFailed(_("Malformed credentials.")) from exc
 
+    @cached_property
+    def owner_id(self) -> str | None:
+        """The requesting owner's key from ``OWNER_RESOLVER``, resolved once per request (first read
+        by :class:`~.permissions.IsWebhookOwner`); None when unauthenticated or not linked to an owner."""
+        user = getattr(self.request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        return request_owner_id(self.request)
+
     def scoped(self, queryset: QuerySet) -> QuerySet:
         if getattr(self, "swagger_fake_view", False):
             return queryset.none()
         if sees_all_owners(self.request):
             return queryset
-        owner_id = getattr(self.request, "webhooks_owner_id", None)
-        if owner_id is None:
+        if self.owner_id is None:
             return queryset.none()
-        return queryset.filter(**{self.owner_field: owner_id})
+        return queryset.filter(**{self.owner_field: self.owner_id})
 
 
 @extend_schema_view(
@@ -108,7 +123,7 @@ class EventTypeViewSet(WebhooksAPIView, viewsets.ViewSet):
     def active_event_types(self) -> list[dict[str, Any]]:
         return [
             {"name": name, **spec, "description": spec["description"] or ""}
-            for name, spec in events.known_event_types().items()
+            for name, spec in catalog.known_event_types().items()
             if not spec["archived"]
         ]
 
@@ -142,8 +157,8 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet:
         return self.scoped(Subscription.objects.all())
 
-    def perform_create(self, serializer: serializers.SubscriptionSerializer) -> None:
-        serializer.save(owner_id=self.request.webhooks_owner_id)
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        serializer.save(owner_id=self.owner_id)
 
     def subscription_response(self, subscription: Subscription) -> Response:
         subscription.refresh_from_db()
@@ -173,7 +188,11 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def secret(self, request: Request, pk: str | None = None) -> Response:
         subscription = self.get_object()
-        return Response({"secret": secret_store.current_secret(subscription)})
+        try:
+            secret = secret_store.current_secret(subscription)
+        except MissingSecret:
+            raise NotFound(_("This subscription has no signing secret yet; rotate-secret creates one."))
+        return Response({"secret": secret})
 
     @extend_schema(
         summary="Rotate the signing secret",
@@ -266,7 +285,7 @@ class DeliveryViewSet(WebhooksAPIView, mixins.ListModelMixin, mixins.RetrieveMod
             self.scoped(Delivery.objects.all())
             .select_related("event")
             .prefetch_related(
-                Prefetch("attempt_set", queryset=DeliveryAttempt.objects.order_by("attempt_number", "id"))
+                Prefetch("delivery_attempts", queryset=DeliveryAttempt.objects.order_by("attempt_number", "id"))
             )
         )
         if self.action == "list" and not getattr(self, "swagger_fake_view", False):
@@ -284,3 +303,24 @@ class DeliveryViewSet(WebhooksAPIView, mixins.ListModelMixin, mixins.RetrieveMod
         delivery = operations.resend(self.get_object())
         delivery = self.get_queryset().get(pk=delivery.pk)
         return Response(self.get_serializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Cancel a pending delivery",
+        description="A pending delivery (waiting for its first attempt or for a retry) becomes cancelled: "
+        "it is not sent again unless you resend it. A delivery in flight, or one that is already final "
+        "(succeeded, failed, exhausted, cancelled), is not changed: 409.",
+        request=None,
+        responses={
+            200: serializers.DeliverySerializer,
+            409: OpenApiResponse(DETAIL_ERROR, description="The delivery is not pending (in flight, or final)."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        delivery = self.get_object()
+        if not operations.cancel(delivery):
+            raise DeliveryNotPending(
+                _("Only a pending delivery can be cancelled; this one is %(status)s.") % {"status": delivery.status}
+            )
+        delivery = self.get_queryset().get(pk=delivery.pk)
+        return Response(self.get_serializer(delivery).data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.test import APIClient
 
-#: Where the example project mounts ``django_webhooks.api.urls``.
+#: Where tests/urls.py (like a project) mounts ``django_webhooks.api.urls``.
 API = "/api/webhooks"
 
 

@@ -138,3 +138,14 @@ def test_unauthenticated_calls_are_refused(tenants, method, path, body):
     response = getattr(APIClient(), method)(f"{API}/{path.format(**bob_ids)}", body, format="json")
     assert response.status_code in (401, 403)
     assert before == snapshot(bob_subscription)
+
+
+def test_another_owners_pending_delivery_cannot_be_cancelled(tenants):
+    (alice, alice_ids, _), (_bob, bob_ids, _) = tenants
+    Delivery.objects.filter(pk__in=[alice_ids["delivery"], bob_ids["delivery"]]).update(status=DeliveryStatus.PENDING)
+    path = f"{API}/deliveries/{bob_ids['delivery']}/cancel/"
+    assert alice.post(path, {}, format="json").status_code == 404
+    assert APIClient().post(path, {}, format="json").status_code in (401, 403)
+    assert Delivery.objects.get(pk=bob_ids["delivery"]).status == DeliveryStatus.PENDING
+    own = alice.post(f"{API}/deliveries/{alice_ids['delivery']}/cancel/", {}, format="json")
+    assert own.status_code == 200 and own.json()["status"] == DeliveryStatus.CANCELLED
