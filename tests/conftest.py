@@ -26,7 +26,7 @@ def customer(db):
     """Alice's shop customer; ``customer.user`` owns her subscriptions and events."""
     from django.contrib.auth.models import User
 
-    from example_project.shop.models import Customer
+    from tests.models import Customer
 
     user = User.objects.create(username="alice")
     return Customer.objects.create(user=user, name="Alice", email="a@example.com")

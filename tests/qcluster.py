@@ -96,6 +96,18 @@ class QCluster:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def shut_down(self, timeout: float = 60.0) -> None:
+        """Stop the cluster as ``Ctrl-C`` would and wait until it has exited (bounded): every task
+        its workers had taken has then finished; tasks still on the broker stay there."""
+        if not self.process or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)  # the main process only: it stops the others in order
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise RuntimeError(f"qcluster did not stop within {timeout}s:\n{self.output()}") from None
+
     def stop(self) -> None:
         """Ask the cluster to stop; kill it if it takes longer than a moment (tests don't wait)."""
         if not self.process or self.process.poll() is not None:

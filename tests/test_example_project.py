@@ -1,17 +1,79 @@
+"""The example project (example_project/): its receiver, ``manage.py demo``, settings and URLs.
+
+The suite runs on its own settings (tests/settings.py), without the demo's shop app. So the one
+test collected there, :func:`test_the_demo_passes_its_tests_under_its_own_settings`, runs this
+module again in a pytest subprocess under ``example_project.settings``, where the tests of the
+demo below (``@demo_test``) are collected instead.
+"""
+
 from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
+from django.apps import apps
+from django.core.checks.registry import registry
 from django.core.management import call_command
+from django.test import override_settings
+from rest_framework.test import APIClient
 
 from django_webhooks import secret_store, signing
 from django_webhooks.models import EventType, Subscription
-from example_project.shop.models import Customer, Order, ReceivedWebhook
+
+#: True under ``example_project.settings`` (the subprocess run), False under ``tests.settings``.
+DEMO = apps.is_installed("example_project.shop")
+if DEMO:
+    from example_project.shop.models import Customer, Order, ReceivedWebhook
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_TESTS: list[str] = []
 
 pytestmark = pytest.mark.django_db
+
+
+def demo_test(test):
+    """A test of the demo: collected only under ``example_project.settings``."""
+    test.__test__ = DEMO
+    DEMO_TESTS.append(test.__name__)
+    return test
+
+
+def test_the_demo_passes_its_tests_under_its_own_settings(tmp_path):
+    """This module's ``@demo_test`` tests, in a pytest run under ``example_project.settings``: on
+    a fresh SQLite file, or on PostgreSQL next to this run's test database."""
+    from tests.qcluster import database_env
+
+    private = ("SQLITE_PATH", "TEST_DB_NAME", "DWH_TEST_OVERRIDES", "DWH_TEST_Q_CLUSTER", "PYTEST_ADDOPTS")
+    env = {key: value for key, value in os.environ.items() if key not in private}
+    env["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
+    database = database_env()
+    if "DATABASE_URL" in database:  # Django tests on test_<this run's test database>
+        env["DATABASE_URL"] = database["DATABASE_URL"]
+    else:
+        env["SQLITE_PATH"] = str(tmp_path / "demo.sqlite3")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "--ds=example_project.settings"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout[-6000:] + done.stderr[-3000:]
+    assert done.returncode == 0, output
+    assert re.search(rf"\b{len(DEMO_TESTS)} passed\b", done.stdout), output
+    assert not re.search(r"\b(skipped|failed|errors?|deselected)\b", done.stdout.splitlines()[-1]), output
+
+
+test_the_demo_passes_its_tests_under_its_own_settings.__test__ = not DEMO
+
 
 BODY = json.dumps({"type": "order.created", "timestamp": "2026-01-01T00:00:00Z", "data": {"id": 1}}).encode()
 
@@ -31,6 +93,7 @@ def demo_subscription(make_subscription):
     return make_subscription("http://127.0.0.1:8000/receiver/demo/", event_types=["order.*"])
 
 
+@demo_test
 def test_receiver_accepts_and_records_a_signed_webhook(client, demo_subscription):
     response = signed_post(client, "/receiver/demo/", secret_store.current_secret(demo_subscription))
     assert response.status_code == 204
@@ -40,6 +103,7 @@ def test_receiver_accepts_and_records_a_signed_webhook(client, demo_subscription
     assert received.body == BODY.decode()
 
 
+@demo_test
 def test_receiver_rejects_and_records_a_wrong_signature(client, demo_subscription):
     response = signed_post(client, "/receiver/demo/", signing.generate_secret(), msg_id="msg_forged")
     assert response.status_code == 400
@@ -48,18 +112,21 @@ def test_receiver_rejects_and_records_a_wrong_signature(client, demo_subscriptio
     assert "signature" in received.rejection
 
 
+@demo_test
 def test_receiver_accepts_the_old_secret_during_a_rotation(client, demo_subscription):
     old = secret_store.current_secret(demo_subscription)
     secret_store.rotate_secret(demo_subscription, overlap_seconds=3600)
     assert signed_post(client, "/receiver/demo/", old).status_code == 204
 
 
+@demo_test
 def test_receiver_without_a_subscription_rejects(client):
     assert signed_post(client, "/receiver/nobody/", signing.generate_secret()).status_code == 400
     assert ReceivedWebhook.objects.get().verified is False
     assert client.get("/receiver/nobody/").status_code == 405
 
 
+@demo_test
 def test_received_page_lists_arrivals(client, demo_subscription):
     signed_post(client, "/receiver/demo/", secret_store.current_secret(demo_subscription), msg_id="msg_good")
     signed_post(client, "/receiver/demo/", signing.generate_secret(), msg_id="msg_bad")
@@ -69,6 +136,7 @@ def test_received_page_lists_arrivals(client, demo_subscription):
     assert "order.created" in page
 
 
+@demo_test
 def test_demo_no_serve_sets_up_data():
     out = io.StringIO()
     call_command("demo", "--no-serve", stdout=out)
@@ -91,6 +159,7 @@ def test_demo_no_serve_sets_up_data():
     assert get_user_model().objects.filter(username="admin").count() == 1
 
 
+@demo_test
 def test_customer_can_log_in_to_the_api(client):
     from django.contrib.auth import get_user_model
 
@@ -101,3 +170,27 @@ def test_customer_can_log_in_to_the_api(client):
     )
     assert response.status_code == 302
     assert client.get("/api/webhooks/subscriptions/", HTTP_ACCEPT="application/json").status_code == 200
+
+
+@demo_test
+def test_the_demo_serves_the_schema_and_its_documentation_pages():
+    api = APIClient()
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/webhooks/subscriptions/{id}/rotate-secret/" in schema.json()["paths"]
+    for page in ("/api/schema/swagger-ui/", "/api/schema/redoc/"):
+        html = api.get(page).content.decode()
+        assert "static/drf_spectacular_sidecar/" in html
+        assert "cdn.jsdelivr.net" not in html
+
+
+@demo_test
+def test_example_project_settings_are_clean():
+    """The example project runs SQLite with 2 workers, but in WAL mode, so W005 stays quiet."""
+    from example_project import settings as example
+
+    checks = [check for check in registry.get_checks() if check.__module__ == "django_webhooks.checks"]
+    assert len(checks) >= 8
+    with override_settings(DEBUG=example.DEBUG):
+        messages = [message for check in checks for message in check(app_configs=None, databases=None)]
+    assert messages == []

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from django_webhooks.exceptions import InvalidOwner
 from django_webhooks.owners import get_owner, get_owners, owner_accessor, owner_key, owner_path_problem
-from example_project.shop.models import Order
+from tests.models import Order
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def test_owner_keys_longer_than_the_column_are_refused():
 @pytest.mark.django_db
 def test_an_instance_of_another_model_is_not_an_owner(customer):
     """A Customer with pk 1 must never reach the subscriptions of User 1."""
-    with pytest.raises(InvalidOwner, match="is a shop.Customer; owners are auth.User instances"):
+    with pytest.raises(InvalidOwner, match="is a testapp.Customer; owners are auth.User instances"):
         owner_key(customer)
 
 
@@ -58,12 +58,12 @@ def test_primary_keys_of_the_owner_model_are_owners():
 def test_an_owner_path_to_another_model_is_refused_when_used(customer):
     order = Order(customer=customer, number="A-1", total="1.00")
     assert owner_accessor("customer.user")(order) == str(customer.user_id)
-    with pytest.raises(InvalidOwner, match="foreign key to shop.Customer, not to auth.User"):
+    with pytest.raises(InvalidOwner, match="foreign key to testapp.Customer, not to auth.User"):
         owner_accessor("customer")(order)
 
 
 def test_owner_path_problems_are_found_from_the_model_fields():
     assert owner_path_problem(Order, "customer.user") is None
-    assert "leads to shop.Customer" in owner_path_problem(Order, "customer")
+    assert "leads to testapp.Customer" in owner_path_problem(Order, "customer")
     assert "not a relation" in owner_path_problem(Order, "number.user")
     assert owner_path_problem(Order, "owner_property") is None  # known only at run time
