@@ -31,8 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from django_webhooks.delivery import broker
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
@@ -140,7 +138,7 @@ def tasks_per_burst(customer, saves: int) -> str:
     """Tasks the handoff leaves on the broker for ``saves`` autocommit saves, no worker running."""
     from django.db import connection
 
-    from django_webhooks.delivery import handoff
+    from django_webhooks.delivery import broker, handoff
     from django_webhooks.models import Handoff
 
     broker.get_broker().purge_queue()
@@ -159,6 +157,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dwh-bench-") as directory:
         setup_django(os.path.join(directory, "bench.sqlite3"))
         from django.db import connection
+
+        from django_webhooks.delivery import broker
 
         old_name = connection.settings_dict["NAME"]
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)

@@ -17,6 +17,8 @@ def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key
 
     See :func:`django_webhooks.capture.events.send_event`.
     """
+    # Imported on call: the package is imported before the app registry is ready, and
+    # capture.events loads the models.
     from .capture.events import send_event as _send_event
 
     return _send_event(event_type, data, owner=owner, idempotency_key=idempotency_key)
@@ -24,6 +26,6 @@ def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key
 
 def send_events_for_queryset(event_type: str, queryset: Any, **kwargs: Any) -> list[Event]:
     """Record one event per object of ``queryset`` (for ``update()`` and ``bulk_create``)."""
-    from .capture.events import send_events_for_queryset as _impl
+    from .capture.events import send_events_for_queryset as _impl  # on call, as above
 
     return _impl(event_type, queryset, **kwargs)

@@ -4,6 +4,7 @@ import logging
 
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models.signals import post_migrate, post_save
 from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger("django_webhooks")
@@ -15,8 +16,8 @@ class DjangoWebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate, post_save
-
+        # Imported here: these modules load the models, which cannot be imported before the app
+        # registry is ready (this module is imported while it is being populated).
         from . import checks  # noqa: F401  (registers the system checks)
         from .capture.bindings import registry
         from .delivery.schedules import on_post_migrate

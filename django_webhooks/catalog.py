@@ -45,7 +45,7 @@ EVENT_TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\Z")
 #: A subscription entry: a name, ``*``, or a name some of whose segments after the first are ``*``.
 EVENT_TYPE_PATTERN_RE = re.compile(r"^(\*|[A-Za-z0-9_]+(\.([A-Za-z0-9_]+|\*))*)\Z")
 WILDCARD = "*"
-#: Keys an ``EVENT_TYPES`` entry may have.
+#: Keys an ``EVENT_TYPES`` entry may have: the EventType fields ``webhooks_sync_event_types`` writes.
 SPEC_KEYS = ("description", "schema", "example", "thin")
 #: Names with more segments get only the one-``*`` patterns from :func:`patterns_matching`.
 MAX_PATTERN_SEGMENTS = 6

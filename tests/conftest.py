@@ -22,6 +22,20 @@ def enqueued(monkeypatch):
 
 
 @pytest.fixture
+def fresh_brokers():
+    """No django-q2 broker cached by this process, before and after the test.
+
+    ``django_webhooks.delivery.broker`` builds one per cluster name and keeps it; a test that
+    changes the broker settings (django-q2's ``Conf``, ``Q_CLUSTER``) needs it built again.
+    """
+    from django_webhooks.delivery import broker
+
+    broker._brokers.clear()
+    yield
+    broker._brokers.clear()
+
+
+@pytest.fixture
 def customer(db):
     """Alice's shop customer; ``customer.user`` owns her subscriptions and events."""
     from django.contrib.auth.models import User

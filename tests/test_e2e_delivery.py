@@ -44,9 +44,8 @@ FAST = {
 
 
 @pytest.fixture(autouse=True)
-def fast_settings(settings):
+def fast_settings(settings, fresh_brokers):
     settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, **FAST}
-    broker.reset_broker()
 
 
 @pytest.fixture

@@ -47,7 +47,12 @@ def test_reads_of_a_subscription_without_secrets_write_nothing():
 def test_the_delivery_engine_gives_such_a_subscription_a_secret_before_it_signs():
     subscription = bulk_created()
     [secret] = secret_store.signing_keys([subscription.pk])[subscription.pk].secrets
+    assert secret.expires_at is None and secret.secret.startswith("whsec_")
     assert secret_store.current_secret(subscription) == secret.secret
+    assert secret_store.signing_secrets(subscription) == [secret.secret]
+    # Once: the next call signs with the same secret and writes no other.
+    assert secret_store.signing_keys([subscription.pk])[subscription.pk].secrets == (secret,)
+    assert SubscriptionSecret.objects.filter(subscription=subscription).count() == 1
 
 
 def test_rows_loaded_as_fixtures_get_no_secret_on_load():

@@ -129,13 +129,6 @@ def test_expired_secrets_are_excluded_and_deleted_on_rotation(subscription):
     assert SubscriptionSecret.objects.filter(subscription=subscription).count() == 2
 
 
-def test_signing_secrets_creates_a_current_secret_once(subscription):
-    first = signing_secrets(subscription)
-    assert len(first) == 1 and first[0].startswith("whsec_")
-    assert signing_secrets(subscription) == first
-    assert SubscriptionSecret.objects.filter(subscription=subscription, expires_at__isnull=True).count() == 1
-
-
 def test_a_stale_prefetch_does_not_create_a_second_current_secret(subscription):
     stale = Subscription.objects.prefetch_related("secrets").get(pk=subscription.pk)
     created = current_secret(subscription)
@@ -218,11 +211,6 @@ def test_signing_keys_of_several_subscriptions_with_expiry_and_version(subscript
     # Every change adds a row: workers notice it by the version.
     rotate_secret(subscription)
     assert signing_keys([subscription.pk])[subscription.pk].version > newest.pk
-
-
-def test_signing_keys_create_a_missing_current_secret(subscription):
-    [created] = signing_keys([subscription.pk])[subscription.pk].valid(timezone.now())
-    assert signing_secrets(subscription) == [created]
 
 
 @pytest.mark.parametrize("in_flight", [True, False], ids=["in-flight", "idle"])

@@ -23,8 +23,7 @@ def queued() -> int:
 
 
 @pytest.fixture(autouse=True)
-def fresh_broker():
-    broker.reset_broker()
+def empty_queue(fresh_brokers):
     q_broker = broker.get_broker()
     q_broker.purge_queue()
     yield

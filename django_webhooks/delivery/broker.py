@@ -11,12 +11,15 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+from django_q.brokers import Broker
+from django_q.brokers import get_broker as build_broker
+from django_q.conf import Conf
+
 from ..conf import webhooks_settings
 from .claiming import due_count
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
-    from django_q.brokers import Broker
 
 logger = logging.getLogger("django_webhooks.delivery.broker")
 
@@ -32,8 +35,10 @@ def _request_safe_orm_broker(list_key: str | None) -> Broker:
     That call is meant for worker threads; in a request under autocommit it closes the user's
     database connection after each handoff and forces a reconnect on the next query.
     """
+    # Not at the top, like every import below of a django-q2 module that loads its models: those
+    # need "django_q" in INSTALLED_APPS, and this module is loaded (by the admin and the capture
+    # code) whether it is or not (check W008).
     from django_q.brokers.orm import ORM
-    from django_q.conf import Conf
     from django_q.models import OrmQ
 
     class RequestSafeORM(ORM):
@@ -53,8 +58,7 @@ def get_broker() -> Broker:
     cluster = webhooks_settings.QUEUE
     broker = _brokers.get(cluster)
     if broker is None:
-        from django_q.brokers import get_broker as build_broker
-        from django_q.brokers.orm import ORM
+        from django_q.brokers.orm import ORM  # loads django-q2's models (see above)
 
         broker = build_broker(cluster)
         if type(broker) is ORM:
@@ -63,13 +67,8 @@ def get_broker() -> Broker:
     return broker
 
 
-def reset_broker() -> None:
-    """Forget the cached brokers (after changing Q_CLUSTER in tests)."""
-    _brokers.clear()
-
-
 def _enqueue(task_path: str) -> None:
-    from django_q.tasks import async_task
+    from django_q.tasks import async_task  # loads django-q2's models (see above)
 
     q_options: dict[str, Any] = {"broker": get_broker(), "save": False}
     cluster = webhooks_settings.QUEUE
@@ -106,8 +105,6 @@ def enqueue_delivery(n: int = 1) -> int:
 
 
 def _workers() -> int:
-    from django_q.conf import Conf
-
     return int(Conf.WORKERS or 1)
 
 

@@ -5,35 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
-from django.contrib.messages import get_messages
-from django.urls import reverse
 from django.utils import timezone
 
 from django_webhooks.models import Delivery, DeliveryStatus
+from tests.admin import messages_of, url
 
 pytestmark = pytest.mark.django_db
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"admin:django_webhooks_{name}", args=args)
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-@pytest.fixture
-def staff(client, django_user_model):
-    def login(*codenames: str):
-        user = django_user_model.objects.create_user("staffer", password="x", is_staff=True)
-        user.user_permissions.set(
-            Permission.objects.filter(content_type__app_label="django_webhooks", codename__in=codenames)
-        )
-        client.force_login(user)
-        return client
-
-    return login
 
 
 @pytest.fixture

@@ -6,33 +6,13 @@ import logging
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission
 from django.test import Client
-from django.urls import reverse
 
 from django_webhooks import secret_store
 from django_webhooks.models import Subscription, SubscriptionSecret
+from tests.admin import url
 
 pytestmark = pytest.mark.django_db
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"admin:django_webhooks_{name}", args=args)
-
-
-@pytest.fixture
-def staff(client, django_user_model):
-    """``staff(*codenames)``: log the client in as staff with only these django_webhooks permissions."""
-
-    def login(*codenames: str):
-        user = django_user_model.objects.create_user("staffer", password="x", is_staff=True)
-        user.user_permissions.set(
-            Permission.objects.filter(content_type__app_label="django_webhooks", codename__in=codenames)
-        )
-        client.force_login(user)
-        return client
-
-    return login
 
 
 def secret_rows():

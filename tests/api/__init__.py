@@ -13,3 +13,17 @@ def client_for(user) -> APIClient:
     api = APIClient()
     api.force_authenticate(user)
     return api
+
+
+def assert_schema_pages_are_served() -> None:
+    """The OpenAPI document at /api/schema/ and its Swagger UI and ReDoc pages, which load their
+    assets from drf-spectacular-sidecar's static files rather than a CDN (tests/urls.py and
+    example_project/urls.py mount them alike)."""
+    api = APIClient()
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/webhooks/subscriptions/{id}/rotate-secret/" in schema.json()["paths"]
+    for page in ("/api/schema/swagger-ui/", "/api/schema/redoc/"):
+        html = api.get(page).content.decode()
+        assert "static/drf_spectacular_sidecar/" in html
+        assert "cdn.jsdelivr.net" not in html

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
@@ -156,9 +157,14 @@ def test_write_path_queries_do_not_depend_on_subscriptions(customer, enqueued, d
 # --- processes: SIGKILL and fork ----------------------------------------------------------------
 
 
-def _child_environment() -> dict[str, str]:
-    """A child process on the test database (``tests.settings``, as the qcluster tests start one)."""
-    return {**os.environ, **database_env(), "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+def _python_child(script: str, *argv: object) -> dict[str, Any]:
+    """The ``subprocess`` arguments of a Python child that runs ``script`` with ``argv`` on the test
+    database (``tests.settings``, as the qcluster tests start one)."""
+    return {
+        "args": [sys.executable, "-c", script, *map(str, argv)],
+        "env": {**os.environ, **database_env(), "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)},
+        "cwd": ROOT,
+    }
 
 
 SAVE_THEN_WAIT = """
@@ -187,13 +193,7 @@ def _orders_without_their_event() -> list[int]:
 @pytest.mark.django_db(transaction=True)
 def test_sigkill_right_after_the_last_save_returns_loses_no_event():
     saves = 1000
-    child = subprocess.Popen(
-        [sys.executable, "-c", SAVE_THEN_WAIT, str(saves)],
-        env=_child_environment(),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    child = subprocess.Popen(**_python_child(SAVE_THEN_WAIT, saves), stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
         line = ""
@@ -281,14 +281,7 @@ print("hung", hung, flush=True)
 @pytest.mark.django_db(transaction=True)
 def test_forking_while_the_library_is_busy_never_hangs_a_child():
     forks = 200
-    done = subprocess.run(
-        [sys.executable, "-c", FORK_WHILE_BUSY, str(forks)],
-        env=_child_environment(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = subprocess.run(**_python_child(FORK_WHILE_BUSY, forks), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["hung", "0"]
     children = Order.objects.filter(number__startswith="child-").count()

@@ -17,12 +17,7 @@ from django_webhooks.secret_store import create_secret
 from tests.models import Customer, Order
 from tests.receiver import Receiver
 
-
-@pytest.fixture(autouse=True)
-def fresh_brokers():
-    broker.reset_broker()
-    yield
-    broker.reset_broker()
+pytestmark = pytest.mark.usefixtures("fresh_brokers")
 
 
 @pytest.fixture
@@ -51,7 +46,6 @@ def empty_queue(db):
     broker.get_broker().purge_queue()
     yield
     broker.get_broker().purge_queue()
-    broker.reset_broker()
 
 
 def test_enqueue_processing_puts_one_task_on_the_broker(empty_queue):
@@ -118,7 +112,7 @@ def test_save_succeeds_with_the_broker_down_and_is_delivered_when_it_is_back(mon
         assert "Could not enqueue" in caplog.text
 
         # The broker is back: the sweeper's task finds the event and delivers it.
-        broker.reset_broker()
+        broker._brokers.clear()
         from django_webhooks import tasks
 
         tasks.sweep()

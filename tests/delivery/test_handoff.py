@@ -31,14 +31,12 @@ def queued_functions() -> list[str]:
 
 
 @pytest.fixture
-def empty_broker(transactional_db):
+def empty_broker(transactional_db, fresh_brokers):
     """A real broker with nothing on it, and no promise remembered by this process."""
-    broker.reset_broker()
     broker.get_broker().purge_queue()
     handoff._covered_until.clear()
     yield
     broker.get_broker().purge_queue()
-    broker.reset_broker()
     handoff._covered_until.clear()
 
 

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_webhooks.conf import webhooks_settings
+from django_webhooks.delivery.retention import prune
 
 
 class Command(BaseCommand):
@@ -36,8 +37,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, days: int | None, batch_size: int | None, dry_run: bool, **options: Any) -> None:
-        from django_webhooks.delivery.retention import prune
-
         if days is not None and days < 0:
             raise CommandError("--days may not be negative.")
         if batch_size is not None and batch_size < 1:

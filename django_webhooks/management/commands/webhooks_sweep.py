@@ -5,6 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from django_webhooks.tasks import sweep
+
 
 class Command(BaseCommand):
     help = (
@@ -24,8 +26,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, loop: float | None = None, **options: Any) -> None:
-        from django_webhooks.tasks import sweep
-
         while True:
             result = sweep()
             self.stdout.write(

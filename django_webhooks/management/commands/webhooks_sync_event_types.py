@@ -5,10 +5,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from django_webhooks.catalog import SPEC_KEYS
 from django_webhooks.conf import SETTING_NAME, webhooks_settings
 from django_webhooks.models import EventType
-
-SYNCED_FIELDS = ("description", "schema", "example", "thin")
 
 
 def declared_fields(spec: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +52,7 @@ class Command(BaseCommand):
                         event_type.full_clean()
                         event_type.save()
                     continue
-                changed = [field for field in SYNCED_FIELDS if getattr(current, field) != wanted[field]]
+                changed = [field for field in SPEC_KEYS if getattr(current, field) != wanted[field]]
                 if current.archived:
                     changed.append("archived")
                 if not changed:
