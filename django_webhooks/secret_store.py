@@ -155,9 +155,14 @@ def create_first_secret(sender: type[Subscription], instance: Subscription, crea
     signal; the delivery engine gives those a secret before it signs (:func:`signing_keys`).
     """
     if created and not kwargs.get("raw"):
-        SubscriptionSecret.objects.create(
-            subscription=instance, encrypted=crypto.encrypt_secret(signing.generate_secret())
-        )
+        _new_current_row(instance.pk)
+
+
+def _new_current_row(subscription_id: int) -> SubscriptionSecret:
+    """A new generated current secret for the subscription (which has none)."""
+    return SubscriptionSecret.objects.create(
+        subscription_id=subscription_id, encrypted=crypto.encrypt_secret(signing.generate_secret())
+    )
 
 
 def _ensure_current(subscription_id: int) -> SubscriptionSecret:
@@ -169,11 +174,7 @@ def _ensure_current(subscription_id: int) -> SubscriptionSecret:
             .order_by("-created_at", "-pk")
             .first()
         )
-        if row is None:
-            row = SubscriptionSecret.objects.create(
-                subscription_id=subscription_id, encrypted=crypto.encrypt_secret(signing.generate_secret())
-            )
-        return row
+        return row or _new_current_row(subscription_id)
 
 
 def _valid_rows(rows: Iterable[SubscriptionSecret], now: datetime) -> list[SubscriptionSecret]:
