@@ -90,6 +90,21 @@ DEFAULTS: dict[str, Any] = {
     "AUTO_DISABLE_AFTER": 5 * 24 * 3600,
     # Email the owner (through django.core.mail) when their subscription is disabled.
     "NOTIFY_OWNER_ON_DISABLE": False,
+    # --- alerts (django_webhooks.delivery.alerts) --------------------------------------------
+    # Consecutive failed attempts after which an endpoint is "failing" (one alert per incident);
+    # None or 0: no failing alert.
+    "ALERT_FAILING_AFTER": 4,
+    # Percentages of AUTO_DISABLE_AFTER spent failing at which the owner is warned, once each per
+    # incident (disabling itself is 100%).
+    "ALERT_BUDGET_THRESHOLDS": [50, 70, 90],
+    # Email the owner (through django.core.mail) about each alert and recovery.
+    "NOTIFY_OWNER_ON_ALERT": False,
+    # Deliver webhook.endpoint.failing / .recovered / .disabled events to the owner's subscriptions
+    # that ask for them by name (or by the webhook.endpoint.* pattern).
+    "OPERATIONAL_EVENTS": True,
+    # --- monitoring -----------------------------------------------------------------------
+    # Bearer token that may read the metrics view besides staff users; empty: staff only.
+    "METRICS_TOKEN": "",
     # --- retention ------------------------------------------------------------------------
     "RETENTION_DAYS": 30,
     "PRUNE_BATCH_SIZE": 1000,

@@ -81,6 +81,9 @@ class Subscription(models.Model):
         null=True, blank=True, help_text=_("Concurrent requests to this endpoint; empty uses the setting.")
     )
     rate_limit = models.PositiveIntegerField(null=True, blank=True, help_text=_("Deliveries per second at most."))
+    send_traceparent = models.BooleanField(
+        default=False, help_text=_("Send the W3C traceparent header, linking the receiver's trace to ours.")
+    )
     # Endpoint health, maintained by the delivery engine.
     consecutive_failures = models.PositiveIntegerField(default=0)
     circuit_open_until = models.DateTimeField(null=True, blank=True)
@@ -88,6 +91,9 @@ class Subscription(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     next_send_at = models.DateTimeField(null=True, blank=True)
+    #: The strongest alert sent for the current failure streak (see django_webhooks.delivery.alerts);
+    #: 0 when none was, reset by the success that closes the incident.
+    alert_level = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -131,6 +137,9 @@ class Event(models.Model):
     schema_errors = models.JSONField(null=True, blank=True)
     body = models.TextField(blank=True, help_text=_("The exact bytes sent, fixed at fan-out."))
     fanned_out_at = models.DateTimeField(null=True, blank=True)
+    #: W3C trace context (``traceparent``, then `` `` and ``tracestate`` if any) of the span that
+    #: recorded the event, when OpenTelemetry is installed; delivery spans link to it.
+    trace_context = models.CharField(max_length=600, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -285,3 +294,49 @@ class DeliveryAttempt(models.Model):
     def __str__(self) -> str:
         outcome = self.response_status or self.error_class or "?"
         return f"attempt {self.attempt_number} of {self.delivery_id}: {outcome}"
+
+
+class AttemptStats(models.Model):
+    """One subscription's attempts of one hour, counted as they are recorded.
+
+    Written by :mod:`django_webhooks.delivery.attempt_stats` in the transaction that stores the
+    attempts, so the figures equal the attempt rows; read by the stats API, the admin charts and
+    the dashboard, whose cost then depends on the hours asked for, not on the attempts table.
+    Kept after the attempts themselves are pruned. Latencies are counted in the buckets of
+    :data:`django_webhooks.stats.LATENCY_BOUNDS_MS`: ``latency_le_<bound>`` for each, and
+    ``latency_over`` for everything slower.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="attempt_stats")
+    hour = models.DateTimeField(help_text=_("Start of the hour (UTC)."))
+    attempts = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    failed_4xx = models.PositiveIntegerField(default=0)
+    failed_5xx = models.PositiveIntegerField(default=0)
+    failed_timeout = models.PositiveIntegerField(default=0)
+    failed_connection = models.PositiveIntegerField(default=0, help_text=_("Connection, DNS and TLS errors."))
+    failed_other = models.PositiveIntegerField(default=0)
+    duration_ms_total = models.PositiveBigIntegerField(default=0)
+    latency_le_10 = models.PositiveIntegerField(default=0)
+    latency_le_25 = models.PositiveIntegerField(default=0)
+    latency_le_50 = models.PositiveIntegerField(default=0)
+    latency_le_100 = models.PositiveIntegerField(default=0)
+    latency_le_250 = models.PositiveIntegerField(default=0)
+    latency_le_500 = models.PositiveIntegerField(default=0)
+    latency_le_1000 = models.PositiveIntegerField(default=0)
+    latency_le_2500 = models.PositiveIntegerField(default=0)
+    latency_le_5000 = models.PositiveIntegerField(default=0)
+    latency_le_10000 = models.PositiveIntegerField(default=0)
+    latency_le_30000 = models.PositiveIntegerField(default=0)
+    latency_le_60000 = models.PositiveIntegerField(default=0)
+    latency_over = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("hourly attempt statistics")
+        verbose_name_plural = _("hourly attempt statistics")
+        constraints = [models.UniqueConstraint(fields=["subscription", "hour"], name="dwh_stats_sub_hour")]
+        indexes = [models.Index(fields=["hour"], name="dwh_stats_hour_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.attempts} attempts of subscription #{self.subscription_id} in the hour of {self.hour:%Y-%m-%d %H:00}"

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from ..catalog import thin_types, type_matches
 from ..conf import webhooks_settings
+from ..metrics import recording as metrics
 from ..models import Delivery, Event, Subscription
 
 logger = logging.getLogger("django_webhooks.delivery.fanout")
@@ -148,6 +149,7 @@ def _fan_out_events(events: list[Event], using: str) -> list[Delivery]:
     Event.objects.using(using).bulk_update(events, ["body", "fanned_out_at"], batch_size=500)
     if deliveries:
         Delivery.objects.using(using).bulk_create(deliveries, batch_size=1000, ignore_conflicts=True)
+    metrics.events_fanned_out(event.event_type for event in events)
     return deliveries
 
 

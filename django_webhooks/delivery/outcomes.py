@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from .. import signals
 from ..conf import webhooks_settings
+from ..metrics import recording as metrics
 from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
 from ..retry import RetryDecision, get_retry_policy
-from . import health
+from . import attempt_stats, health
 from .headers import redact_headers
 from .transport import TransportResult
 
@@ -92,6 +93,7 @@ def record(sent: list[Sent]) -> list[DeliveryAttempt]:
         else:
             failures.append((delivery, attempt, decision))
     with transaction.atomic():
+        attempt_stats.add(attempts)
         held = _apply_successes(successes, now)
         applied = [
             (delivery, attempt, decision, _apply_failure(delivery, attempt, decision, now))
@@ -99,6 +101,7 @@ def record(sent: list[Sent]) -> list[DeliveryAttempt]:
         ]
         for sid, subscription_outcomes in outcomes.items():
             health.record_outcomes(subscriptions[sid], subscription_outcomes, now)
+    metrics.attempts_recorded(attempts)
     for group in successes.values():
         for delivery, attempt in group:
             _announce(delivery, attempt, None, delivery.pk in held)

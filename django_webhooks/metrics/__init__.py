@@ -1,0 +1,1 @@
+"""Prometheus metrics (the optional ``metrics`` extra): see docs/monitoring.md."""
