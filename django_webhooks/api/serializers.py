@@ -168,6 +168,7 @@ class SubscriptionSerializer(WebhooksModelSerializer):
             "ordered",
             "max_in_flight",
             "rate_limit",
+            "send_traceparent",
             "secret",
             "created_at",
             "updated_at",

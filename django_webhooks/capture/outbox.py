@@ -32,6 +32,8 @@ class EventRow(NamedTuple):
     created_at: datetime
     idempotency_key: str | None = None
     schema_errors: list[str] | None = None
+    #: W3C trace context of the span that recorded it (:mod:`django_webhooks.tracing`), or "".
+    trace_context: str = ""
 
     def to_event(self, pk: int | None, using: str) -> Event:
         event = Event(
@@ -41,6 +43,7 @@ class EventRow(NamedTuple):
             owner_id=self.owner_id,
             idempotency_key=self.idempotency_key,
             schema_errors=self.schema_errors,
+            trace_context=self.trace_context,
             created_at=self.created_at,
         )
         event._state.adding = False
@@ -48,7 +51,16 @@ class EventRow(NamedTuple):
         return event
 
 
-_COLUMNS = ("event_type", "payload", "owner_id", "idempotency_key", "schema_errors", "created_at", "body")
+_COLUMNS = (
+    "event_type",
+    "payload",
+    "owner_id",
+    "idempotency_key",
+    "schema_errors",
+    "created_at",
+    "trace_context",
+    "body",
+)
 _single_row_statements: dict[str, str] = {}
 
 
@@ -61,7 +73,7 @@ def _build_statement(using: str, count: int) -> str:
     quote = connections[using].ops.quote_name
     column_of = {field.name: field.column for field in Event._meta.concrete_fields}
     columns = ", ".join(quote(column_of[name]) for name in _COLUMNS)
-    row = "(%s, %s, %s, %s, %s, %s, '')"  # body stays empty until fan-out fixes it
+    row = "(%s, %s, %s, %s, %s, %s, %s, '')"  # body stays empty until fan-out fixes it
     returning = f" RETURNING {quote(Event._meta.pk.column)}" if _returns_ids(using, count) else ""
     return f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}{returning}"  # noqa: S608 (quoted model names only)
 
@@ -96,6 +108,7 @@ def insert_rows(using: str, rows: list[EventRow]) -> list[int | None]:
                 row.idempotency_key,
                 errors,
                 adapt_datetime(row.created_at),
+                row.trace_context,
             )
         with connection.cursor() as cursor:
             cursor.execute(_statement(using, len(batch)), params)

@@ -41,6 +41,8 @@ class Endpoint:
     keys: SigningKeys
     #: ``time.monotonic()`` when the oldest query this copy comes from started.
     read_at: float
+    #: Send the request span's W3C ``traceparent`` (:mod:`django_webhooks.tracing`).
+    send_traceparent: bool = False
 
 
 class Endpoints:
@@ -54,7 +56,10 @@ class Endpoints:
         """Take ``subscriptions`` as read by a query that started at ``read_at``; read their secrets now."""
         subscriptions = list(subscriptions)
         keys = signing_keys([subscription.pk for subscription in subscriptions])
-        self._publish(Endpoint(s.pk, s.url, s.headers or {}, s.enabled, keys[s.pk], read_at) for s in subscriptions)
+        self._publish(
+            Endpoint(s.pk, s.url, s.headers or {}, s.enabled, keys[s.pk], read_at, s.send_traceparent)
+            for s in subscriptions
+        )
 
     def refresh(self, subscription_ids: Collection[int]) -> None:
         """Re-read these subscriptions (one query; secrets only where a newer secret row exists)."""
@@ -66,7 +71,7 @@ class Endpoints:
             row[0]: row
             for row in Subscription.objects.filter(pk__in=list(subscription_ids))
             .annotate(newest_secret=Subquery(newest_secret))
-            .values_list("pk", "url", "headers", "enabled", "newest_secret")
+            .values_list("pk", "url", "headers", "enabled", "newest_secret", "send_traceparent")
         }
         with self._changed:
             known = {sid: self._current.get(sid) for sid in subscription_ids}
@@ -77,9 +82,9 @@ class Endpoints:
         for sid, endpoint in known.items():
             row = rows.get(sid)
             if row is not None:
-                _, url, headers, enabled, _ = row
+                _, url, headers, enabled, _, send_traceparent = row
                 signing = keys[sid] if endpoint is None or sid in keys else endpoint.keys
-                fresh.append(Endpoint(sid, url, headers or {}, enabled, signing, read_at))
+                fresh.append(Endpoint(sid, url, headers or {}, enabled, signing, read_at, send_traceparent))
             elif endpoint is not None:  # deleted: its lanes stop
                 fresh.append(replace(endpoint, enabled=False, read_at=read_at))
         self._publish(fresh)

@@ -86,19 +86,29 @@ def default_headers() -> dict[str, str]:
 
 
 def request_headers(
-    subscription_headers: Mapping[str, object] | None, signed_headers: Mapping[str, str]
+    subscription_headers: Mapping[str, object] | None,
+    signed_headers: Mapping[str, str],
+    trace_headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Merge a subscription's custom headers with ours; protected names (:func:`is_protected_header`) are ours.
 
     Custom headers with names or values that cannot be sent (line breaks) are dropped.
+    ``trace_headers`` (the request span's ``traceparent`` and ``tracestate``, for a subscription
+    that opted in) replace custom headers of the same names. Neither is a credential: an attempt
+    stores them as sent, and the signature does not cover headers.
     """
+    overridden = {name.lower() for name in trace_headers} if trace_headers else set()
     headers: dict[str, str] = {}
     for raw_name, raw_value in (subscription_headers or {}).items():
         name, value = str(raw_name).strip(), str(raw_value)
         if not name or is_protected_header(name) or unsendable(name) or unsendable(value):
             continue
+        if name.lower() in overridden:
+            continue
         headers[name] = value
     headers.update(signed_headers)
+    if trace_headers:
+        headers.update(trace_headers)
     headers.update(default_headers())
     return headers
 

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from django.utils import timezone
 
+from .. import tracing
 from ..conf import webhooks_settings
 from ..models import Delivery, DeliveryAttempt, ErrorClass
 from ..signing import webhook_headers
@@ -88,18 +89,27 @@ CLAIM_POLL_SECONDS = 0.25
 
 
 def _send(delivery: Delivery, endpoint: Endpoint) -> Sent:
-    """Sign and send one delivery (runs in a sender thread; no database access)."""
+    """Sign and send one delivery (runs in a sender thread; no database access).
+
+    Traced when OpenTelemetry is installed (:mod:`django_webhooks.tracing`): the subscription's
+    ``traceparent``, when it opted in, is the request's own span.
+    """
     body = delivery.event.body.encode("utf-8")
     headers: dict[str, str] = {}
     started = timezone.now()
-    try:
-        secrets = endpoint.keys.valid(started)
-        signed = webhook_headers(delivery.message_id, int(started.timestamp()), body, secrets)
-        headers = request_headers(endpoint.headers, signed)
-        result = get_transport().send(endpoint.url, body, headers)
-    except Exception as exc:
-        logger.exception("Sending delivery %s failed unexpectedly", delivery.pk)
-        result = TransportResult(error_class=ErrorClass.INTERNAL, error_message=f"{type(exc).__name__}: {exc}"[:500])
+    with tracing.delivery_attempt(delivery, endpoint.url) as spans:
+        try:
+            secrets = endpoint.keys.valid(started)
+            signed = webhook_headers(delivery.message_id, int(started.timestamp()), body, secrets)
+            trace_headers = spans.headers() if endpoint.send_traceparent else None
+            headers = request_headers(endpoint.headers, signed, trace_headers)
+            result = get_transport().send(endpoint.url, body, headers)
+        except Exception as exc:
+            logger.exception("Sending delivery %s failed unexpectedly", delivery.pk)
+            result = TransportResult(
+                error_class=ErrorClass.INTERNAL, error_message=f"{type(exc).__name__}: {exc}"[:500]
+            )
+        spans.result(result)
     return Sent(delivery, result, started, headers, endpoint.url)
 
 
