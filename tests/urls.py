@@ -5,6 +5,8 @@ from django.urls import include, path
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from . import views
+
 
 @extend_schema(exclude=True)
 class WebhooksSchemaView(SpectacularAPIView):
@@ -19,4 +21,7 @@ urlpatterns = [
     path("api/schema/", WebhooksSchemaView.as_view(), name="schema"),
     path("api/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Async views calling asend_event and acreate (tests/capture/test_async.py).
+    path("async/events/", views.record_event),
+    path("async/orders/", views.create_order),
 ]

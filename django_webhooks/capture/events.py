@@ -14,9 +14,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
+from .. import tracing
 from ..catalog import event_type_spec, schema_errors
 from ..conf import webhooks_settings
 from ..exceptions import InvalidIdempotencyKey, InvalidPayload, PayloadTooLarge, UnknownEventType
@@ -71,9 +73,16 @@ def _storable(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
-def _row(event_type: str, data: Any, owner_id: str | None, spec: dict, idempotency_key: str | None = None) -> EventRow:
+def _row(
+    event_type: str,
+    data: Any,
+    owner_id: str | None,
+    spec: dict,
+    idempotency_key: str | None = None,
+    trace_context: str = "",
+) -> EventRow:
     text, errors = _serialize(event_type, data, spec)
-    return EventRow(event_type, text, owner_id, timezone.now(), idempotency_key, errors)
+    return EventRow(event_type, text, owner_id, timezone.now(), idempotency_key, errors, trace_context)
 
 
 def _checked_idempotency_key(key: Any) -> str | None:
@@ -112,18 +121,26 @@ def send_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key
     """
     owner_id = owner_key(owner)
     idempotency_key = _checked_idempotency_key(idempotency_key)
-    row = _row(event_type, data, owner_id, event_type_spec(event_type), idempotency_key)
+    with tracing.publishing(event_type) as publication:
+        row = _row(event_type, data, owner_id, event_type_spec(event_type), idempotency_key, publication.context)
+        event = _insert_once(row)
+        publication.recorded([event.pk])
+    return event
+
+
+def _insert_once(row: EventRow) -> Event:
+    """Insert ``row``, unless its owner already recorded an event with its idempotency key: that one."""
     using = router.db_for_write(Event)
-    if idempotency_key is None:
+    if row.idempotency_key is None:
         return row.to_event(outbox.write(using, [row])[0], using)
-    existing = _existing(using, owner_id, idempotency_key)
+    existing = _existing(using, row.owner_id, row.idempotency_key)
     if existing is not None:
         return existing
     try:
         with transaction.atomic(using=using):
             (pk,) = outbox.insert_rows(using, [row])
     except IntegrityError:
-        existing = _existing(using, owner_id, idempotency_key)
+        existing = _existing(using, row.owner_id, row.idempotency_key)
         if existing is None:
             raise
         return existing
@@ -151,17 +168,19 @@ def record_change(
     """
     using = router.db_for_write(Event)
     errors = list(errors)
-    try:
-        spec = event_type_spec(event_type)
-    except UnknownEventType as exc:
-        if not committed:
-            raise
-        spec, errors = {"schema": None}, [*errors, f"event type: {exc}"]
-    text, data_errors = _serialize(event_type, data, spec, committed=committed)
-    errors += data_errors or []
-    if errors:
-        logger.error("Event %s recorded with errors; it will not be sent: %s", event_type, "; ".join(errors))
-    outbox.write(using, [EventRow(event_type, text, owner_id, timezone.now(), None, errors or None)])
+    with tracing.publishing(event_type) as publication:
+        try:
+            spec = event_type_spec(event_type)
+        except UnknownEventType as exc:
+            if not committed:
+                raise
+            spec, errors = {"schema": None}, [*errors, f"event type: {exc}"]
+        text, data_errors = _serialize(event_type, data, spec, committed=committed)
+        errors += data_errors or []
+        if errors:
+            logger.error("Event %s recorded with errors; it will not be sent: %s", event_type, "; ".join(errors))
+        row = EventRow(event_type, text, owner_id, timezone.now(), None, errors or None, publication.context)
+        publication.recorded(outbox.write(using, [row]))
 
 
 def _owner_resolver(owner: Any) -> Callable[[models.Model], str | None]:
@@ -184,6 +203,28 @@ def send_events_for_queryset(
     build = get_payload_builder(payload, context=f"send_events_for_queryset({event_type!r})")
     resolve_owner = _owner_resolver(owner)
     objects = queryset.iterator(chunk_size=2000) if isinstance(queryset, models.QuerySet) else queryset
-    rows = [_row(event_type, build(instance), resolve_owner(instance), spec) for instance in objects]
     using = router.db_for_write(Event)
-    return [row.to_event(pk, using) for row, pk in zip(rows, outbox.write(using, rows), strict=True)]
+    with tracing.publishing(event_type) as publication:
+        context = publication.context
+        rows = [_row(event_type, build(instance), resolve_owner(instance), spec, None, context) for instance in objects]
+        pks = outbox.write(using, rows)
+        publication.recorded(pks)
+    return [row.to_event(pk, using) for row, pk in zip(rows, pks, strict=True)]
+
+
+async def asend_event(event_type: str, data: Any, *, owner: Any = None, idempotency_key: str | None = None) -> Event:
+    """:func:`send_event` for async code (an async view, a consumer).
+
+    Runs it in Django's thread for synchronous code, the way ``Model.asave()`` runs ``save()``: the
+    event is written before the call returns, in the transaction that thread has open (with
+    ``ATOMIC_REQUESTS`` off, async views have none, so the event commits on its own) and with
+    the same errors, raised here.
+    """
+    return await sync_to_async(send_event)(event_type, data, owner=owner, idempotency_key=idempotency_key)
+
+
+async def asend_events_for_queryset(
+    event_type: str, queryset: models.QuerySet | Iterable[models.Model], *, payload: Any = None, owner: Any = None
+) -> list[Event]:
+    """:func:`send_events_for_queryset` for async code, run as :func:`asend_event` runs its sync twin."""
+    return await sync_to_async(send_events_for_queryset)(event_type, queryset, payload=payload, owner=owner)
