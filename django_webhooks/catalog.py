@@ -12,7 +12,10 @@ their subscriptions; every rule about those names lives here:
   (refuses unknown and archived types), :func:`validate_subscribed_event_types` and
   :func:`validate_active_event_type` (the admin form's and the API's rules), :func:`thin_types`;
 * JSON Schemas: :func:`json_schema_problem`, the one rule the system checks (E010), the admin
-  form and ``send_event()`` apply, and :func:`schema_errors`.
+  form and ``send_event()`` apply, and :func:`schema_errors`;
+* built-in types: the operational events the engine sends about an endpoint
+  (:data:`BUILTIN_EVENT_TYPES`, ``webhook.endpoint.*``), selected only by their own name or by
+  :data:`OPERATIONAL_PATTERN`, never by ``*`` (:func:`is_operational`).
 
 :mod:`django_webhooks.models` imports the name validators from here (its field validators and
 migrations name them), so this module reaches the ``EventType`` model through the app registry.
@@ -71,13 +74,125 @@ def validate_event_type_pattern(value: Any) -> None:
         )
 
 
+# --- built-in event types ----------------------------------------------------------------------
+
+#: Operational events (:mod:`django_webhooks.delivery.alerts`): sent about a subscription's endpoint
+#: to its owner's other subscriptions that ask for them.
+ENDPOINT_FAILING = "webhook.endpoint.failing"
+ENDPOINT_RECOVERED = "webhook.endpoint.recovered"
+ENDPOINT_DISABLED = "webhook.endpoint.disabled"
+#: The one pattern that selects the operational events besides their names.
+OPERATIONAL_PATTERN = "webhook.endpoint.*"
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_ENDPOINT_PROPERTIES: dict[str, Any] = {
+    "subscription_id": {"type": "integer", "description": "The subscription whose endpoint this is about."},
+    "url": {"type": "string", "description": "Its URL without query string and fragment."},
+    "failing_since": {**_TIME, "description": "First failed attempt of the incident."},
+    "consecutive_failures": {"type": "integer", "minimum": 0},
+    "budget_percent": {
+        "type": ["integer", "null"],
+        "description": "Percent of AUTO_DISABLE_AFTER spent failing (null without auto-disable).",
+    },
+    "disable_at": {**_TIME, "description": "When it is disabled unless an attempt succeeds first."},
+    "last_status": {"type": ["integer", "null"], "description": "HTTP status of the newest attempt."},
+    "last_error": {"type": ["string", "null"], "description": "Error class of the newest attempt."},
+    "reason": {"type": "string"},
+}
+
+
+def _endpoint_schema(*extra: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["subscription_id", "url", "failing_since", "consecutive_failures", "reason", *extra],
+        "properties": {**_ENDPOINT_PROPERTIES, **properties},
+    }
+
+
+_EXAMPLE = {
+    "subscription_id": 42,
+    "url": "https://hooks.example.com/orders",
+    "failing_since": "2025-03-01T08:00:00Z",
+    "consecutive_failures": 4,
+    "budget_percent": 0,
+    "disable_at": "2025-03-06T08:00:00Z",
+    "last_status": 503,
+    "last_error": None,
+}
+
+#: Types the engine itself sends; a declaration or ``EventType`` row of the same name is ignored.
+BUILTIN_EVENT_TYPES: dict[str, dict[str, Any]] = {
+    ENDPOINT_FAILING: {
+        "description": "One of your webhook endpoints is failing: sent once per incident when it has "
+        "failed ALERT_FAILING_AFTER times in a row, and once more at each share of its failure "
+        "allowance (ALERT_BUDGET_THRESHOLDS) it spends before it is disabled.",
+        "schema": _endpoint_schema(
+            "alert",
+            "threshold_percent",
+            alert={"enum": ["failing", "budget"]},
+            threshold_percent={"type": ["integer", "null"], "description": "The budget threshold crossed."},
+        ),
+        "example": {
+            **_EXAMPLE,
+            "alert": "failing",
+            "threshold_percent": None,
+            "reason": "4 consecutive attempts failed.",
+        },
+    },
+    ENDPOINT_RECOVERED: {
+        "description": "A webhook endpoint that was reported failing answered with a 2xx again; the incident is over.",
+        "schema": _endpoint_schema("recovered_at", recovered_at={"type": "string", "format": "date-time"}),
+        "example": {
+            **_EXAMPLE,
+            "consecutive_failures": 12,
+            "budget_percent": 10,
+            "disable_at": None,
+            "last_status": 200,
+            "recovered_at": "2025-03-01T20:00:00Z",
+            "reason": "An attempt succeeded after 12 consecutive failures.",
+        },
+    },
+    ENDPOINT_DISABLED: {
+        "description": "A webhook endpoint was disabled (failing for AUTO_DISABLE_AFTER, 410 Gone, or by a "
+        "person); its events wait until it is enabled again.",
+        "schema": _endpoint_schema(
+            "cause",
+            "disabled_at",
+            cause={"enum": ["auto", "gone", "manual"]},
+            disabled_at={"type": "string", "format": "date-time"},
+        ),
+        "example": {
+            **_EXAMPLE,
+            "consecutive_failures": 60,
+            "budget_percent": 100,
+            "disable_at": None,
+            "cause": "auto",
+            "disabled_at": "2025-03-06T08:00:00Z",
+            "reason": "Disabled automatically: every delivery failed for 5 days (since 2025-03-01 08:00 UTC).",
+        },
+    },
+}
+OPERATIONAL_EVENT_TYPES = frozenset(BUILTIN_EVENT_TYPES)
+
+
+def is_operational(event_type: str) -> bool:
+    """Whether ``event_type`` is an operational event (about an endpoint, sent by the engine)."""
+    return event_type in OPERATIONAL_EVENT_TYPES
+
+
 def is_pattern(entry: str) -> bool:
     """Whether a subscription entry is a pattern (has a ``*``) rather than a name."""
     return WILDCARD in entry
 
 
 def type_matches(pattern: str, event_type: str) -> bool:
-    """``*`` matches every type; otherwise a ``*`` segment matches exactly one segment (``order.*``)."""
+    """``*`` matches every type; otherwise a ``*`` segment matches exactly one segment (``order.*``).
+
+    Operational types are the exception: only their own name and :data:`OPERATIONAL_PATTERN`
+    select them, so a subscription to ``*`` does not start receiving them.
+    """
+    if event_type in OPERATIONAL_EVENT_TYPES:
+        return pattern in (event_type, OPERATIONAL_PATTERN)
     if pattern in (WILDCARD, event_type):
         return True
     if WILDCARD not in pattern:
@@ -91,8 +206,11 @@ def patterns_matching(name: str) -> list[str]:
     """The valid subscription entries that select ``name``, sorted: ``*``, ``name`` and its patterns.
 
     Each segment after the first may be ``*`` (``order.*``, ``order.*.added``); for a name of more
-    than :data:`MAX_PATTERN_SEGMENTS` segments, only one segment at a time.
+    than :data:`MAX_PATTERN_SEGMENTS` segments, only one segment at a time. An operational type:
+    its name and :data:`OPERATIONAL_PATTERN`.
     """
+    if name in OPERATIONAL_EVENT_TYPES:
+        return sorted({name, OPERATIONAL_PATTERN})
     first, *rest = name.split(".")
     if len(rest) < MAX_PATTERN_SEGMENTS:
         choices = [(word, WILDCARD) for word in rest]
@@ -216,7 +334,13 @@ def known_event_types() -> dict[str, dict[str, Any]]:
     """
     declared = webhooks_settings.EVENT_TYPES
     rows = _catalog_rows()
-    return {name: _merge(declared.get(name), rows.get(name)) for name in sorted(set(declared) | set(rows))}
+    merged = {name: _merge(declared.get(name), rows.get(name)) for name in set(declared) | set(rows)}
+    merged.update((name, _builtin_spec(name)) for name in BUILTIN_EVENT_TYPES)
+    return dict(sorted(merged.items()))
+
+
+def _builtin_spec(name: str) -> dict[str, Any]:
+    return {**BUILTIN_EVENT_TYPES[name], "thin": False, "archived": False}
 
 
 #: event type -> (the EVENT_TYPES dict and table rows it was merged from, the merged entry):
@@ -226,6 +350,8 @@ _specs: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
 
 def event_type_spec(event_type: str) -> dict[str, Any]:
     """The catalog entry for ``event_type``; raises :class:`UnknownEventType` if absent or archived."""
+    if event_type in BUILTIN_EVENT_TYPES:
+        return _builtin_spec(event_type)
     types = webhooks_settings.EVENT_TYPES
     rows = _catalog_rows()
     cached = _specs.get(event_type)
@@ -257,7 +383,7 @@ def thin_types(event_types: Iterable[str]) -> set[str]:
     declared = webhooks_settings.EVENT_TYPES
     thin = {name for name in names if (declared.get(name) or {}).get("thin")}
     thin.update(_event_type_model().objects.filter(name__in=names, thin=True).values_list("name", flat=True))
-    return thin
+    return thin - BUILTIN_EVENT_TYPES.keys()
 
 
 # --- what customers may choose -----------------------------------------------------------------

@@ -9,13 +9,14 @@ E003 ``CONNECT_TIMEOUT`` above ``TIMEOUT``, E004 ``RETRY_SCHEDULE``, E005 ``RETR
 E006 ``SCHEMA_VALIDATION``, E007 a dotted path that does not import, E008 ``OWNER_MODEL``,
 E009 an invalid ``EVENT_TYPES`` entry, E010 an invalid JSON Schema in ``EVENT_TYPES``,
 E011 a malformed ``BINDINGS`` entry, E012 ``ENCRYPTION_KEYS``, E013 ``ALLOWED_TARGETS`` or ``ALLOWED_PORTS``,
-E014 a flag or text setting of the wrong type, E015 ``LEASE_SECONDS`` not above ``TIMEOUT``.
+E014 a flag or text setting of the wrong type, E015 ``LEASE_SECONDS`` not above ``TIMEOUT``,
+E017 ``ALERT_FAILING_AFTER``, E018 ``ALERT_BUDGET_THRESHOLDS``.
 
 Warnings: W001 plain-http targets allowed outside DEBUG, W002 loopback targets allowed outside
 DEBUG, W003 django-q2 ``retry`` not above the task run time, W004 django-q2 ``timeout`` shorter
 than our tasks, W005 SQLite without WAL under several workers, W006 django-q2 saves every task
 result, W007 django-q2 retries failed tasks itself, W008 ``django_q`` not installed,
-W009 no ``Q_CLUSTER``.
+W009 no ``Q_CLUSTER``, W012 owner e-mails asked for but ``OWNER_MODEL`` has no ``email``.
 """
 
 from __future__ import annotations
@@ -62,7 +63,13 @@ NUMERIC_SETTINGS = [
     ("RETENTION_DAYS", 1, True, True),
     ("PRUNE_BATCH_SIZE", 1, True, True),
 ]
-BOOLEAN_SETTINGS = ["ALLOW_LOOPBACK", "NOTIFY_OWNER_ON_DISABLE", "API_STAFF_SEES_ALL"]
+BOOLEAN_SETTINGS = [
+    "ALLOW_LOOPBACK",
+    "NOTIFY_OWNER_ON_DISABLE",
+    "NOTIFY_OWNER_ON_ALERT",
+    "OPERATIONAL_EVENTS",
+    "API_STAFF_SEES_ALL",
+]
 TEXT_SETTINGS = ["USER_AGENT", "THIN_PAYLOAD_URL"]
 
 
@@ -378,6 +385,59 @@ def check_bindings(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[Che
         '"owner": "customer.user"}, with the event type declared in EVENT_TYPES.'
     )
     return [Error(problem, hint=hint, id=_id("E011")) for problem in BindingRegistry().check_declared()]
+
+
+@register()
+def check_alerts(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E017/E018: the alert thresholds (:mod:`~django_webhooks.delivery.alerts`); W012: owner
+    e-mails that can never be sent."""
+    conf = _configured()
+    if conf is None:
+        return []
+    messages: list[CheckMessage] = []
+    failing_after = conf["ALERT_FAILING_AFTER"]
+    if failing_after is not None and not (_is_number(failing_after, integer=True) and failing_after >= 0):
+        messages.append(
+            Error(
+                f"{_name('ALERT_FAILING_AFTER')} is {failing_after!r}; it must be an integer >= 0 or None.",
+                hint="Set the number of consecutive failed attempts after which the owner is warned "
+                f"(default {DEFAULTS['ALERT_FAILING_AFTER']!r}); None or 0 turns the alert off.",
+                id=_id("E017"),
+            )
+        )
+    thresholds = conf["ALERT_BUDGET_THRESHOLDS"]
+    valid = (
+        isinstance(thresholds, list | tuple)
+        and all(_is_number(percent, integer=True) and 0 < percent < 100 for percent in thresholds)
+        and all(low < high for low, high in zip(thresholds, thresholds[1:], strict=False))
+    )
+    if not valid:
+        messages.append(
+            Error(
+                f"{_name('ALERT_BUDGET_THRESHOLDS')} is {thresholds!r}; it must be a list of whole "
+                "percentages from 1 to 99 in increasing order.",
+                hint=f"Use e.g. {DEFAULTS['ALERT_BUDGET_THRESHOLDS']!r} (percent of AUTO_DISABLE_AFTER spent "
+                "failing; disabling itself is 100), or [] for no budget alerts.",
+                id=_id("E018"),
+            )
+        )
+    notify = [key for key in ("NOTIFY_OWNER_ON_ALERT", "NOTIFY_OWNER_ON_DISABLE") if conf[key] is True]
+    label = conf["OWNER_MODEL"] or settings.AUTH_USER_MODEL
+    try:
+        owner_model = apps.get_model(label, require_ready=False)
+    except (LookupError, ValueError, TypeError, AttributeError):
+        owner_model = None  # E008
+    if notify and owner_model is not None and not hasattr(owner_model, "email"):
+        messages.append(
+            Warning(
+                f"{' and '.join(map(_name, notify))} e-mail owners at their email attribute, but "
+                f"{owner_model._meta.label} (the owner model) has none: no e-mail is ever sent.",
+                hint="Give the owner model an email field or property, or turn the e-mails off and connect a "
+                "receiver to the endpoint_failing / subscription_disabled signals instead.",
+                id=_id("W012"),
+            )
+        )
+    return messages
 
 
 @register()

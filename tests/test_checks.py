@@ -324,3 +324,46 @@ def test_manage_py_check_reports_bad_settings_without_a_traceback(tmp_path, extr
     assert done.returncode != 0
     assert expected in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+# -- alerts (django_webhooks.delivery.alerts) ------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "4", True])
+def test_e017_alert_failing_after(value):
+    messages = webhook_messages(ALERT_FAILING_AFTER=value)
+    assert ids(messages) == {"E017"} and isinstance(messages[0], Error)
+    assert "ALERT_FAILING_AFTER" in messages[0].msg and "None or 0" in messages[0].hint
+
+
+@pytest.mark.parametrize("value", [None, 0, 1, 10])
+def test_e017_accepts_none_zero_and_counts(value):
+    assert webhook_messages(ALERT_FAILING_AFTER=value) == []
+
+
+@pytest.mark.parametrize("value", [50, [0, 50], [50, 100], [70, 50], [50, 50], [50.5], ["50"], None])
+def test_e018_alert_budget_thresholds(value):
+    messages = webhook_messages(ALERT_BUDGET_THRESHOLDS=value)
+    assert ids(messages) == {"E018"} and isinstance(messages[0], Error)
+    assert "increasing" in messages[0].msg and "[50, 70, 90]" in messages[0].hint
+
+
+def test_e018_accepts_increasing_percentages_and_none():
+    assert webhook_messages(ALERT_BUDGET_THRESHOLDS=[1, 99]) == []
+    assert webhook_messages(ALERT_BUDGET_THRESHOLDS=[]) == []
+
+
+def test_alert_flags_are_checked_like_every_flag():
+    assert ids(webhook_messages(NOTIFY_OWNER_ON_ALERT="yes")) == {"E014"}
+    assert ids(webhook_messages(OPERATIONAL_EVENTS=1)) == {"E014"}
+
+
+def test_w012_owner_emails_without_an_owner_address():
+    messages = webhook_messages(NOTIFY_OWNER_ON_ALERT=True, OWNER_MODEL="testapp.Order")
+    assert ids(messages) == {"W012"} and isinstance(messages[0], Warning)
+    assert "testapp.Order" in messages[0].msg and "NOTIFY_OWNER_ON_ALERT" in messages[0].msg
+    assert "email field" in messages[0].hint
+    assert ids(webhook_messages(NOTIFY_OWNER_ON_DISABLE=True, OWNER_MODEL="testapp.Order")) == {"W012"}
+    assert webhook_messages(OWNER_MODEL="testapp.Order") == [], "no e-mail asked for"
+    assert webhook_messages(NOTIFY_OWNER_ON_ALERT=True, OWNER_MODEL="testapp.Customer") == []
+    assert webhook_messages(NOTIFY_OWNER_ON_ALERT=True, NOTIFY_OWNER_ON_DISABLE=True) == [], "auth.User has one"

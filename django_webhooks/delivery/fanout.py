@@ -19,7 +19,7 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..catalog import thin_types, type_matches
+from ..catalog import is_operational, thin_types, type_matches
 from ..conf import webhooks_settings
 from ..metrics import recording as metrics
 from ..models import Delivery, Event, Subscription
@@ -74,8 +74,15 @@ class SubscriptionIndex:
         return found
 
     def match(self, event: Event) -> list[int]:
-        """Ids of the subscriptions ``event`` goes to, in no particular order, without repeats."""
+        """Ids of the subscriptions ``event`` goes to, in no particular order, without repeats.
+
+        An operational event (``webhook.endpoint.*``) never goes to the subscription it is about:
+        that endpoint is the one in trouble, and its own alerts would only add to its failures.
+        """
         owners = (event.owner_id, None) if event.owner_id is not None else (None,)
+        about = None
+        if is_operational(event.event_type) and isinstance(event.payload, dict):
+            about = event.payload.get("subscription_id")
         matched: dict[int, None] = {}
         for owner in owners:
             patterns = self._by_owner.get(owner)
@@ -85,6 +92,8 @@ class SubscriptionIndex:
                 if not self._type_matches(pattern, event.event_type):
                     continue
                 for sub_id, filters in subscriptions:
+                    if sub_id == about:
+                        continue
                     if not filters or filters_match(filters, event.payload):
                         matched[sub_id] = None
         return list(matched)

@@ -14,6 +14,15 @@ cool-down (``CIRCUIT_BREAKER_COOLDOWN``, ``2x``, ``4x`` ... at most
 Auto-disable: a subscription whose attempts have all failed since ``failing_since`` for longer
 than ``AUTO_DISABLE_AFTER`` is disabled. Its deliveries stay ``pending``; they go out once the
 subscription is enabled again.
+
+Alerts (:mod:`~django_webhooks.delivery.alerts`): each failure counted may raise the
+subscription's ``alert_level`` (failing, budget thresholds); disabling is the last step. A success
+that ends a failure streak in which an alert was sent or the circuit opened (an *incident*) closes
+it with its own conditional ``UPDATE``, whose count decides who announces the recovery and counts
+the circuit as closed. The common success, on a healthy endpoint, stays one ``UPDATE`` that
+usually writes nothing; when it does write, one ``SELECT`` checks for an incident to close.
+Changes of state are counted for Prometheus (``metrics.endpoint_state_changed``) once the
+transaction commits.
 """
 
 from __future__ import annotations
@@ -24,8 +33,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import (
     Case,
@@ -41,15 +48,13 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Mod, RowNumber
 from django.db.models.lookups import Exact
-from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.translation import gettext
 
-from .. import signals
 from ..conf import webhooks_settings
+from ..metrics import recording as metrics
 from ..models import DeliveryAttempt, Subscription
-from ..owners import get_owner
 from ..stats import PercentileCont, percentile
+from . import alerts
 from .targets import loggable_url
 
 logger = logging.getLogger("django_webhooks.delivery.health")
@@ -83,14 +88,16 @@ def record_outcome(subscription: Subscription, succeeded: bool, now: datetime | 
 
     A success closes the circuit and resets the failure streak in a single ``UPDATE`` that is
     skipped when there is nothing to change. A failure counts towards the circuit breaker and,
-    once the streak is older than ``AUTO_DISABLE_AFTER``, disables the subscription. The health
-    fields of the ``subscription`` instance are brought up to date.
+    once the streak is older than ``AUTO_DISABLE_AFTER``, disables the subscription; on the way
+    it raises the alerts (:mod:`~django_webhooks.delivery.alerts`). The health fields of the
+    ``subscription`` instance are brought up to date.
     """
     now = now or timezone.now()
-    if succeeded:
-        _record_success(subscription, now)
-    else:
-        _record_failure(subscription, now)
+    with transaction.atomic(savepoint=False):
+        if succeeded:
+            _record_success(subscription, now)
+        else:
+            _record_failure(subscription, now)
 
 
 def record_outcomes(subscription: Subscription, outcomes: Sequence[bool], now: datetime | None = None) -> None:
@@ -105,11 +112,18 @@ def record_outcomes(subscription: Subscription, outcomes: Sequence[bool], now: d
         return
     now = now or timezone.now()
     trailing_failures = len(outcomes)
-    if True in outcomes:
-        _record_success(subscription, now)
-        trailing_failures = len(outcomes) - 1 - max(i for i, succeeded in enumerate(outcomes) if succeeded)
-    for _ in range(trailing_failures):
-        _record_failure(subscription, now)
+    # Inside the caller's transaction (the engine's) this adds no query; alone, it makes a
+    # success's UPDATE and the incident it closes one unit.
+    with transaction.atomic(savepoint=False):
+        if True in outcomes:
+            _record_success(subscription, now)
+            trailing_failures = len(outcomes) - 1 - max(i for i, succeeded in enumerate(outcomes) if succeeded)
+        for _ in range(trailing_failures):
+            _record_failure(subscription, now)
+
+
+#: A failure streak with something to announce when it ends: an alert was sent or the circuit opened.
+IN_INCIDENT = Q(alert_level__gt=0) | Q(circuit_open_until__isnull=False)
 
 
 def _record_success(subscription: Subscription, now: datetime) -> None:
@@ -117,20 +131,62 @@ def _record_success(subscription: Subscription, now: datetime) -> None:
         Q(consecutive_failures__gt=0)
         | Q(circuit_open_until__isnull=False)
         | Q(failing_since__isnull=False)
+        | Q(alert_level__gt=0)
         | Q(last_success_at__isnull=True)
         | Q(last_success_at__lt=now - LAST_SUCCESS_RESOLUTION)
     )
+    # A streak in an incident keeps its figures here: _close_incident reads them, then resets them.
     written = Subscription.objects.filter(needs_write, pk=subscription.pk).update(
-        consecutive_failures=0,
-        circuit_open_until=None,
-        failing_since=None,
+        consecutive_failures=Case(When(IN_INCIDENT, then=F("consecutive_failures")), default=Value(0)),
+        failing_since=Case(When(IN_INCIDENT, then=F("failing_since")), default=None),
         last_success_at=Case(When(last_success_at__gt=now, then=F("last_success_at")), default=Value(now)),
     )
+    if written:
+        _close_incident(subscription, now)
     subscription.consecutive_failures = 0
     subscription.circuit_open_until = None
     subscription.failing_since = None
     if written and (subscription.last_success_at is None or subscription.last_success_at < now):
         subscription.last_success_at = now
+
+
+def _close_incident(subscription: Subscription, now: datetime) -> None:
+    """End the incident a success just interrupted, if there is one: reset it, announce it once.
+
+    The reset is conditional on the state read, so of several workers recording successes at
+    once only the one whose ``UPDATE`` counted announces the recovery and counts the circuit as
+    closed. A disabled subscription (a test event succeeded) keeps its alert level until a
+    person enables it again: there is nothing to announce before then.
+    """
+    state = (
+        Subscription.objects.filter(pk=subscription.pk)
+        .values("alert_level", "circuit_open_until", "failing_since", "consecutive_failures", "enabled")
+        .first()
+    )
+    if state is None or not (state["alert_level"] or state["circuit_open_until"]):
+        return
+    announce = bool(state["alert_level"]) and state["enabled"]
+    closed = Subscription.objects.filter(
+        pk=subscription.pk, alert_level=state["alert_level"], circuit_open_until=state["circuit_open_until"]
+    ).update(
+        consecutive_failures=0,
+        failing_since=None,
+        circuit_open_until=None,
+        alert_level=alerts.LEVEL_NONE if state["enabled"] else F("alert_level"),
+    )
+    if not closed:
+        return  # another worker closed it first
+    if state["enabled"]:
+        subscription.alert_level = alerts.LEVEL_NONE
+    if state["circuit_open_until"] is not None:
+        _count_state_change("circuit_closed")
+    if announce:
+        alerts.recovered(
+            subscription,
+            failing_since=state["failing_since"],
+            consecutive_failures=state["consecutive_failures"],
+            now=now,
+        )
 
 
 def _record_failure(subscription: Subscription, now: datetime) -> None:
@@ -140,7 +196,7 @@ def _record_failure(subscription: Subscription, now: datetime) -> None:
         failing_since=Coalesce(F("failing_since"), Value(now)),
         circuit_open_until=_circuit_open_until_after_failure(now),
     )
-    subscription.refresh_from_db(fields=[*HEALTH_FIELDS, "enabled"])
+    subscription.refresh_from_db(fields=[*HEALTH_FIELDS, "enabled", "alert_level"])
     threshold = _threshold()
     open_until = subscription.circuit_open_until
     if threshold and subscription.consecutive_failures % threshold == 0 and open_until and open_until > now:
@@ -151,7 +207,8 @@ def _record_failure(subscription: Subscription, now: datetime) -> None:
             open_until.isoformat(),
             subscription.consecutive_failures,
         )
-    period = _auto_disable_after()
+        _count_state_change("circuit_opened")
+    period = alerts.failure_budget()
     if (
         subscription.enabled
         and period is not None
@@ -159,10 +216,12 @@ def _record_failure(subscription: Subscription, now: datetime) -> None:
         and subscription.failing_since <= now - period
     ):
         reason = (
-            f"Disabled automatically: every delivery failed for {_describe_period(period)} "
+            f"Disabled automatically: every delivery failed for {alerts.describe_period(period)} "
             f"(since {subscription.failing_since:%Y-%m-%d %H:%M} UTC)."
         )
-        disable_subscription(subscription, reason, now=now)
+        disable_subscription(subscription, reason, now=now, cause="auto")
+    else:
+        alerts.escalate(subscription, now)
 
 
 def _circuit_open_until_after_failure(now: datetime) -> Case | F:
@@ -197,80 +256,62 @@ def _threshold() -> int | None:
     return int(value) if value and int(value) > 0 else None
 
 
-def _auto_disable_after() -> timedelta | None:
-    value = webhooks_settings.AUTO_DISABLE_AFTER
-    return timedelta(seconds=float(value)) if value else None
-
-
-def _describe_period(period: timedelta) -> str:
-    seconds = int(period.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} seconds"
+def _count_state_change(change: str, reason: str = "") -> None:
+    """Count ``change`` for Prometheus once the transaction commits (a rollback changed nothing)."""
+    transaction.on_commit(lambda: metrics.endpoint_state_changed(change, reason))
 
 
 # -- disabling -------------------------------------------------------------------------------
 
 
-def disable_subscription(subscription: Subscription, reason: str, now: datetime | None = None) -> bool:
+#: Why a subscription was disabled, as :func:`disable_subscription` is told and the metrics count it.
+DISABLE_CAUSES = ("auto", "gone", "manual")
+
+
+def disable_subscription(
+    subscription: Subscription, reason: str, now: datetime | None = None, *, cause: str = "gone"
+) -> bool:
     """Disable ``subscription`` with ``reason``; False if it was already disabled.
 
-    The single place a subscription gets disabled (failing too long, ``410 Gone``, a person):
-    sends :data:`~django_webhooks.signals.subscription_disabled` and, with
-    ``NOTIFY_OWNER_ON_DISABLE``, emails the owner once the transaction commits. Pending
+    The single place a subscription gets disabled, the last step of its alerts: ``cause`` is
+    ``"auto"`` (failing for ``AUTO_DISABLE_AFTER``), ``"gone"`` (the receiver or the retry policy
+    refused the endpoint for good: the engine's ``410 Gone`` path, the default) or ``"manual"``.
+    Sends :data:`~django_webhooks.signals.subscription_disabled`, records the
+    ``webhook.endpoint.disabled`` event and, with ``NOTIFY_OWNER_ON_DISABLE``, emails the owner
+    once the transaction commits (:func:`~django_webhooks.delivery.alerts.disabled`). Pending
     deliveries are kept and go out after the subscription is enabled again.
     """
     now = now or timezone.now()
     reason = reason[: Subscription._meta.get_field("disabled_reason").max_length]
     changed = Subscription.objects.filter(pk=subscription.pk, enabled=True).update(
-        enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now
+        enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now, alert_level=alerts.LEVEL_DISABLED
     )
     if not changed:
         return False
     subscription.enabled = False
     subscription.disabled_reason = reason
     subscription.disabled_at = now
+    subscription.alert_level = alerts.LEVEL_DISABLED
     logger.warning("Subscription %s (%s) disabled: %s", subscription.pk, loggable_url(subscription.url), reason)
-    signals.subscription_disabled.send(sender=Subscription, subscription=subscription, reason=reason)
-    if webhooks_settings.NOTIFY_OWNER_ON_DISABLE:
-        transaction.on_commit(lambda: notify_owner_of_disable(subscription, reason))
+    _count_state_change("disabled", cause)
+    alerts.disabled(subscription, reason=reason, cause=cause, now=now)
     return True
 
 
 def reset_health(subscription: Subscription) -> None:
-    """Forget the failure streak and close the circuit, e.g. when a person re-enables.
+    """Forget the failure streak, close the circuit and end the incident, e.g. when a person re-enables.
 
     Without it a subscription re-enabled after auto-disable would be disabled again by its
-    next failure, its ``failing_since`` still being days old.
+    next failure, its ``failing_since`` still being days old. The incident ends without a
+    "recovered" notice: a person acted, the endpoint has not proved anything yet.
     """
     Subscription.objects.filter(pk=subscription.pk).update(
-        consecutive_failures=0, circuit_open_until=None, failing_since=None
+        consecutive_failures=0, circuit_open_until=None, failing_since=None, alert_level=alerts.LEVEL_NONE
     )
     subscription.consecutive_failures = 0
     subscription.circuit_open_until = None
     subscription.failing_since = None
-
-
-def notify_owner_of_disable(subscription: Subscription, reason: str) -> bool:
-    """Email the subscription's owner that it was disabled; False when there is nobody to tell."""
-    owner = get_owner(subscription.owner_id)
-    address = getattr(owner, "email", "") if owner is not None else ""
-    if not address:
-        return False
-    context = {"subscription": subscription, "reason": reason}
-    try:
-        send_mail(
-            subject=gettext("Webhook endpoint disabled: %(url)s") % {"url": subscription.url},
-            message=render_to_string("django_webhooks/email/subscription_disabled.txt", context),
-            from_email=getattr(settings, "DEFAULT_FROM_EMAIL", None),
-            recipient_list=[address],
-        )
-    except Exception:
-        logger.exception("Could not email the owner of subscription %s about its disabling.", subscription.pk)
-        return False
-    return True
+    subscription.alert_level = alerts.LEVEL_NONE
 
 
 # -- health figures --------------------------------------------------------------------------

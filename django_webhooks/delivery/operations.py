@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from ..metrics import recording as metrics
 from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
 from . import health
 from .broker import enqueue_delivery
@@ -92,13 +93,17 @@ def send_test_event(
 def enable(subscription: Subscription) -> Subscription:
     """Enable ``subscription`` again, forgetting its failure streak and closing its circuit.
 
-    Deliveries that waited while it was disabled go out as soon as a worker gets to them.
+    The incident, if any, ends without a "recovered" notice (its alert level is reset, so the
+    next failure streak alerts again). Deliveries that waited while it was disabled go out as
+    soon as a worker gets to them.
     """
-    Subscription.objects.filter(pk=subscription.pk).update(
+    enabled = Subscription.objects.filter(pk=subscription.pk, enabled=False).update(
         enabled=True, disabled_reason="", disabled_at=None, updated_at=timezone.now()
     )
     subscription.enabled, subscription.disabled_reason, subscription.disabled_at = True, "", None
     health.reset_health(subscription)
+    if enabled:
+        transaction.on_commit(lambda: metrics.endpoint_state_changed("enabled", "manual"))
     if Delivery.objects.filter(subscription=subscription, status=DeliveryStatus.PENDING).exists():
         _enqueue_delivery()
     return subscription
@@ -110,7 +115,7 @@ def disable(subscription: Subscription, reason: str) -> Subscription:
     Its deliveries are kept; they wait until it is enabled again. Disabling a subscription that
     is already disabled changes nothing and sends no signal.
     """
-    health.disable_subscription(subscription, reason)
+    health.disable_subscription(subscription, reason, cause="manual")
     subscription.enabled = False
     return subscription
 

@@ -73,7 +73,15 @@ def test_event_types_merge_settings_and_rows_without_archived_ones(client):
     EventType.objects.create(name="invoice.paid", description="An invoice was paid.", schema={"type": "object"})
     EventType.objects.create(name="order.deleted", archived=True)
     names = [item["name"] for item in client.get(f"{API}/event-types/").json()]
-    assert names == ["invoice.paid", "order.created", "order.updated"]
+    # The operational types are built in: customers subscribe to them like to any other.
+    assert names == [
+        "invoice.paid",
+        "order.created",
+        "order.updated",
+        "webhook.endpoint.disabled",
+        "webhook.endpoint.failing",
+        "webhook.endpoint.recovered",
+    ]
 
     order = client.get(f"{API}/event-types/order.created/").json()
     assert order["description"] == "An order was placed."

@@ -121,11 +121,14 @@ def test_a_success_costs_one_update_and_repeats_write_nothing(subscription):
     fail(subscription, 2, now)
     with CaptureQueriesContext(connection) as queries:
         health.record_outcome(subscription, True, now=now)
-    assert len(queries) == 1 and queries[0]["sql"].startswith("UPDATE")
+    # The UPDATE wrote, so one SELECT checks for an incident (an alert, an open circuit) to close.
+    assert [query["sql"].split()[0] for query in queries] == ["UPDATE", "SELECT"]
     assert fresh(subscription).last_success_at == now
 
     soon = now + timedelta(milliseconds=200)
-    health.record_outcome(subscription, True, now=soon)
+    with CaptureQueriesContext(connection) as queries:
+        health.record_outcome(subscription, True, now=soon)
+    assert len(queries) == 1 and queries[0]["sql"].startswith("UPDATE"), "the busy healthy endpoint's cost"
     assert fresh(subscription).last_success_at == now, "within the resolution nothing is rewritten"
     much_later = now + timedelta(minutes=5)
     health.record_outcome(subscription, True, now=much_later)
