@@ -7,31 +7,54 @@ Percentiles are computed here only, two ways for two kinds of input:
 * from a latency histogram (:func:`histogram_percentile`, interpolated inside a bucket of
   :data:`LATENCY_BOUNDS_MS`): the dashboard, whose figures cover every attempt of a window.
 
-The dashboard reads ``DeliveryAttempt`` through its ``created_at`` index, grouped in the
-database: one query per window gives, for every hour, the succeeded and failed attempts and a
-latency histogram, so the work stays proportional to the window, not to the table, and works the
-same on every database.
+Per-endpoint figures (the stats API, the subscription page's chart, the dashboard) are read from
+:class:`~django_webhooks.models.AttemptStats`, the hourly counts written as attempts are recorded
+(:mod:`django_webhooks.delivery.attempt_stats`), never from the attempts table:
+:func:`outcome_buckets` sums the rows of a window per UTC hour or day in one grouped query, so the
+cost follows the hours asked for, not the millions of attempts behind them, works the same on
+every database, and survives the pruning of the attempts.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Aggregate, Case, Count, FloatField, IntegerField, Q, Value, When
-from django.db.models.functions import TruncHour
+from django.db.models import Aggregate, F, FloatField, QuerySet, Sum
+from django.db.models.functions import TruncDay
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
-from .models import DeliveryAttempt, Subscription
+from .models import AttemptStats, Subscription
+from .owners import get_owners
 
 #: Upper bounds (ms) of the latency histogram's buckets; one more bucket holds everything slower.
 LATENCY_BOUNDS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+#: What a failed attempt counts as (the keys of :attr:`HourlyOutcomes.failures`), and the
+#: :class:`~django_webhooks.models.AttemptStats` column of each; which attempt is which is decided
+#: by :func:`django_webhooks.delivery.attempt_stats.failure_class`.
+FAILURE_CLASSES = ("4xx", "5xx", "timeout", "connection", "other")
+FAILURE_COLUMNS = {name: f"failed_{name}" for name in FAILURE_CLASSES}
+#: The ``AttemptStats`` columns of the latency histogram, in the order of :data:`LATENCY_BOUNDS_MS`
+#: (then the one for slower attempts).
+LATENCY_COLUMNS = (*(f"latency_le_{bound}" for bound in LATENCY_BOUNDS_MS), "latency_over")
+#: Every counter column of ``AttemptStats``.
+COUNTER_COLUMNS = ("attempts", "successes", *FAILURE_COLUMNS.values(), "duration_ms_total", *LATENCY_COLUMNS)
+
+
+def latency_bucket(duration_ms: int) -> int:
+    """The index in :data:`LATENCY_COLUMNS` (and in a histogram) of a ``duration_ms`` latency: the
+    first bound it does not exceed, or the last bucket for anything slower."""
+    return bisect_left(LATENCY_BOUNDS_MS, duration_ms)
+
+
+BUCKET_SIZES = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 SUCCEEDED_COLOR = "#2da44e"
 FAILED_COLOR = "#cf222e"
@@ -66,12 +89,18 @@ class PercentileCont(Aggregate):
 
 @dataclass
 class HourlyOutcomes:
-    """Attempts that started in one hour: how many succeeded or failed, and their latency."""
+    """One bucket (a UTC hour or day) of attempts: how many succeeded or failed, how, and their latency."""
 
     start: datetime
     succeeded: int = 0
     failed: int = 0
+    #: Latency counts per bucket of :data:`LATENCY_BOUNDS_MS`, then one for slower attempts;
+    #: attempts without a duration are in none.
     histogram: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
+    #: Failed attempts by :data:`FAILURE_CLASSES`.
+    failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAILURE_CLASSES, 0))
+    #: Sum of the durations of the attempts in :attr:`histogram`.
+    duration_ms_total: int = 0
 
     @property
     def total(self) -> int:
@@ -79,6 +108,12 @@ class HourlyOutcomes:
 
     def percentile(self, fraction: float) -> float | None:
         return histogram_percentile(self.histogram, fraction)
+
+    @property
+    def mean_ms(self) -> float | None:
+        """Mean latency of the attempts with a duration; None when there are none."""
+        timed = sum(self.histogram)
+        return self.duration_ms_total / timed if timed else None
 
 
 def histogram_percentile(histogram: list[int], fraction: float) -> float | None:
@@ -98,41 +133,75 @@ def histogram_percentile(histogram: list[int], fraction: float) -> float | None:
     return float(LATENCY_BOUNDS_MS[-1] * 2)
 
 
-def _latency_bucket() -> Case:
-    whens = [When(duration_ms__isnull=True, then=Value(-1))]
-    whens += [When(duration_ms__lte=bound, then=Value(index)) for index, bound in enumerate(LATENCY_BOUNDS_MS)]
-    return Case(*whens, default=Value(len(LATENCY_BOUNDS_MS)), output_field=IntegerField())
+def bucket_start(moment: datetime, bucket: str = "hour") -> datetime:
+    """The start of the UTC hour (or day) that ``moment`` falls in."""
+    start = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return start.replace(hour=0) if bucket == "day" else start
 
 
-def hourly_outcomes(hours: int = 24, now: datetime | None = None) -> list[HourlyOutcomes]:
-    """One :class:`HourlyOutcomes` per hour of the last ``hours`` (oldest first, empty hours included)."""
-    now = now or timezone.now()
-    tz = timezone.get_current_timezone()
-    end = timezone.localtime(now, tz).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(hours=hours - 1)
-    rows = (
-        DeliveryAttempt.objects.filter(created_at__gte=start, created_at__lte=now)
-        .annotate(hour=TruncHour("created_at", tzinfo=tz), latency_bucket=_latency_bucket())
-        .values("hour", "latency_bucket")
-        .annotate(
-            succeeded_count=Count("id", filter=Q(succeeded=True)), failed_count=Count("id", filter=Q(succeeded=False))
-        )
-        .order_by()
-    )
-    by_hour = {start + timedelta(hours=n): HourlyOutcomes(start + timedelta(hours=n)) for n in range(hours)}
+def outcome_buckets(
+    stats: QuerySet[AttemptStats], since: datetime, until: datetime, bucket: str = "hour"
+) -> list[HourlyOutcomes]:
+    """The attempts counted in ``stats`` from ``since`` to ``until``, one :class:`HourlyOutcomes` per
+    UTC hour or day (``bucket``), oldest first, empty buckets included.
+
+    ``since`` and ``until`` are aware datetimes. Buckets are whole: the first is the one ``since``
+    falls in, the last the one holding the instant just before ``until`` (an hour or day that has
+    begun is counted as far as it has gone); ``[]`` when ``until`` is not after ``since``. ``stats`` is any
+    filter of ``AttemptStats`` (one subscription, an owner's, all). One query, grouped in the
+    database, whose cost depends on the rows of the window, never on the attempts table. The
+    caller bounds the window (a year of hours is 8,760 buckets); ``ValueError`` for another
+    ``bucket`` than ``"hour"`` or ``"day"``.
+    """
+    if bucket not in BUCKET_SIZES:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKET_SIZES)}, not {bucket!r}")
+    if until <= since:
+        return []
+    size = BUCKET_SIZES[bucket]
+    first = bucket_start(since, bucket)
+    buckets: dict[datetime, HourlyOutcomes] = {}
+    start = first
+    while start < until:
+        buckets[start] = HourlyOutcomes(start)
+        start += size
+    grouped = stats.filter(hour__gte=first, hour__lt=until).order_by()
+    if bucket == "day":
+        grouped = grouped.annotate(bucket_start=TruncDay("hour", tzinfo=UTC))
+    else:
+        grouped = grouped.annotate(bucket_start=F("hour"))
+    rows = grouped.values("bucket_start").annotate(**{f"sum_{column}": Sum(column) for column in COUNTER_COLUMNS})
     for row in rows:
-        bucket = by_hour.get(row["hour"])
-        if bucket is None:
-            continue
-        bucket.succeeded += row["succeeded_count"]
-        bucket.failed += row["failed_count"]
-        if row["latency_bucket"] >= 0:
-            bucket.histogram[row["latency_bucket"]] += row["succeeded_count"] + row["failed_count"]
-    return list(by_hour.values())
+        found = buckets.get(bucket_start(row["bucket_start"], bucket))
+        if found is not None:
+            _add_row(found, row)
+    return list(buckets.values())
+
+
+def _add_row(bucket: HourlyOutcomes, row: dict[str, Any]) -> None:
+    """Add one grouped ``AttemptStats`` row (its ``sum_<column>`` values) to ``bucket``."""
+    attempts = int(row["sum_attempts"] or 0)
+    successes = int(row["sum_successes"] or 0)
+    bucket.succeeded += successes
+    bucket.failed += attempts - successes
+    for name, column in FAILURE_COLUMNS.items():
+        bucket.failures[name] += int(row[f"sum_{column}"] or 0)
+    for index, column in enumerate(LATENCY_COLUMNS):
+        bucket.histogram[index] += int(row[f"sum_{column}"] or 0)
+    bucket.duration_ms_total += int(row["sum_duration_ms_total"] or 0)
+
+
+def hourly_outcomes(
+    hours: int = 24, now: datetime | None = None, stats: QuerySet[AttemptStats] | None = None
+) -> list[HourlyOutcomes]:
+    """One :class:`HourlyOutcomes` per UTC hour of the last ``hours`` (oldest first, empty hours
+    included), from ``stats`` (default: every subscription's)."""
+    now = now or timezone.now()
+    since = bucket_start(now) - timedelta(hours=hours - 1)
+    return outcome_buckets(AttemptStats.objects.all() if stats is None else stats, since, now)
 
 
 def window_summary(buckets: list[HourlyOutcomes]) -> dict[str, Any]:
-    """Totals of a window: attempts, succeeded, failed, success rate and latency percentiles."""
+    """Totals of a window: attempts, succeeded, failed (and by class), success rate and latency percentiles."""
     histogram = [sum(counts) for counts in zip(*(b.histogram for b in buckets), strict=True)] if buckets else []
     succeeded = sum(b.succeeded for b in buckets)
     failed = sum(b.failed for b in buckets)
@@ -142,34 +211,44 @@ def window_summary(buckets: list[HourlyOutcomes]) -> dict[str, Any]:
         "succeeded": succeeded,
         "failed": failed,
         "success_rate": (succeeded / total) if total else None,
+        "failures": {name: sum(b.failures[name] for b in buckets) for name in FAILURE_CLASSES},
     }
     for name, fraction in PERCENTILES:
         summary[f"{name}_ms"] = histogram_percentile(histogram, fraction) if histogram else None
     return summary
 
 
-def top_failing_subscriptions(hours: int = 24, limit: int = 10, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Subscriptions with the most failed attempts in the last ``hours``, most failures first."""
+def top_failing_subscriptions(
+    hours: int = 24, limit: int = 10, now: datetime | None = None, stats: QuerySet[AttemptStats] | None = None
+) -> list[dict[str, Any]]:
+    """Subscriptions with the most failed attempts in the UTC hours of the last ``hours`` (those of
+    :func:`hourly_outcomes`), most failures first, from ``stats`` (default: every subscription's);
+    each with its owner instance (None when staff-managed or gone)."""
     now = now or timezone.now()
+    since = bucket_start(now) - timedelta(hours=hours - 1)
+    stats = AttemptStats.objects.all() if stats is None else stats
     rows = list(
-        DeliveryAttempt.objects.filter(created_at__gte=now - timedelta(hours=hours), created_at__lte=now)
+        stats.filter(hour__gte=since, hour__lte=now)
         .values("subscription_id")
-        .annotate(failed_count=Count("id", filter=Q(succeeded=False)), attempt_count=Count("id"))
+        .annotate(attempt_count=Sum("attempts"), failed_count=Sum("attempts") - Sum("successes"))
         .filter(failed_count__gt=0)
         .order_by("-failed_count", "subscription_id")[:limit]
     )
     subscriptions = Subscription.objects.in_bulk([row["subscription_id"] for row in rows])
+    owners = get_owners(subscription.owner_id for subscription in subscriptions.values())
     result = []
     for row in rows:
         subscription = subscriptions.get(row["subscription_id"])
         if subscription is None:
             continue
+        attempts, failed = int(row["attempt_count"]), int(row["failed_count"])
         result.append(
             {
                 "subscription": subscription,
-                "failed": row["failed_count"],
-                "attempts": row["attempt_count"],
-                "success_rate": (row["attempt_count"] - row["failed_count"]) / row["attempt_count"],
+                "owner": owners.get(subscription.owner_id) if subscription.owner_id is not None else None,
+                "failed": failed,
+                "attempts": attempts,
+                "success_rate": (attempts - failed) / attempts,
                 "circuit_open": subscription.circuit_is_open(now),
             }
         )
@@ -199,11 +278,24 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:g}"
 
 
-def _hour_label(start: datetime, hours: int) -> str | None:
+def _daily(buckets: list[HourlyOutcomes]) -> bool:
+    return len(buckets) > 1 and buckets[1].start - buckets[0].start >= BUCKET_SIZES["day"]
+
+
+def _axis_label(start: datetime, index: int, buckets: list[HourlyOutcomes]) -> str | None:
+    if _daily(buckets):
+        every = max(len(buckets) // 10, 1)
+        return start.astimezone(UTC).strftime("%b %d") if index % every == 0 else None
     local = timezone.localtime(start)
-    if hours <= 48:
+    if len(buckets) <= 48:
         return local.strftime("%H:%M") if local.hour % 3 == 0 else None
     return local.strftime("%a %d") if local.hour == 0 else None
+
+
+def _bucket_when(start: datetime, buckets: list[HourlyOutcomes]) -> str:
+    if _daily(buckets):
+        return start.astimezone(UTC).strftime("%Y-%m-%d")
+    return timezone.localtime(start).strftime("%Y-%m-%d %H:%M")
 
 
 def _frame(title: str, y_max: float, unit: str, buckets: list[HourlyOutcomes]) -> list[str]:
@@ -224,7 +316,7 @@ def _frame(title: str, y_max: float, unit: str, buckets: list[HourlyOutcomes]) -
         )
     slot = (WIDTH - LEFT - RIGHT) / max(len(buckets), 1)
     for index, bucket in enumerate(buckets):
-        label = _hour_label(bucket.start, len(buckets))
+        label = _axis_label(bucket.start, index, buckets)
         if label:
             x = LEFT + slot * index
             parts.append(
@@ -256,11 +348,15 @@ def outcomes_chart_svg(buckets: list[HourlyOutcomes], title: str) -> SafeString:
     for index, bucket in enumerate(buckets):
         x = LEFT + slot * index + (slot - bar_w) / 2
         base: float = TOP + plot_h
-        when = timezone.localtime(bucket.start).strftime("%Y-%m-%d %H:%M")
-        tip = escape(
-            gettext("%(when)s: %(succeeded)d succeeded, %(failed)d failed")
-            % {"when": when, "succeeded": bucket.succeeded, "failed": bucket.failed}
-        )
+        tip = gettext("%(when)s: %(succeeded)d succeeded, %(failed)d failed") % {
+            "when": _bucket_when(bucket.start, buckets),
+            "succeeded": bucket.succeeded,
+            "failed": bucket.failed,
+        }
+        classes = ", ".join(f"{name} {count}" for name, count in bucket.failures.items() if count)
+        if classes:
+            tip += f" ({classes})"
+        tip = escape(tip)
         parts.append(f"<g><title>{tip}</title>")
         for count, color in ((bucket.succeeded, SUCCEEDED_COLOR), (bucket.failed, FAILED_COLOR)):
             if count:
@@ -305,12 +401,14 @@ def latency_chart_svg(buckets: list[HourlyOutcomes], title: str) -> SafeString:
     return mark_safe("".join(parts))  # noqa: S308  (every interpolated text is escaped above)
 
 
-def dashboard_context(now: datetime | None = None) -> dict[str, Any]:
-    """Charts and tables of the dashboard for the last 24 hours and the last 7 days."""
+def dashboard_context(now: datetime | None = None, stats: QuerySet[AttemptStats] | None = None) -> dict[str, Any]:
+    """Charts and tables of the dashboard for the last 24 hours and the last 7 days, from ``stats``
+    (default: every subscription's; the dashboard's filters narrow it)."""
     now = now or timezone.now()
+    week = hourly_outcomes(24 * 7, now=now, stats=stats)
     windows = []
     for key, label, hours in (("24h", gettext("last 24 hours"), 24), ("7d", gettext("last 7 days"), 24 * 7)):
-        buckets = hourly_outcomes(hours, now=now)
+        buckets = week[-hours:]
         windows.append(
             {
                 "key": key,
@@ -322,7 +420,7 @@ def dashboard_context(now: datetime | None = None) -> dict[str, Any]:
                 "latency_svg": latency_chart_svg(
                     buckets, gettext("Latency percentiles per hour, %(window)s") % {"window": label}
                 ),
-                "top_failing": top_failing_subscriptions(hours, now=now),
+                "top_failing": top_failing_subscriptions(hours, now=now, stats=stats),
             }
         )
     return {"windows": windows, "generated_at": now}

@@ -1,4 +1,4 @@
-"""Dashboard figures (hourly outcomes, latency percentiles, top failing) and their SVG charts."""
+"""Statistics read from the hourly rows (outcome buckets, dashboard figures, percentiles) and their SVG charts."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from django_webhooks import stats
-from django_webhooks.delivery import health
-from django_webhooks.models import DeliveryAttempt
+from django_webhooks.delivery import attempt_stats, health
+from django_webhooks.models import AttemptStats, DeliveryAttempt, ErrorClass
 from django_webhooks.stats import (
+    FAILURE_CLASSES,
     LATENCY_BOUNDS_MS,
     HourlyOutcomes,
     histogram_percentile,
     hourly_outcomes,
     latency_chart_svg,
+    outcome_buckets,
     outcomes_chart_svg,
     percentile,
     top_failing_subscriptions,
@@ -26,41 +30,43 @@ NOW = datetime(2026, 11, 28, 14, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def attempt(make_subscription, make_delivery):
-    """``attempt(subscription=None, at=NOW, succeeded=True, duration_ms=50)``: one recorded attempt."""
+def attempt(make_subscription):
+    """``attempt(subscription=None, at=NOW, succeeded=True, duration_ms=50, status=None)``: one attempt
+    counted as ``outcomes.record`` counts it (``attempt_stats.add``)."""
     default = make_subscription("http://127.0.0.1:9/default")
 
-    def add(subscription=None, at=NOW, succeeded=True, duration_ms=50):
+    def add(subscription=None, at=NOW, succeeded=True, duration_ms=50, status=None):
         subscription = subscription or default
-        delivery = make_delivery(subscription)
-        return DeliveryAttempt.objects.create(
-            delivery=delivery,
-            subscription=subscription,
-            attempt_number=1,
-            url=subscription.url,
+        attempt = DeliveryAttempt(
+            subscription_id=subscription.pk,
             created_at=at,
             succeeded=succeeded,
-            response_status=200 if succeeded else 500,
+            response_status=status or (200 if succeeded else 500),
+            error_class="" if succeeded else ErrorClass.HTTP_STATUS,
             duration_ms=duration_ms,
         )
+        attempt_stats.add([attempt])
+        return attempt
 
     return add
 
 
 def histogram(**counts_by_bound: int) -> list[int]:
+    """``histogram(le10=3, over=1)``: counts per bucket of LATENCY_BOUNDS_MS (``over``: slower)."""
     buckets = [0] * (len(LATENCY_BOUNDS_MS) + 1)
     for bound, count in counts_by_bound.items():
-        buckets[LATENCY_BOUNDS_MS.index(int(bound.removeprefix("le")))] = count
+        index = len(LATENCY_BOUNDS_MS) if bound == "over" else LATENCY_BOUNDS_MS.index(int(bound.removeprefix("le")))
+        buckets[index] = count
     return buckets
 
 
 def test_percentile_interpolates_inside_the_bucket():
-    # 100 samples in (50, 75]: the median is halfway through that bucket.
-    assert histogram_percentile(histogram(le75=100), 0.5) == pytest.approx(62.5)
-    # 90 fast (<= 5 ms) and 10 slow (1000-1500 ms): p50 is fast, p95 is slow.
-    mixed = histogram(le5=90, le1500=10)
-    assert histogram_percentile(mixed, 0.5) < 5
-    assert 1000 < histogram_percentile(mixed, 0.95) <= 1500
+    # 100 samples in (50, 100]: the median is halfway through that bucket.
+    assert histogram_percentile(histogram(le100=100), 0.5) == pytest.approx(75)
+    # 90 fast (<= 10 ms) and 10 slow (1000-2500 ms): p50 is fast, p95 is slow.
+    mixed = histogram(le10=90, le2500=10)
+    assert histogram_percentile(mixed, 0.5) < 10
+    assert 1000 < histogram_percentile(mixed, 0.95) <= 2500
 
 
 def test_percentile_of_samples_interpolates_between_ranks_as_percentile_cont():
@@ -89,7 +95,7 @@ def test_hourly_outcomes_count_each_hour_and_skip_the_rest(attempt):
     attempt(at=NOW - timedelta(minutes=20), succeeded=False, duration_ms=900)
     attempt(at=NOW - timedelta(hours=3, minutes=5))
     attempt(at=NOW - timedelta(hours=30))  # outside 24 h
-    attempt(at=NOW + timedelta(minutes=5))  # after "now"
+    attempt(at=NOW + timedelta(hours=1))  # after "now"'s hour
     buckets = hourly_outcomes(24, now=NOW)
     assert len(buckets) == 24
     assert buckets[-1].start == datetime(2026, 11, 28, 14, tzinfo=UTC)
@@ -97,7 +103,7 @@ def test_hourly_outcomes_count_each_hour_and_skip_the_rest(attempt):
     assert (buckets[-1].succeeded, buckets[-1].failed) == (1, 1)
     assert buckets[-4].start.hour == 11 and buckets[-4].succeeded == 1
     assert sum(b.total for b in buckets) == 3
-    assert 750 < buckets[-1].percentile(0.99) <= 1000
+    assert 500 < buckets[-1].percentile(0.99) <= 1000
 
 
 @pytest.mark.django_db
@@ -116,16 +122,76 @@ def test_attempts_without_a_duration_count_but_have_no_latency(attempt):
     assert bucket.percentile(0.5) is None
 
 
+@pytest.mark.django_db
+def test_outcome_buckets_by_hour(make_subscription, attempt):
+    watched, other = make_subscription(), make_subscription()
+    attempt(watched, at=NOW - timedelta(hours=2, minutes=10), duration_ms=20)
+    attempt(watched, at=NOW - timedelta(hours=2, minutes=20), succeeded=False, status=404, duration_ms=300)
+    attempt(watched, at=NOW - timedelta(minutes=1), succeeded=False, status=503)
+    attempt(watched, at=NOW - timedelta(hours=5))  # before the window
+    attempt(other, at=NOW - timedelta(minutes=1))
+    since = NOW - timedelta(hours=3)  # 11:30: the buckets start at 11:00
+    buckets = outcome_buckets(AttemptStats.objects.filter(subscription=watched), since, NOW)
+    assert [b.start for b in buckets] == [datetime(2026, 11, 28, hour, tzinfo=UTC) for hour in (11, 12, 13, 14)]
+    assert [(b.succeeded, b.failed) for b in buckets] == [(0, 0), (1, 1), (0, 0), (0, 1)]
+    assert buckets[1].failures == {"4xx": 1, "5xx": 0, "timeout": 0, "connection": 0, "other": 0}
+    assert buckets[3].failures["5xx"] == 1
+    assert buckets[1].histogram == histogram(le25=1, le500=1)
+    assert buckets[1].mean_ms == 160
+    assert 250 < buckets[1].percentile(0.99) <= 500
+    assert buckets[0].percentile(0.5) is None and buckets[0].mean_ms is None
+    assert sum(b.total for b in outcome_buckets(AttemptStats.objects.all(), since, NOW)) == 4
+
+
+@pytest.mark.django_db
+def test_outcome_buckets_by_utc_day(attempt):
+    attempt(at=datetime(2026, 11, 26, 23, 59, tzinfo=UTC), duration_ms=5)
+    attempt(at=datetime(2026, 11, 27, 0, 0, tzinfo=UTC), duration_ms=5)
+    attempt(at=datetime(2026, 11, 27, 23, 30, tzinfo=UTC), succeeded=False, duration_ms=70_000)
+    attempt(at=NOW - timedelta(minutes=5), duration_ms=None)
+    buckets = outcome_buckets(AttemptStats.objects.all(), NOW - timedelta(days=2), NOW, bucket="day")
+    assert [b.start for b in buckets] == [datetime(2026, 11, day, tzinfo=UTC) for day in (26, 27, 28)]
+    assert [(b.succeeded, b.failed) for b in buckets] == [(1, 0), (1, 1), (1, 0)]
+    assert buckets[1].histogram == histogram(le10=1, over=1)
+    assert buckets[1].failures["5xx"] == 1
+    assert buckets[2].histogram == histogram()
+
+
+@pytest.mark.django_db
+def test_outcome_buckets_is_one_query(attempt):
+    for hours in range(0, 24 * 30, 7):
+        attempt(at=NOW - timedelta(hours=hours))
+    for bucket in ("hour", "day"):
+        with CaptureQueriesContext(connection) as queries:
+            buckets = outcome_buckets(AttemptStats.objects.all(), NOW - timedelta(days=30), NOW, bucket)
+        assert len(queries) == 1
+        assert sum(b.total for b in buckets) == len(range(0, 24 * 30, 7))
+    assert len(outcome_buckets(AttemptStats.objects.all(), NOW - timedelta(days=30), NOW, "day")) == 31
+
+
+def test_outcome_buckets_of_an_empty_window_and_a_wrong_bucket():
+    assert outcome_buckets(AttemptStats.objects.all(), NOW, NOW) == []
+    assert outcome_buckets(AttemptStats.objects.all(), NOW, NOW - timedelta(days=1)) == []
+    with pytest.raises(ValueError, match="hour, day"):
+        outcome_buckets(AttemptStats.objects.all(), NOW - timedelta(days=1), NOW, "week")
+
+
+def test_an_hour_bucket_has_every_failure_class():
+    assert list(HourlyOutcomes(NOW).failures) == list(FAILURE_CLASSES)
+
+
 def test_window_summary():
     start = NOW.replace(minute=0)
     buckets = [
         HourlyOutcomes(start, succeeded=3, failed=1, histogram=histogram(le10=4)),
         HourlyOutcomes(start + timedelta(hours=1), succeeded=5, failed=1, histogram=histogram(le100=6)),
     ]
+    buckets[0].failures["4xx"] = buckets[1].failures["timeout"] = 1
     summary = window_summary(buckets)
     assert summary["attempts"] == 10 and summary["succeeded"] == 8 and summary["failed"] == 2
+    assert summary["failures"] == {"4xx": 1, "5xx": 0, "timeout": 1, "connection": 0, "other": 0}
     assert summary["success_rate"] == pytest.approx(0.8)
-    assert 75 < summary["p50_ms"] <= 100
+    assert 50 < summary["p50_ms"] <= 100
     assert window_summary([])["p95_ms"] is None
 
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
@@ -28,8 +28,10 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from ..catalog import known_event_types, patterns_matching
+from ..delivery.operations import TEST_EVENT_TYPE
 from ..models import Subscription
 from ..owners import get_owners
+from .search import SEARCH_HELP_TEXT, InvalidSearch, LogPaths, apply_log_search, parse_log_search
 
 #: Rows a list page counts at most; more are shown as this number (page through with filters).
 COUNT_LIMIT = 10_000
@@ -131,16 +133,42 @@ class PageChangeList(ChangeList):
 
 
 class LogAdmin(admin.ModelAdmin):
-    """Read-only admin of a log table: no add or change, cheap counts, per-page extras."""
+    """Read-only admin of a log table: no add or change, cheap counts, per-page extras, and the
+    search of :mod:`.search` (message id prefix, event id, payload), each term through an index."""
 
     paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     change_list_template = "django_webhooks/admin/log_change_list.html"
     list_per_page = 50
+    #: Where the table reaches the searched columns; ``search_fields`` only shows the box.
+    log_search_paths: LogPaths
+    search_fields = ["id"]
+    search_help_text = SEARCH_HELP_TEXT
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return PageChangeList
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        if not search_term.strip():
+            return queryset, False
+        try:
+            search = parse_log_search(search_term)
+        except InvalidSearch as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return queryset.none(), False
+        result = apply_log_search(queryset, search, self.log_search_paths)
+        if result.window is not None:
+            self.message_user(
+                request,
+                _(
+                    "Payload search looked at the newest %(limit)s events only: this database has no JSON "
+                    "index (PostgreSQL searches every event). Add a filter, or search by message or event id."
+                )
+                % {"limit": f"{result.window:,}"},
+                messages.WARNING,
+            )
+        return result.queryset, result.may_have_duplicates
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
@@ -213,14 +241,20 @@ class SubscriptionOwnerFilter(OwnerFilter):
 
 
 class EventTypeFilter(admin.SimpleListFilter):
-    """Event types of the catalog (``EVENT_TYPES`` and ``EventType`` rows), applied to ``event_type_path``."""
+    """Event types of the catalog (``EVENT_TYPES`` and ``EventType`` rows) and the ones django-webhooks
+    sends itself (test events), applied to ``event_type_path``."""
 
     title = _("event type")
     parameter_name = "event_type"
     event_type_path = "event_type"
 
+    def own_event_types(self) -> list[str]:
+        """Types no catalog lists that the log holds: ``webhook.test``, sent by the test actions."""
+        return [TEST_EVENT_TYPE]
+
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         names = list(known_event_types())
+        names += [name for name in self.own_event_types() if name not in names]
         value = self.value()
         if value and value not in names:
             names.append(value)
@@ -263,6 +297,10 @@ class SubscribedEventTypeFilter(EventTypeFilter):
 
     title = _("receives event type")
 
+    def own_event_types(self) -> list[str]:
+        """None: a test event goes to the chosen subscription whatever it subscribes to."""
+        return []
+
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
         if not value:
@@ -292,3 +330,27 @@ def truncated(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}\n… ({len(text) - limit} more characters)"
+
+
+def precise_time(value: datetime.datetime | None) -> str:
+    """``value`` to the second in the current time zone (retries can be seconds apart), full ISO in a tooltip."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    iso = local.isoformat()
+    return format_html('<time datetime="{}" title="{}">{}</time>', iso, iso, local.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def elapsed(seconds: float) -> str:
+    """A duration as the staff read a retry schedule: ``+4 s``, ``+2 min 5 s``, ``+3 h 2 min``, ``+2 d 4 h``."""
+    whole = max(int(seconds), 0)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"+{days} d {hours} h"
+    if hours:
+        return f"+{hours} h {minutes} min"
+    if minutes:
+        return f"+{minutes} min {secs} s"
+    return f"+{secs} s"

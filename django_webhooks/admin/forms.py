@@ -67,6 +67,7 @@ class SubscriptionAdminForm(forms.ModelForm):
             "ordered",
             "max_in_flight",
             "rate_limit",
+            "send_traceparent",
         ]
         help_texts = {
             "owner_id": _("Primary key of the owner; empty for a staff-managed subscription."),

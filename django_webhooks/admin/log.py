@@ -25,12 +25,15 @@ from .common import (
     OwnerFilter,
     SubscriptionFilter,
     SubscriptionOwnerFilter,
+    elapsed,
     flat_field_names,
     owner_link,
+    precise_time,
     pretty_json,
     truncated,
 )
 from .dashboard import dashboard_view
+from .search import ATTEMPT_PATHS, DELIVERY_PATHS, EVENT_PATHS
 
 
 def subscription_link(subscription: Subscription) -> str:
@@ -70,17 +73,17 @@ class OwnersOnPageMixin(Generic[_M]):
 
 @admin.register(Event)
 class EventAdmin(OwnersOnPageMixin[Event], LogAdmin):
-    list_display = ["id", "event_type", "owner", "created_at", "fanned_out_at", "idempotency_key"]
+    list_display = ["id", "event_type", "owner", "created", "fanned_out", "idempotency_key"]
     list_filter = [EventTypeFilter, OwnerFilter]
-    search_fields = ["=idempotency_key"]
+    log_search_paths = EVENT_PATHS
     date_hierarchy = "created_at"
     fields = [
         "id",
         "event_type",
         "owner",
         "idempotency_key",
-        "created_at",
-        "fanned_out_at",
+        "created",
+        "fanned_out",
         "payload_json",
         "schema_errors",
         "deliveries_link",
@@ -95,6 +98,14 @@ class EventAdmin(OwnersOnPageMixin[Event], LogAdmin):
 
     def owner_id_of(self, obj: Event) -> str | None:
         return obj.owner_id
+
+    @admin.display(description=_("created at"), ordering="created_at")
+    def created(self, obj: Event) -> str:
+        return precise_time(obj.created_at)
+
+    @admin.display(description=_("fanned out at"), ordering="fanned_out_at")
+    def fanned_out(self, obj: Event) -> str:
+        return precise_time(obj.fanned_out_at)
 
     @admin.display(description=_("payload"))
     def payload_json(self, obj: Event) -> str:
@@ -112,7 +123,7 @@ class DeliveryAttemptInline(admin.StackedInline):
     can_delete = False
     ordering = ["attempt_number", "id"]
     fields = [
-        ("attempt_number", "created_at", "outcome", "duration_ms", "error_class"),
+        ("attempt_number", "sent_at", "outcome", "duration_ms", "error_class"),
         "url",
         "request_headers_json",
         "response_headers_json",
@@ -134,6 +145,17 @@ class DeliveryAttemptInline(admin.StackedInline):
     def outcome(self, attempt: DeliveryAttempt) -> str:
         label = attempt.response_status or attempt.get_error_class_display() or "—"
         return status_badge(attempt.succeeded, label)
+
+    @admin.display(description=_("sent at"))
+    def sent_at(self, attempt: DeliveryAttempt) -> str:
+        """To the second, and how long after the delivery was created: the retry schedule at a glance."""
+        since = (attempt.created_at - attempt.delivery.created_at).total_seconds()
+        return format_html(
+            '{} <span class="quiet" title="{}">{}</span>',
+            precise_time(attempt.created_at),
+            _("after the delivery was created"),
+            elapsed(since),
+        )
 
     @admin.display(description=_("request headers"))
     def request_headers_json(self, attempt: DeliveryAttempt) -> str:
@@ -158,12 +180,12 @@ class DeliveryAdmin(OwnersOnPageMixin[Delivery], LogAdmin):
         "status",
         "attempts",
         "last_status_code",
-        "created_at",
-        "next_attempt_at",
+        "created",
+        "next_attempt",
     ]
     list_filter = ["status", DeliveryEventTypeFilter, SubscriptionFilter, SubscriptionOwnerFilter]
     list_select_related = ["event", "subscription"]
-    search_fields = ["=message_id"]
+    log_search_paths = DELIVERY_PATHS
     date_hierarchy = "created_at"
     actions = ["resend_deliveries", "cancel_deliveries"]
     change_form_template = "django_webhooks/admin/delivery_change_form.html"
@@ -172,7 +194,7 @@ class DeliveryAdmin(OwnersOnPageMixin[Delivery], LogAdmin):
         ("message_id", "status"),
         ("event_link", "subscription_column", "owner"),
         ("attempts", "last_status_code", "last_error"),
-        ("created_at", "next_attempt_at", "completed_at"),
+        ("created", "next_attempt", "completed"),
         "payload_json",
     ]
     readonly_fields = flat_field_names(fields)
@@ -200,6 +222,18 @@ class DeliveryAdmin(OwnersOnPageMixin[Delivery], LogAdmin):
     @admin.display(description=_("event type"), ordering="event__event_type")
     def event_type(self, obj: Delivery) -> str:
         return obj.event.event_type
+
+    @admin.display(description=_("created at"), ordering="created_at")
+    def created(self, obj: Delivery) -> str:
+        return precise_time(obj.created_at)
+
+    @admin.display(description=_("next attempt at"), ordering="next_attempt_at")
+    def next_attempt(self, obj: Delivery) -> str:
+        return precise_time(obj.next_attempt_at)
+
+    @admin.display(description=_("completed at"), ordering="completed_at")
+    def completed(self, obj: Delivery) -> str:
+        return precise_time(obj.completed_at)
 
     @admin.display(description=_("subscription"))
     def subscription_column(self, obj: Delivery) -> str:
@@ -331,11 +365,11 @@ class DeliveryAttemptAdmin(OwnersOnPageMixin[DeliveryAttempt], LogAdmin):
         "outcome",
         "error_class",
         "duration_ms",
-        "created_at",
+        "created",
     ]
     list_filter = ["succeeded", "error_class", SubscriptionFilter, SubscriptionOwnerFilter]
     list_select_related = ["delivery", "subscription"]
-    search_fields = ["=delivery__message_id"]
+    log_search_paths = ATTEMPT_PATHS
     date_hierarchy = "created_at"
     fields = [("delivery_link", "subscription_column", "owner"), *DeliveryAttemptInline.fields]
     readonly_fields = flat_field_names(fields)
@@ -369,6 +403,11 @@ class DeliveryAttemptAdmin(OwnersOnPageMixin[DeliveryAttempt], LogAdmin):
     def outcome(self, obj: DeliveryAttempt) -> str:
         return status_badge(obj.succeeded, obj.response_status or obj.get_error_class_display() or "—")
 
+    @admin.display(description=_("created at"), ordering="created_at")
+    def created(self, obj: DeliveryAttempt) -> str:
+        return precise_time(obj.created_at)
+
+    sent_at = DeliveryAttemptInline.sent_at
     request_headers_json = DeliveryAttemptInline.request_headers_json
     response_headers_json = DeliveryAttemptInline.response_headers_json
     response_body_preview = DeliveryAttemptInline.response_body_preview

@@ -27,7 +27,8 @@ from ..conf import webhooks_settings
 from ..delivery import operations
 from ..delivery.health import health_for
 from ..exceptions import MissingSecret
-from ..models import DeliveryAttempt, Subscription
+from ..models import AttemptStats, DeliveryAttempt, Subscription
+from ..stats import hourly_outcomes, latency_chart_svg, outcomes_chart_svg, window_summary
 from .common import OwnerFilter, PageChangeList, SubscribedEventTypeFilter
 from .forms import ActionForm, DisableForm, RecoverForm, SubscriptionAdminForm
 from .log import OwnersOnPageMixin, status_badge
@@ -60,6 +61,30 @@ class HealthFilter(admin.SimpleListFilter):
         if self.value() == "circuit_open":
             return queryset.filter(circuit_open_until__gt=now)
         return queryset
+
+
+def subscription_activity(subscription: Subscription, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The change page's charts: attempts per hour and latency percentiles of the last 24 hours and
+    7 days, from the subscription's hourly :class:`~django_webhooks.models.AttemptStats` (one query
+    of at most 168 rows, however many attempts they count)."""
+    week = hourly_outcomes(24 * 7, now=now, stats=AttemptStats.objects.filter(subscription=subscription))
+    windows = []
+    for key, label, hours in (("24h", gettext("last 24 hours"), 24), ("7d", gettext("last 7 days"), 24 * 7)):
+        buckets = week[-hours:]
+        windows.append(
+            {
+                "key": key,
+                "label": label,
+                "summary": window_summary(buckets),
+                "outcomes_svg": outcomes_chart_svg(
+                    buckets, gettext("Attempts per hour to this endpoint, %(window)s") % {"window": label}
+                ),
+                "latency_svg": latency_chart_svg(
+                    buckets, gettext("Latency percentiles per hour of this endpoint, %(window)s") % {"window": label}
+                ),
+            }
+        )
+    return windows
 
 
 def describe_attempt(attempt: DeliveryAttempt) -> str:
@@ -104,7 +129,10 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
     readonly_fields = ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["owner_id", "url", "description", "event_types"]}),
-        (_("Delivery"), {"fields": ["filters", "headers", "ordered", "max_in_flight", "rate_limit"]}),
+        (
+            _("Delivery"),
+            {"fields": ["filters", "headers", "ordered", "max_in_flight", "rate_limit", "send_traceparent"]},
+        ),
         (_("State"), {"fields": ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]}),
     ]
 
@@ -211,6 +239,11 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             subscription = Subscription.objects.filter(pk=object_id).first()
             if subscription is not None and self.has_change_permission(request, subscription):
                 extra_context["signing_secret"] = self._secret_summary(subscription)
+            if subscription is not None:
+                extra_context["activity"] = subscription_activity(subscription)
+                extra_context["dashboard_url"] = (
+                    reverse("admin:django_webhooks_dashboard") + f"?subscription={subscription.pk}"
+                )
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     @staticmethod

@@ -33,6 +33,7 @@ from .pagination import WebhooksCursorPagination
 from .parsers import RequestBodyTooLarge, WebhooksJSONParser
 from .permissions import ALL_OWNERS_PARAM, IsWebhookOwner, request_owner_id, sees_all_owners
 from .schema import DETAIL_ERROR, WebhooksAutoSchema
+from .stats import MAX_BUCKETS, StatsQuerySerializer, StatsSerializer, subscription_stats
 from .throttling import WebhooksActionsRateThrottle, WebhooksRateThrottle
 
 ALL_OWNERS = OpenApiParameter(
@@ -249,6 +250,24 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
     def health(self, request: Request, pk: str | None = None) -> Response:
         subscription = self.get_object()
         return Response(serializers.HealthSerializer(health.subscription_health(subscription)).data)
+
+    @extend_schema(
+        summary="Endpoint statistics",
+        description="Attempts, successes, failures by class, success rate and latency percentiles of this "
+        "subscription per hour or day (UTC), oldest first with empty buckets included, and for the whole "
+        f"window; at most {MAX_BUCKETS} buckets. Counted as attempts are recorded (kept after the "
+        "attempts are pruned); percentiles are estimated from a latency histogram.",
+        parameters=[StatsQuerySerializer, ALL_OWNERS],
+        responses=StatsSerializer,
+    )
+    @action(detail=True, methods=["get"])
+    def stats(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        query = StatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        window = query.validated_data
+        figures = subscription_stats(subscription, window["since"], window["until"], window["bucket"])
+        return Response(StatsSerializer(figures).data)
 
 
 @extend_schema_view(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -70,11 +72,51 @@ def test_event_filters(admin_client, log, query, expected):
     assert {e.pk for e in changelist_rows(response)} == {log[name].event_id for name in expected}
 
 
+def test_test_events_are_a_choice_of_the_event_type_filters(admin_client, log, make_delivery):
+    test_delivery = make_delivery(log["acme"], event_type="webhook.test")
+    deliveries = admin_client.get(url("delivery_changelist"), {"event_type": "webhook.test"})
+    assert "?event_type=webhook.test" in deliveries.content.decode()  # offered, not only accepted
+    assert [d.pk for d in changelist_rows(deliveries)] == [test_delivery.pk]
+    events = admin_client.get(url("event_changelist"), {"event_type": "webhook.test"})
+    assert "?event_type=webhook.test" in events.content.decode()
+    assert [e.pk for e in changelist_rows(events)] == [test_delivery.event_id]
+
+
 def test_event_owner_filter(admin_client, owner):
     mine = Event.objects.create(event_type="order.created", payload={}, owner_id=str(owner.pk))
     Event.objects.create(event_type="order.created", payload={})
     response = admin_client.get(url("event_changelist") + f"?owner={owner.pk}")
     assert [e.pk for e in changelist_rows(response)] == [mine.pk]
+
+
+# --- times ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["event", "delivery", "deliveryattempt"])
+def test_log_lists_show_times_to_the_second(admin_client, log, model):
+    moment = timezone.make_aware(datetime(2030, 5, 6, 7, 8, 9))
+    Event.objects.update(created_at=moment)
+    Delivery.objects.update(created_at=moment)
+    DeliveryAttempt.objects.update(created_at=moment)
+    html = admin_client.get(url(f"{model}_changelist")).content.decode()
+    assert "2030-05-06 07:08:09" in html
+
+
+def test_the_attempt_timeline_shows_seconds_and_the_time_since_the_delivery(admin_client, log):
+    delivery = log["failed"]
+    created = delivery.created_at.replace(microsecond=0)
+    Delivery.objects.filter(pk=delivery.pk).update(created_at=created)
+    DeliveryAttempt.objects.filter(delivery=delivery).update(created_at=created + timedelta(seconds=1))
+    retry = add_attempt(
+        delivery, attempt_number=3, succeeded=False, status=503, created_at=created + timedelta(seconds=6)
+    )
+    add_attempt(delivery, attempt_number=4, created_at=created + timedelta(minutes=2, seconds=5))
+    html = admin_client.get(url("delivery_change", delivery.pk)).content.decode()
+    for offset, relative in ((1, "+1 s"), (6, "+6 s"), (125, "+2 min 5 s")):
+        moment = timezone.localtime(created + timedelta(seconds=offset)).strftime("%Y-%m-%d %H:%M:%S")
+        assert moment in html and relative in html
+    attempt_html = admin_client.get(url("deliveryattempt_change", retry.pk))
+    assert "+6 s" in attempt_html.content.decode()
 
 
 # --- search -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.messages import get_messages
+from django.urls import reverse
 from django.utils import timezone
 
 from django_webhooks import secret_store
@@ -258,3 +259,64 @@ def test_disable_action_with_select_across(admin_client, log):
     assert 'name="select_across" value="1"' in form.content.decode()
     admin_client.post(url("subscription_changelist"), {**data, "apply": "Apply", "reason": "migration"})
     assert not Subscription.objects.filter(enabled=True).exists()
+
+
+# --- activity charts --------------------------------------------------------------------------
+
+
+def test_change_page_charts_this_endpoint_for_24_hours_and_7_days(admin_client, log, make_delivery):
+    from django_webhooks.delivery import attempt_stats
+    from tests.admin import add_attempt
+
+    acme, now = log["acme"], timezone.now()
+    delivery = make_delivery(acme)
+    add_attempt(delivery, attempt_number=1, duration_ms=30, created_at=now)
+    add_attempt(delivery, attempt_number=2, succeeded=False, status=503, duration_ms=2000, created_at=now)
+    add_attempt(
+        delivery,
+        attempt_number=3,
+        succeeded=False,
+        status=None,
+        error_class="timeout",
+        created_at=now - timedelta(days=3),
+    )
+    attempt_stats.add(list(DeliveryAttempt.objects.all()))  # globex's failed attempt too: not on acme's page
+
+    html = admin_client.get(url("subscription_change", acme.pk)).content.decode()
+    assert html.count('<svg class="dwh-chart"') == 4
+    day, week = html.split('id="activity-24h"')[1].split('id="activity-7d"')
+    assert "3 attempts (2 succeeded, 1 failed)" in day and "5xx 1" in day and "timeout" not in day
+    assert "4 attempts (2 succeeded, 2 failed)" in week and "timeout 1" in week
+    assert "Attempts per hour to this endpoint, last 7 days" in week
+    assert reverse("admin:django_webhooks_dashboard") + f"?subscription={acme.pk}" in html
+
+
+def test_change_page_of_an_endpoint_without_attempts_has_empty_charts(admin_client, make_subscription):
+    subscription = make_subscription()
+    html = admin_client.get(url("subscription_change", subscription.pk)).content.decode()
+    assert html.count('<svg class="dwh-chart"') == 4
+    assert "0 attempts (0 succeeded, 0 failed)" in html and "Success rate" not in html
+
+
+# --- tracing opt-in ---------------------------------------------------------------------------
+
+
+def test_send_traceparent_is_set_on_the_change_form(admin_client, make_subscription):
+    subscription = make_subscription(event_types=["order.created"])
+    data = {
+        "owner_id": "",
+        "url": subscription.url,
+        "description": "",
+        "event_types": "order.created",
+        "filters": "{}",
+        "headers": "{}",
+        "max_in_flight": "",
+        "rate_limit": "",
+        "send_traceparent": "on",
+    }
+    response = admin_client.post(url("subscription_change", subscription.pk), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    subscription.refresh_from_db()
+    assert subscription.send_traceparent is True
+    html = admin_client.get(url("subscription_change", subscription.pk)).content.decode()
+    assert 'name="send_traceparent"' in html and "W3C traceparent" in html

@@ -35,6 +35,7 @@ DETAIL_ENDPOINTS = [
     ("post", "subscriptions/{sub}/test/", {}),
     ("post", "subscriptions/{sub}/recover/", {"since": PAST}),
     ("get", "subscriptions/{sub}/health/", None),
+    ("get", "subscriptions/{sub}/stats/", None),
     ("get", "events/{event}/", None),
     ("get", "deliveries/{delivery}/", None),
     ("post", "deliveries/{delivery}/resend/", {}),

@@ -103,7 +103,7 @@ def test_every_operation_documents_its_errors_and_needs_authentication():
         if url.startswith(f"{API}/")
         for method, operation in operations.items()
     ]
-    assert len(operations) == 21  # with POST deliveries/{id}/cancel/
+    assert len(operations) == 22  # with POST deliveries/{id}/cancel/ and GET subscriptions/{id}/stats/
     for method, url, operation in operations:
         assert {"400", "401", "403", "404", "429"} <= set(operation["responses"]), (method, url)
         assert {"basicAuth", "cookieAuth"} <= {name for entry in operation["security"] for name in entry}

@@ -122,3 +122,26 @@ def test_prune_task_uses_retention():
     from django_webhooks import tasks
 
     assert tasks.prune()["events"] == 0
+
+
+def test_hourly_statistics_outlive_the_attempts_and_go_after_stats_retention_days(subscription):
+    from django_webhooks.delivery.retention import STATS_RETENTION_DAYS
+    from django_webhooks.models import AttemptStats
+    from django_webhooks.stats import bucket_start
+
+    now = timezone.now()
+    hour = bucket_start(now)
+    for days in (40, STATS_RETENTION_DAYS - 1, STATS_RETENTION_DAYS + 1, STATS_RETENTION_DAYS + 30):
+        AttemptStats.objects.create(subscription=subscription, hour=hour - timedelta(days=days), attempts=1)
+    assert prune(dry_run=True, now=now)["stats"] == 2
+    assert AttemptStats.objects.count() == 4
+    result = prune(now=now, batch_size=1, progress=lambda kind, n, total: None)
+    assert result["stats"] == 2
+    assert sorted(now - h for h in AttemptStats.objects.values_list("hour", flat=True)) == [
+        now - (hour - timedelta(days=40)),
+        now - (hour - timedelta(days=STATS_RETENTION_DAYS - 1)),
+    ]
+    # Never shorter than the history itself.
+    AttemptStats.objects.create(subscription=subscription, hour=hour - timedelta(days=STATS_RETENTION_DAYS + 50))
+    assert prune(older_than_days=STATS_RETENTION_DAYS + 100, now=now)["stats"] == 0
+    assert prune(older_than_days=1, now=now)["stats"] == 1
