@@ -164,7 +164,7 @@ def _apply_failure(delivery: Delivery, attempt: DeliveryAttempt, decision: Retry
         pk=delivery.pk, status=DeliveryStatus.IN_FLIGHT, lease_token=delivery.lease_token
     ).update(**changes)
     if updated and decision.disable_subscription and subscription.enabled:
-        health.disable_subscription(subscription, decision.reason)
+        health.disable_subscription(subscription, decision.reason, cause="gone")
     if updated:
         for name, value in changes.items():
             setattr(delivery, name, value)

@@ -5,14 +5,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_webhooks.conf import webhooks_settings
-from django_webhooks.delivery.retention import prune
+from django_webhooks.delivery.retention import STATS_RETENTION_DAYS, prune
 
 
 class Command(BaseCommand):
     help = (
         "Delete webhook history older than DJANGO_WEBHOOKS['RETENTION_DAYS'] (default 30): delivery "
         "attempts, and events whose deliveries are all finished (succeeded, failed, exhausted or "
-        "cancelled) together with those deliveries. Events with a pending or in-flight delivery are "
+        "cancelled) together with those deliveries, and hourly attempt statistics older than "
+        f"{STATS_RETENTION_DAYS} days. Events with a pending or in-flight delivery are "
         "never deleted. Works in batches of short transactions; the django-q2 schedule "
         "'django_webhooks.prune' runs the same daily."
     )
@@ -52,7 +53,8 @@ class Command(BaseCommand):
         totals = prune(older_than_days=keep, batch_size=batch_size, progress=progress, dry_run=dry_run)
         self.stdout.write(
             self.style.SUCCESS(
-                f"{verb} {totals['events']} event(s), {totals['deliveries']} delivery(ies) and "
-                f"{totals['attempts']} attempt(s) in {totals['batches']} batch(es)."
+                f"{verb} {totals['events']} event(s), {totals['deliveries']} delivery(ies), "
+                f"{totals['attempts']} attempt(s) and {totals['stats']} hourly statistics row(s) in "
+                f"{totals['batches']} batch(es)."
             )
         )
