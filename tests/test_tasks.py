@@ -1,33 +1,65 @@
-"""django-q2 entry points, the schedules they run on, and the webhooks_sweep command."""
+"""The task entry points, the schedules they run on, and the webhooks_sweep and
+webhooks_scheduler commands.
+
+On the dispatcher the suite runs on: django-q2's broker, or with ``DWH_DISPATCHER=django_tasks``
+django-tasks-db's table (see tests/settings.py).
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from django_q.models import Schedule
 
 from django_webhooks import tasks
 from django_webhooks.delivery import broker, schedules
 from django_webhooks.models import Delivery, DeliveryStatus, Event
+from tests.qcluster import ROOT, database_env, on_django_tasks
 from tests.receiver import Reply
 
 pytestmark = pytest.mark.django_db
 
+django_q_only = pytest.mark.skipif(on_django_tasks(), reason="django-q2 only (this run: DWH_DISPATCHER=django_tasks)")
+django_tasks_only = pytest.mark.skipif(not on_django_tasks(), reason="runs with DWH_DISPATCHER=django_tasks")
+
+
+def ready_rows():
+    """django-tasks-db's tasks waiting to run."""
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(status="READY")
+
 
 def queued() -> int:
+    if on_django_tasks():
+        return ready_rows().count()
     return broker.get_broker().queue_size()
+
+
+def purge() -> None:
+    if on_django_tasks():
+        from django_tasks_db.models import DBTaskResult
+
+        DBTaskResult.objects.all().delete()
+    else:
+        broker.get_broker().purge_queue()
 
 
 @pytest.fixture(autouse=True)
 def empty_queue(fresh_brokers):
-    q_broker = broker.get_broker()
-    q_broker.purge_queue()
+    broker._deferred_until.clear()
+    purge()
     yield
-    q_broker.purge_queue()
+    purge()
+    broker._deferred_until.clear()
 
 
 def pending_event(event_type="order.created", payload=None) -> Event:
@@ -110,7 +142,10 @@ def test_prune_task_runs_retention(make_subscription, make_delivery):
     assert not Delivery.objects.filter(pk=old.pk).exists()
 
 
+@django_q_only
 def test_schedules_exist_after_migrate_and_are_created_once():
+    from django_q.models import Schedule
+
     assert set(Schedule.objects.values_list("name", flat=True)) >= set(schedules.SCHEDULES)
     sweep = Schedule.objects.get(name="django_webhooks.sweep")
     assert sweep.func == "django_webhooks.tasks.sweep"
@@ -134,3 +169,79 @@ def test_webhooks_sweep_command_help_explains_itself(capsys):
         call_command("webhooks_sweep", "--help")
     help_text = capsys.readouterr().out
     assert "expired lease" in help_text and "--loop" in help_text
+
+
+def test_each_task_framework_entry_point_is_a_task_stored_under_its_own_path():
+    from django.utils.module_loading import import_string
+
+    for name, target in tasks.TASK_ENTRY_POINTS.items():
+        path = f"django_webhooks.tasks.{name}"
+        task = import_string(path)
+        assert task.module_path == path  # what a Tasks worker imports again to run it
+        assert task.func.__doc__ == target.__doc__
+    assert callable(tasks.deliver_due)  # django-q2's path is still the plain function
+
+
+@django_tasks_only
+def test_a_retry_falling_due_later_is_deferred_once_through_run_after(
+    settings, receiver, make_subscription, make_delivery
+):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "RETRY_SCHEDULE": [120], "RETRY_JITTER": 0}
+    receiver.script = [Reply(503)]
+    delivery = make_delivery(make_subscription(url=receiver.url()))
+    assert tasks.deliver_due() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING and delivery.next_attempt_at > timezone.now()
+    (row,) = ready_rows()
+    assert row.task_path == "django_webhooks.tasks.deliver_due_task"
+    assert row.run_after == delivery.next_attempt_at
+    # Another task ending meanwhile relies on that one (it defers the next retry when it ends).
+    assert tasks.deliver_due() == 0
+    assert ready_rows().count() == 1
+
+
+@django_q_only
+def test_django_q2_defers_nothing():
+    assert broker.can_defer() is False
+    assert broker.defer_delivery(timezone.now() + timedelta(minutes=1)) is False
+    assert queued() == 0
+
+
+def test_webhooks_scheduler_once_sweeps_and_prunes(make_subscription, make_delivery):
+    make_delivery(make_subscription())
+    out = StringIO()
+    call_command("webhooks_scheduler", "--once", stdout=out)
+    assert "1 delivery(ies) due, enqueued 1" in out.getvalue()
+    assert "Pruning webhook history older than 30 day(s)" in out.getvalue()
+    assert queued() == 1
+
+
+def test_webhooks_scheduler_help_explains_itself(capsys):
+    with pytest.raises(SystemExit):
+        call_command("webhooks_scheduler", "--help")
+    help_text = capsys.readouterr().out
+    assert "webhooks_sweep every minute" in help_text and "--once" in help_text and "SIGTERM" in help_text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhooks_scheduler_loops_until_sigterm_then_exits_cleanly(tmp_path):
+    env = {**os.environ, **database_env(), "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, str(ROOT / "manage.py"), "webhooks_scheduler", "--sweep-every", "1"]
+    log = tmp_path / "scheduler.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        # It swept, waited, and swept again; then it is stopped as a service manager would.
+        while log.read_text().count("Fanned out") < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert log.read_text().count("Fanned out") >= 2, log.read_text()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = log.read_text()
+    assert "Pruning webhook history" in output and "Received SIGTERM" in output
+    assert output.rstrip().endswith("Scheduler stopped.")

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, router
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from django_q.conf import Conf
 
 from ..conf import webhooks_settings
 from ..models import Handoff
@@ -59,7 +58,7 @@ def _rows() -> QuerySet[Handoff]:
 
 
 def _sync() -> bool:
-    return bool(Conf.SYNC)
+    return broker.runs_inline()
 
 
 def request_processing() -> None:
@@ -69,7 +68,7 @@ def request_processing() -> None:
     write. Never raises: a handoff that fails is logged and left to the sweeper.
     """
     try:
-        if _sync():  # django-q2 runs the task inline: nothing to coalesce, nothing to wait for
+        if _sync():  # the task runs inline: nothing to coalesce, nothing to wait for
             broker.enqueue_processing()
             return
         name = _queue()

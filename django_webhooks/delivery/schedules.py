@@ -1,6 +1,8 @@
 """The django-q2 ``Schedule`` rows our periodic tasks need, created after ``migrate``.
 
 Connected to ``post_migrate`` in :meth:`DjangoWebhooksConfig.ready`; nothing here runs at import.
+Only for the django-q2 dispatcher: on Django Tasks, ``manage.py webhooks_scheduler`` (or cron
+running ``webhooks_sweep`` and ``webhooks_prune``) runs the same jobs, see docs/operations.md.
 """
 
 from __future__ import annotations
@@ -43,5 +45,5 @@ def ensure_schedules(using: str = "default", **kwargs: Any) -> list[str]:
 
 def on_post_migrate(sender: Any, using: str = "default", **kwargs: Any) -> None:
     """``post_migrate`` receiver for our app config (connected with ``sender``)."""
-    if apps.is_installed("django_q"):
+    if webhooks_settings.DISPATCHER == "django_q" and apps.is_installed("django_q"):
         ensure_schedules(using=using)

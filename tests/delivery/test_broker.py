@@ -122,3 +122,52 @@ def test_save_succeeds_with_the_broker_down_and_is_delivered_when_it_is_back(mon
         assert event.fanned_out_at is not None
         assert receiver.requests[0].body == event.body.encode()
         assert Delivery.objects.get().status == "succeeded"
+
+
+@pytest.fixture
+def dummy_tasks_backend(settings):
+    """DISPATCHER "django_tasks" on the framework's Dummy backend (it keeps what is enqueued)."""
+    from django_webhooks.delivery import via_django_tasks
+
+    framework = via_django_tasks.framework()
+    __import__(f"{framework.__name__}.signals")  # rebuilds the framework's backends when TASKS changes
+    settings.TASKS = {
+        "default": {"BACKEND": f"{framework.__name__}.backends.dummy.DummyBackend", "QUEUES": ["default", "hooks"]}
+    }
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "DISPATCHER": "django_tasks", "TASKS_WORKERS": 3}
+    broker._deferred_until.clear()
+    yield via_django_tasks.backend()
+    broker._deferred_until.clear()
+
+
+def test_the_tasks_dispatcher_pushes_our_task_objects_on_the_queue(dummy_tasks_backend, settings):
+    assert broker.enqueue_processing() is True
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "QUEUE": "hooks"}
+    assert broker.enqueue_delivery(2) == 2
+    pushed = [(result.task.module_path, result.task.queue_name, result.args) for result in dummy_tasks_backend.results]
+    assert pushed == [
+        ("django_webhooks.tasks.process_events_task", "default", []),
+        ("django_webhooks.tasks.deliver_due_task", "hooks", []),
+        ("django_webhooks.tasks.deliver_due_task", "hooks", []),
+    ]
+    assert broker.workers() == 3 and broker.runs_inline() is False
+
+
+def test_the_tasks_dispatcher_defers_where_the_backend_can(dummy_tasks_backend):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    at = timezone.now() + timedelta(minutes=5)
+    assert broker.can_defer() is True
+    assert broker.defer_delivery(at) is True
+    assert broker.defer_delivery(at + timedelta(minutes=1)) is False  # the first covers it
+    assert [result.task.run_after for result in dummy_tasks_backend.results] == [at]
+
+
+def test_a_queue_the_tasks_backend_refuses_is_logged_not_raised(dummy_tasks_backend, settings, caplog):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "QUEUE": "nowhere"}  # check E019
+    with caplog.at_level(logging.ERROR, logger="django_webhooks.delivery.broker"):
+        assert broker.enqueue_processing() is False
+        assert broker.enqueue_delivery(2) == 0
+    assert "sweeper" in caplog.text and dummy_tasks_backend.results == []
