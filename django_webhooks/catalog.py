@@ -13,6 +13,11 @@ their subscriptions; every rule about those names lives here:
   :func:`validate_active_event_type` (the admin form's and the API's rules), :func:`thin_types`;
 * JSON Schemas: :func:`json_schema_problem`, the one rule the system checks (E010), the admin
   form and ``send_event()`` apply, and :func:`schema_errors`;
+* versions: an entry's current ``version`` and the older ``versions`` still served, each with
+  the converter that renders the data of the version above it as its own
+  (:func:`version_problems` and :func:`converter_problems`, checks E021/E022; :func:`convert`,
+  used at fan-out; :func:`pin_event_versions` and :func:`validate_event_versions`, the
+  subscription's pins in the admin form and the API);
 * built-in types: the operational events the engine sends about an endpoint
   (:data:`BUILTIN_EVENT_TYPES`, ``webhook.endpoint.*``), selected only by their own name or by
   :data:`OPERATIONAL_PATTERN`, never by ``*`` (:func:`is_operational`).
@@ -23,10 +28,11 @@ migrations name them), so this module reaches the ``EventType`` model through th
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import product
 from typing import Any
 
@@ -38,8 +44,8 @@ from django.utils.translation import gettext_lazy as _
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
-from .conf import webhooks_settings
-from .exceptions import UnknownEventType, WebhooksConfigurationError
+from .conf import SETTING_NAME, import_dotted, webhooks_settings
+from .exceptions import EventVersionError, UnknownEventType, WebhooksConfigurationError
 
 # --- names and patterns ----------------------------------------------------------------------
 
@@ -48,8 +54,15 @@ EVENT_TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\Z")
 #: A subscription entry: a name, ``*``, or a name some of whose segments after the first are ``*``.
 EVENT_TYPE_PATTERN_RE = re.compile(r"^(\*|[A-Za-z0-9_]+(\.([A-Za-z0-9_]+|\*))*)\Z")
 WILDCARD = "*"
-#: Keys an ``EVENT_TYPES`` entry may have: the EventType fields ``webhooks_sync_event_types`` writes.
+#: The EventType fields ``webhooks_sync_event_types`` writes from an ``EVENT_TYPES`` entry.
 SPEC_KEYS = ("description", "schema", "example", "thin")
+#: Keys an ``EVENT_TYPES`` entry may have: :data:`SPEC_KEYS` and its versions (settings only:
+#: their converters are code).
+DECLARATION_KEYS = (*SPEC_KEYS, "version", "versions")
+#: Keys of an older version's entry in ``versions``.
+OLDER_VERSION_KEYS = ("description", "schema", "example", "converter")
+#: The version of a type declared without ``version`` (and of every ``EventType``-only type).
+FIRST_VERSION = 1
 #: Names with more segments get only the one-``*`` patterns from :func:`patterns_matching`.
 MAX_PATTERN_SEGMENTS = 6
 
@@ -318,19 +331,22 @@ def _merge(declared: dict[str, Any] | None, row: dict[str, Any] | None) -> dict[
     type is thin when either says so."""
     declared = declared or {}
     row = row or {}
-    return {
+    entry = {
         "description": row.get("description") or declared.get("description", ""),
         "schema": row["schema"] if row.get("schema") is not None else declared.get("schema"),
         "example": declared.get("example"),
         "thin": bool(row.get("thin") or declared.get("thin")),
         "archived": bool(row.get("archived")),
     }
+    return {**entry, **_versions_of(declared, entry)}
 
 
 def known_event_types() -> dict[str, dict[str, Any]]:
     """Every event type: ``EVENT_TYPES`` merged with ``EventType`` rows (a row wins), sorted by name.
 
-    Values are dicts with ``description``, ``schema``, ``example``, ``thin`` and ``archived``.
+    Values are dicts with ``description``, ``schema``, ``example``, ``thin``, ``archived``,
+    ``version`` (the current one) and ``versions`` (every version served, oldest first, each
+    ``{"version", "description", "schema", "example"}``; the last is the current one).
     """
     declared = webhooks_settings.EVENT_TYPES
     rows = _catalog_rows()
@@ -339,8 +355,15 @@ def known_event_types() -> dict[str, dict[str, Any]]:
     return dict(sorted(merged.items()))
 
 
+def published_event_types() -> dict[str, dict[str, Any]]:
+    """The entries customers may subscribe to (every one but the archived), by name: what the
+    event-types endpoint, the portal's catalog, the OpenAPI ``webhooks`` and the admin form list."""
+    return {name: spec for name, spec in known_event_types().items() if not spec["archived"]}
+
+
 def _builtin_spec(name: str) -> dict[str, Any]:
-    return {**BUILTIN_EVENT_TYPES[name], "thin": False, "archived": False}
+    entry = {**BUILTIN_EVENT_TYPES[name], "thin": False, "archived": False}
+    return {**entry, **_versions_of({}, entry)}
 
 
 #: event type -> (the EVENT_TYPES dict and table rows it was merged from, the merged entry):
@@ -445,5 +468,236 @@ def validate_subscribed_event_types(entries: Iterable[str], *, already: Iterable
         error = _name_error(entry, catalog, kept)
         if error is not None:
             errors.append(error)
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- versions ----------------------------------------------------------------------------------
+
+
+def is_version(value: Any) -> bool:
+    """Whether ``value`` is a version number: a positive integer (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= FIRST_VERSION
+
+
+def version_problems(name: str, declared: Mapping[str, Any]) -> list[str]:
+    """Why the versions of ``EVENT_TYPES[name]`` cannot be served (check E021); empty when they can.
+
+    ``version`` is the current version (default 1); ``versions`` maps each older version still
+    served to ``{"schema", "example", "description", "converter"}``, its converter rendering the
+    data of the version above it as its own. Every version from the oldest declared up to the
+    current one must be there: the chain of converters is the only way down.
+    """
+    where = f"{SETTING_NAME}['EVENT_TYPES'][{name!r}]"
+    current = declared.get("version", FIRST_VERSION)
+    if not is_version(current):
+        return [f"{where}['version'] must be a positive integer (the current version), not {current!r}."]
+    older = declared.get("versions", {})
+    if not isinstance(older, dict):
+        return [f"{where}['versions'] must be a dict of older version numbers to their entries."]
+    problems: list[str] = []
+    valid: list[int] = []
+    for number, entry in older.items():
+        if not is_version(number) or number >= current:
+            problems.append(
+                f"{where}['versions'] key {number!r}: an older version is an integer from 1 to {current - 1} "
+                f"(the current version, {current}, is the entry itself)."
+            )
+            continue
+        if not isinstance(entry, dict):
+            problems.append(f"{where}['versions'][{number}] must be a dict with 'converter', 'schema', 'example'.")
+            continue
+        unknown = sorted(map(str, set(entry) - set(OLDER_VERSION_KEYS)))
+        if unknown:
+            problems.append(f"{where}['versions'][{number}] has unknown key(s): {', '.join(unknown)}.")
+        schema = entry.get("schema")
+        problem = json_schema_problem(schema) if schema is not None else None
+        if problem:
+            problems.append(f"{where}['versions'][{number}]['schema']: {problem}")
+        if entry.get("converter") is None:
+            problems.append(
+                f"{where}['versions'][{number}] has no converter: version {number} cannot be rendered from "
+                f"version {number + 1}."
+            )
+        valid.append(number)
+    if valid:
+        missing = [number for number in range(min(valid) + 1, current) if number not in older]
+        if missing:
+            problems.append(
+                f"{where}: no converter path from version {current} down to version {min(valid)}: "
+                f"version(s) {', '.join(map(str, missing))} are not declared in 'versions'."
+            )
+    return problems
+
+
+def _older_versions(declared: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """The well-formed entries of ``versions``, oldest first (the others are E021's)."""
+    current = declared.get("version", FIRST_VERSION)
+    older = declared.get("versions")
+    if not is_version(current) or not isinstance(older, dict):
+        return {}
+    valid = {
+        number: entry
+        for number, entry in older.items()
+        if is_version(number) and number < current and isinstance(entry, dict)
+    }
+    return dict(sorted(valid.items()))
+
+
+def converter_problems(name: str, declared: Mapping[str, Any]) -> list[str]:
+    """Converters of ``EVENT_TYPES[name]['versions']`` that do not import or are not callable (check E022)."""
+    problems = []
+    for number, entry in _older_versions(declared).items():
+        value = entry.get("converter")
+        if value is None:
+            continue  # E021
+        try:
+            _converter(value, f"{SETTING_NAME}['EVENT_TYPES'][{name!r}]['versions'][{number}]['converter'] =")
+        except WebhooksConfigurationError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _converter(value: Any, where: str) -> Callable[[Any], Any]:
+    converter = import_dotted(value, where) if isinstance(value, str) else value
+    if not callable(converter):
+        raise WebhooksConfigurationError(f"{where} {value!r} is not callable.")
+    return converter
+
+
+def _versions_of(declared: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``version`` and ``versions`` of a catalog entry (what the API, admin and pins show)."""
+    current = declared.get("version", FIRST_VERSION)
+    if not is_version(current):
+        current = FIRST_VERSION  # E021
+    versions = [
+        {
+            "version": number,
+            "description": older.get("description", ""),
+            "schema": older.get("schema"),
+            "example": older.get("example"),
+        }
+        for number, older in sorted(_older_versions(declared).items())
+    ]
+    versions.append({"version": current, "description": "", "schema": entry["schema"], "example": entry["example"]})
+    return {"version": current, "versions": versions}
+
+
+def convert(event_type: str, data: Any, from_version: int, to_version: int) -> Any:
+    """``data`` of version ``from_version`` of ``event_type`` rendered as version ``to_version``.
+
+    Each older version's converter takes the data of the version above it, from
+    ``from_version - 1`` down to ``to_version``; it gets a copy, so it may change what it gets.
+    Raises :class:`EventVersionError` when there is no such path (a newer version asked for, a
+    version no longer declared) or a converter fails.
+    """
+    if to_version == from_version:
+        return data
+    if to_version > from_version:
+        raise EventVersionError(
+            f"{event_type} version {to_version} asked for, but the event was recorded in version {from_version}; "
+            f"converters only render older versions."
+        )
+    older = _older_versions(webhooks_settings.EVENT_TYPES.get(event_type) or {})
+    data = copy.deepcopy(data)
+    for number in range(from_version - 1, to_version - 1, -1):
+        where = f"{SETTING_NAME}['EVENT_TYPES'][{event_type!r}]['versions'][{number}]['converter'] ="
+        entry = older.get(number)
+        if entry is None or entry.get("converter") is None:
+            raise EventVersionError(f"No converter renders {event_type} version {number + 1} as version {number}.")
+        try:
+            data = _converter(entry["converter"], where)(data)
+        except WebhooksConfigurationError as exc:
+            raise EventVersionError(str(exc)) from exc
+        except Exception as exc:
+            raise EventVersionError(
+                f"The converter to {event_type} version {number} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    return data
+
+
+def example_conversion_problems(name: str, declared: Mapping[str, Any]) -> list[str]:
+    """What goes wrong rendering the current example of ``EVENT_TYPES[name]`` down its versions
+    (check W014): a converter that raises, or data that breaks that version's schema."""
+    older = _older_versions(declared)
+    example = declared.get("example")
+    current = declared.get("version", FIRST_VERSION)
+    if not older or example is None or version_problems(name, declared) or converter_problems(name, declared):
+        return []
+    problems = []
+    data = example
+    for number in range(current - 1, min(older) - 1, -1):
+        try:
+            data = _converter(older[number]["converter"], "")(copy.deepcopy(data))
+        except Exception as exc:
+            problems.append(f"converting the example to version {number} raised {type(exc).__name__}: {exc}")
+            break
+        errors = schema_errors(older[number].get("schema"), data)
+        if errors:
+            problems.append(f"the example rendered as version {number} does not match its schema: {errors[0]}")
+    return problems
+
+
+def pin_event_versions(
+    entries: Iterable[str], pins: Mapping[str, int] | None = None, *, previous: Iterable[str] = ()
+) -> dict[str, int]:
+    """A subscription's pins: ``pins``, plus the current version of each active type ``entries``
+    select that ``previous`` (the entries before a change) did not and that has no pin yet.
+
+    So a new subscription keeps receiving each type the way it is when it subscribed, whatever
+    versions come later; a type added to the catalog afterwards has no pin and gets its current
+    version. The admin form and the API call it when a subscription is created or its entries change.
+    """
+    entries, previous = list(entries), list(previous)
+    pinned = dict(pins or {})
+    for name, spec in known_event_types().items():
+        if name in pinned or spec["archived"]:
+            continue
+        if any(type_matches(entry, name) for entry in entries) and not any(
+            type_matches(entry, name) for entry in previous
+        ):
+            pinned[name] = spec["version"]
+    return dict(sorted(pinned.items()))
+
+
+def validate_event_versions(pins: Any) -> None:
+    """Refuse pins (``{"order.created": 1}``) of unknown types or versions they do not serve.
+
+    Raises :class:`~django.core.exceptions.ValidationError` with one message per bad pin; the
+    admin form and the API use it.
+    """
+    if not isinstance(pins, dict):
+        raise ValidationError(
+            _('Event versions must be an object of event types to versions: {"order.created": 1}.'),
+            code="invalid_event_versions",
+        )
+    catalog = known_event_types()
+    errors: list[ValidationError] = []
+    for name, version in pins.items():
+        try:
+            validate_event_type_name(name)
+        except ValidationError as exc:
+            errors.extend(exc.error_list)
+            continue
+        params = {"name": name, "version": version}
+        spec = catalog.get(name)
+        if spec is None:
+            errors.append(
+                ValidationError(
+                    _("Unknown event type: %(name)s is not in the event catalog."),
+                    code="unknown_event_type",
+                    params=params,
+                )
+            )
+            continue
+        served = [entry["version"] for entry in spec["versions"]]
+        if not is_version(version) or version not in served:
+            errors.append(
+                ValidationError(
+                    _("%(name)s has no version %(version)r; its versions are %(served)s."),
+                    code="unknown_event_version",
+                    params={**params, "served": ", ".join(map(str, served))},
+                )
+            )
     if errors:
         raise ValidationError(errors)

@@ -37,6 +37,11 @@ class InvalidIdempotencyKey(WebhooksError, ValueError):
     """An idempotency key is not a string the ``Event`` table can store."""
 
 
+class EventVersionError(WebhooksError):
+    """An event cannot be rendered in the version a subscription pins (no converter path, or
+    the converter failed); the delivery is recorded as failed with this message."""
+
+
 class PayloadTooLarge(InvalidPayload):
     """The serialized payload is larger than ``MAX_PAYLOAD_BYTES``."""
 

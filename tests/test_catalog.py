@@ -184,3 +184,132 @@ def test_subscribed_event_types():
         "unmatched_pattern",
         "invalid_event_type_pattern",
     ]
+
+
+# --- versions ----------------------------------------------------------------------------------
+
+
+def _v2_to_v1(data):
+    return {"id": data["id"], "total": data["amount"]["value"]}
+
+
+def _v3_to_v2(data):
+    return {"id": data["id"], "amount": data["price"]}
+
+
+THREE_VERSIONS = {
+    "version": 3,
+    "schema": {"type": "object", "required": ["price"]},
+    "example": {"id": 1, "price": {"value": "5.00", "currency": "EUR"}},
+    "versions": {
+        1: {"schema": ORDER_SCHEMA, "converter": _v2_to_v1},
+        2: {"schema": {"type": "object", "required": ["amount"]}, "converter": _v3_to_v2, "description": "amount"},
+    },
+}
+
+
+@pytest.fixture
+def three_versions(settings):
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "EVENT_TYPES": {"order.created": THREE_VERSIONS}}
+
+
+def test_a_type_without_versions_is_at_version_1(db):
+    entry = known_event_types()["order.created"]
+    assert entry["version"] == 1
+    assert entry["versions"] == [{"version": 1, "description": "", "schema": None, "example": entry["example"]}]
+    assert known_event_types()["webhook.endpoint.failing"]["version"] == 1
+
+
+def test_entries_list_every_version_oldest_first(db, three_versions):
+    entry = event_type_spec("order.created")
+    assert entry["version"] == 3
+    assert [(v["version"], v["description"]) for v in entry["versions"]] == [(1, ""), (2, "amount"), (3, "")]
+    assert entry["versions"][-1]["schema"] is entry["schema"]
+    assert all("converter" not in version for version in entry["versions"])
+
+
+def test_convert_runs_the_chain_down_and_leaves_the_input_alone(three_versions):
+    data = {"id": 9, "price": {"value": "5.00", "currency": "EUR"}}
+    assert catalog.convert("order.created", data, 3, 2) == {"id": 9, "amount": {"value": "5.00", "currency": "EUR"}}
+    assert catalog.convert("order.created", data, 3, 1) == {"id": 9, "total": "5.00"}
+    assert catalog.convert("order.created", data, 3, 3) is data
+    assert catalog.convert("order.created", {"id": 9, "amount": {"value": "1"}}, 2, 1) == {"id": 9, "total": "1"}
+    assert data == {"id": 9, "price": {"value": "5.00", "currency": "EUR"}}
+
+
+def test_convert_refuses_what_it_cannot_render(three_versions, settings):
+    with pytest.raises(catalog.EventVersionError, match="recorded in version 2; converters only render older"):
+        catalog.convert("order.created", {}, 2, 3)
+    with pytest.raises(catalog.EventVersionError, match="converter to order.created version 2 failed: KeyError"):
+        catalog.convert("order.created", {"id": 1}, 3, 2)
+    with pytest.raises(catalog.EventVersionError, match="No converter renders order.created version 1 as version 0"):
+        catalog.convert("order.created", {}, 1, 0)
+    settings.DJANGO_WEBHOOKS = {
+        **settings.DJANGO_WEBHOOKS,
+        "EVENT_TYPES": {"order.created": {**THREE_VERSIONS, "versions": {2: {"converter": _v3_to_v2}}}},
+    }
+    with pytest.raises(catalog.EventVersionError, match="No converter renders order.created version 2 as version 1"):
+        catalog.convert("order.created", {"id": 1, "price": 1}, 3, 1)
+    settings.DJANGO_WEBHOOKS = {
+        **settings.DJANGO_WEBHOOKS,
+        "EVENT_TYPES": {"order.created": {**THREE_VERSIONS, "versions": {2: {"converter": "nope.missing"}}}},
+    }
+    with pytest.raises(catalog.EventVersionError, match="'nope.missing' could not be imported"):
+        catalog.convert("order.created", {"id": 1, "price": 1}, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("declared", "problem"),
+    [
+        ({"version": 0}, "['version'] must be a positive integer"),
+        ({"version": True}, "['version'] must be a positive integer"),
+        ({"version": 2, "versions": [1]}, "['versions'] must be a dict"),
+        ({"version": 2, "versions": {2: {"converter": len}}}, "key 2: an older version is an integer from 1 to 1"),
+        ({"version": 2, "versions": {"1": {"converter": len}}}, "key '1': an older version is an integer"),
+        ({"version": 2, "versions": {1: "len"}}, "['versions'][1] must be a dict"),
+        ({"version": 2, "versions": {1: {}}}, "['versions'][1] has no converter: version 1 cannot be rendered"),
+        ({"version": 2, "versions": {1: {"converter": len, "typo": 1}}}, "has unknown key(s): typo"),
+        ({"version": 2, "versions": {1: {"converter": len, "schema": 3}}}, "['versions'][1]['schema']: Not a valid"),
+        (
+            {"version": 4, "versions": {1: {"converter": len}, 3: {"converter": len}}},
+            "no converter path from version 4 down to version 1: version(s) 2 are not declared",
+        ),
+    ],
+)
+def test_version_problems(declared, problem):
+    problems = catalog.version_problems("order.created", declared)
+    assert any(problem in message for message in problems), problems
+    assert all(message.startswith("DJANGO_WEBHOOKS['EVENT_TYPES']['order.created']") for message in problems)
+
+
+def test_well_formed_versions_have_no_problem():
+    assert catalog.version_problems("order.created", THREE_VERSIONS) == []
+    assert catalog.version_problems("order.created", {"version": 3, "versions": {2: {"converter": len}}}) == []
+    assert catalog.version_problems("order.created", {}) == []
+
+
+def test_pins_are_the_current_versions_of_the_types_selected(db, three_versions):
+    EventType.objects.create(name="invoice.paid")
+    EventType.objects.create(name="order.archived", archived=True)
+    assert catalog.pin_event_versions(["order.*"]) == {"order.created": 3}
+    assert catalog.pin_event_versions(["*"], {"order.created": 1}) == {"invoice.paid": 1, "order.created": 1}
+    assert catalog.pin_event_versions(["*"], previous=["order.created"]) == {"invoice.paid": 1}
+    assert catalog.pin_event_versions(["webhook.endpoint.*"]) == {
+        "webhook.endpoint.disabled": 1,
+        "webhook.endpoint.failing": 1,
+        "webhook.endpoint.recovered": 1,
+    }
+
+
+def test_validate_event_versions(db, three_versions):
+    catalog.validate_event_versions({"order.created": 1})
+    catalog.validate_event_versions({})
+    with pytest.raises(ValidationError) as raised:
+        catalog.validate_event_versions({"order.created": 4, "nope.nope": 1, "webhook.endpoint.failing": True})
+    assert raised.value.messages == [
+        "order.created has no version 4; its versions are 1, 2, 3.",
+        "Unknown event type: nope.nope is not in the event catalog.",
+        "webhook.endpoint.failing has no version True; its versions are 1.",
+    ]
+    with pytest.raises(ValidationError, match="must be an object"):
+        catalog.validate_event_versions(["order.created"])

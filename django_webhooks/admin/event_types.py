@@ -9,11 +9,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..catalog import known_event_types
+from ..catalog import FIRST_VERSION, known_event_types
 from ..delivery import operations
 from ..models import EventType
 from .common import pretty_json
@@ -24,17 +24,18 @@ from .subscriptions import action_form_response, describe_attempt
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin):
     form = EventTypeAdminForm
-    list_display = ["name", "description", "thin", "archived", "updated_at"]
+    list_display = ["name", "description", "current_version", "thin", "archived", "updated_at"]
     list_filter = ["archived", "thin"]
     search_fields = ["name", "description"]
     actions = ["send_example"]
-    readonly_fields = ["example_preview", "created_at", "updated_at"]
+    readonly_fields = ["example_preview", "versions_summary", "created_at", "updated_at"]
     fields = [
         "name",
         "description",
         "schema",
         "example",
         "example_preview",
+        "versions_summary",
         "thin",
         "archived",
         "created_at",
@@ -44,6 +45,31 @@ class EventTypeAdmin(admin.ModelAdmin):
     @admin.display(description=_("example as sent"))
     def example_preview(self, obj: EventType) -> str:
         return pretty_json(self.example_of(obj))
+
+    @admin.display(description=_("version"))
+    def current_version(self, obj: EventType) -> int:
+        return (known_event_types().get(obj.name) or {}).get("version", FIRST_VERSION)
+
+    @admin.display(description=_("versions"))
+    def versions_summary(self, obj: EventType) -> str:
+        """Every version subscriptions may pin (declared in ``EVENT_TYPES``: converters are code)."""
+        versions = (known_event_types().get(obj.name) or {}).get("versions") or []
+        if len(versions) <= 1:
+            return gettext("Version %(version)s only (declare older versions in EVENT_TYPES).") % {
+                "version": versions[0]["version"] if versions else FIRST_VERSION
+            }
+        return format_html_join(
+            "",
+            "<p><strong>{}</strong>{}</p>{}",
+            (
+                (
+                    f"v{entry['version']}" + (gettext(" (current)") if index == len(versions) - 1 else ""),
+                    f": {entry['description']}" if entry["description"] else "",
+                    pretty_json(entry["schema"]) if entry["schema"] is not None else "",
+                )
+                for index, entry in enumerate(versions)
+            ),
+        )
 
     @staticmethod
     def example_of(event_type: EventType) -> Any:

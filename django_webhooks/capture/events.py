@@ -19,7 +19,7 @@ from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from .. import tracing
-from ..catalog import event_type_spec, schema_errors
+from ..catalog import FIRST_VERSION, event_type_spec, schema_errors
 from ..conf import webhooks_settings
 from ..exceptions import InvalidIdempotencyKey, InvalidPayload, PayloadTooLarge, UnknownEventType
 from ..models import Event
@@ -82,7 +82,7 @@ def _row(
     trace_context: str = "",
 ) -> EventRow:
     text, errors = _serialize(event_type, data, spec)
-    return EventRow(event_type, text, owner_id, timezone.now(), idempotency_key, errors, trace_context)
+    return EventRow(event_type, text, owner_id, timezone.now(), idempotency_key, errors, trace_context, spec["version"])
 
 
 def _checked_idempotency_key(key: Any) -> str | None:
@@ -179,7 +179,8 @@ def record_change(
         errors += data_errors or []
         if errors:
             logger.error("Event %s recorded with errors; it will not be sent: %s", event_type, "; ".join(errors))
-        row = EventRow(event_type, text, owner_id, timezone.now(), None, errors or None, publication.context)
+        version = spec.get("version", FIRST_VERSION)
+        row = EventRow(event_type, text, owner_id, timezone.now(), None, errors or None, publication.context, version)
         publication.recorded(outbox.write(using, [row]))
 
 

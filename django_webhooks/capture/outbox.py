@@ -34,6 +34,8 @@ class EventRow(NamedTuple):
     schema_errors: list[str] | None = None
     #: W3C trace context of the span that recorded it (:mod:`django_webhooks.tracing`), or "".
     trace_context: str = ""
+    #: The version of its event type the data is in (the current one, from the catalog).
+    version: int = 1
 
     def to_event(self, pk: int | None, using: str) -> Event:
         event = Event(
@@ -44,6 +46,7 @@ class EventRow(NamedTuple):
             idempotency_key=self.idempotency_key,
             schema_errors=self.schema_errors,
             trace_context=self.trace_context,
+            version=self.version,
             created_at=self.created_at,
         )
         event._state.adding = False
@@ -59,6 +62,7 @@ _COLUMNS = (
     "schema_errors",
     "created_at",
     "trace_context",
+    "version",
     "body",
 )
 _single_row_statements: dict[str, str] = {}
@@ -73,7 +77,7 @@ def _build_statement(using: str, count: int) -> str:
     quote = connections[using].ops.quote_name
     column_of = {field.name: field.column for field in Event._meta.concrete_fields}
     columns = ", ".join(quote(column_of[name]) for name in _COLUMNS)
-    row = "(%s, %s, %s, %s, %s, %s, %s, '')"  # body stays empty until fan-out fixes it
+    row = "(%s, %s, %s, %s, %s, %s, %s, %s, '')"  # body stays empty until fan-out fixes it
     returning = f" RETURNING {quote(Event._meta.pk.column)}" if _returns_ids(using, count) else ""
     return f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}{returning}"  # noqa: S608 (quoted model names only)
 
@@ -109,6 +113,7 @@ def insert_rows(using: str, rows: list[EventRow]) -> list[int | None]:
                 errors,
                 adapt_datetime(row.created_at),
                 row.trace_context,
+                row.version,
             )
         with connection.cursor() as cursor:
             cursor.execute(_statement(using, len(batch)), params)

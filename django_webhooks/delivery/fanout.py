@@ -8,26 +8,35 @@ subscription.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from ..catalog import is_operational, thin_types, type_matches
-from ..conf import webhooks_settings
 from ..metrics import recording as metrics
-from ..models import Delivery, Event, Subscription
+from ..models import Delivery, DeliveryStatus, Event, PayloadFormat, Subscription
+from .formats import EventRenderer, envelope_data, render
 
 logger = logging.getLogger("django_webhooks.delivery.fanout")
 
-EVENT_FIELDS = ("id", "event_type", "payload", "owner_id", "schema_errors", "body", "created_at", "fanned_out_at")
-SUBSCRIPTION_FIELDS = ("id", "owner_id", "event_types", "filters")
+EVENT_FIELDS = (
+    "id",
+    "event_type",
+    "payload",
+    "owner_id",
+    "schema_errors",
+    "body",
+    "version",
+    "created_at",
+    "fanned_out_at",
+)
+SUBSCRIPTION_FIELDS = ("id", "owner_id", "event_types", "filters", "payload_format", "event_versions")
 _NOT_FOUND = object()
 
 
@@ -47,15 +56,33 @@ def filters_match(filters: dict | None, data: Any) -> bool:
     return not filters or all(_lookup(data, path) == value for path, value in filters.items())
 
 
-class SubscriptionIndex:
-    """Enabled subscriptions indexed by owner and type pattern, for matching a batch of events."""
+class Rendering(NamedTuple):
+    """How a subscription wants its events: its payload format and its pinned versions."""
 
-    def __init__(self, rows: Iterable[tuple[int, str | None, list, dict]]) -> None:
+    payload_format: str = PayloadFormat.STANDARD
+    event_versions: dict[str, Any] | None = None
+
+
+class SubscriptionIndex:
+    """Enabled subscriptions indexed by owner and type pattern, for matching a batch of events.
+
+    Rows are :data:`SUBSCRIPTION_FIELDS`; without the last two, every subscription gets the
+    standard format and the current versions.
+    """
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]]) -> None:
         self._by_owner: dict[str | None, dict[str, list[tuple[int, dict]]]] = defaultdict(lambda: defaultdict(list))
         self._matches: dict[tuple[str, str], bool] = {}
-        for sub_id, owner_id, event_types, filters in rows:
+        self._renderings: dict[int, Rendering] = {}
+        for sub_id, owner_id, event_types, filters, *rendering in rows:
             for pattern in dict.fromkeys(event_types or ()):
                 self._by_owner[owner_id][pattern].append((sub_id, filters or {}))
+            if rendering and (rendering[0] != PayloadFormat.STANDARD or rendering[1]):
+                self._renderings[sub_id] = Rendering(rendering[0], rendering[1] or None)
+
+    def rendering(self, sub_id: int) -> Rendering:
+        """The format and pins of subscription ``sub_id`` (the defaults for most)."""
+        return self._renderings.get(sub_id) or Rendering()
 
     @classmethod
     def load(cls, owner_ids: Iterable[str | None], using: str | None = None) -> SubscriptionIndex:
@@ -99,29 +126,46 @@ class SubscriptionIndex:
         return list(matched)
 
 
-def envelope_data(event: Event, thin: bool) -> Any:
-    """The ``data`` member of the body: the payload, or ``{"id", "type", "url"}`` for thin types."""
-    if not thin:
-        return event.payload
-    object_id = event.payload.get("id") if isinstance(event.payload, dict) else None
-    url_format = webhooks_settings.THIN_PAYLOAD_URL
-    url = url_format.format(type=event.event_type, id=object_id, event_id=event.pk) if url_format else None
-    return {"id": object_id, "type": event.event_type, "url": url}
-
-
 def build_body(event: Event, *, thin: bool | None = None) -> str:
-    """The envelope ``{"type", "timestamp", "data"}`` as compact JSON (Standard Webhooks).
+    """The envelope ``{"type", "timestamp", "data"}`` as compact JSON (Standard Webhooks), in the
+    version the event was recorded in.
 
-    Computed once at fan-out and stored in ``Event.body``; every delivery and retry sends these
-    exact bytes. ``thin`` defaults to the event type's catalog setting.
+    Computed once at fan-out and stored in ``Event.body``; every delivery of the standard format
+    and that version, and every retry, sends these exact bytes (other formats and versions:
+    :mod:`django_webhooks.delivery.formats`). ``thin`` defaults to the event type's catalog setting.
     """
     if event.body:
         return event.body
     if thin is None:
         thin = event.event_type in thin_types([event.event_type])
-    timestamp = event.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    envelope = {"type": event.event_type, "timestamp": timestamp, "data": envelope_data(event, thin)}
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    return render(event, PayloadFormat.STANDARD, envelope_data(event, thin))
+
+
+def new_delivery(event: Event, sub_id: int, rendering: Rendering, renderer: EventRenderer, now: datetime) -> Delivery:
+    """The delivery of ``event`` to subscription ``sub_id``, its body in the format and version it asks for.
+
+    When that body cannot be built (no converter path, a converter failed), the delivery is
+    recorded ``failed`` at once with the reason, and nothing is sent: never a wrong version.
+    """
+    version = renderer.version_for(rendering.event_versions)
+    rendered = renderer.render(rendering.payload_format, version)
+    delivery = Delivery(
+        event_id=event.pk,
+        subscription_id=sub_id,
+        created_at=now,
+        next_attempt_at=now,
+        payload_format=rendering.payload_format,
+        # Set when the body is of another version than the event's (thin events are not).
+        event_version=version if version != event.version and (rendered.body or rendered.error) else None,
+        body=rendered.body,
+    )
+    if rendered.error:
+        logger.error("Event %s not sent to subscription %s: %s", event.pk, sub_id, rendered.error)
+        delivery.status = DeliveryStatus.FAILED
+        delivery.next_attempt_at = None
+        delivery.completed_at = now
+        delivery.last_error = rendered.error[: Delivery._meta.get_field("last_error").max_length]
+    return delivery
 
 
 def matching_subscriptions(event: Event) -> list[Subscription]:
@@ -150,15 +194,17 @@ def _fan_out_events(events: list[Event], using: str) -> list[Delivery]:
         index = SubscriptionIndex.load({event.owner_id for event in deliverable}, using=using)
         thin = thin_types(event.event_type for event in deliverable)
         for event in deliverable:
-            event.body = build_body(event, thin=event.event_type in thin)
+            is_thin = event.event_type in thin
+            event.body = build_body(event, thin=is_thin)
+            renderer = EventRenderer(event, is_thin)
             deliveries.extend(
-                Delivery(event_id=event.pk, subscription_id=sub_id, created_at=now, next_attempt_at=now)
-                for sub_id in index.match(event)
+                new_delivery(event, sub_id, index.rendering(sub_id), renderer, now) for sub_id in index.match(event)
             )
     Event.objects.using(using).bulk_update(events, ["body", "fanned_out_at"], batch_size=500)
     if deliveries:
         Delivery.objects.using(using).bulk_create(deliveries, batch_size=1000, ignore_conflicts=True)
-    metrics.events_fanned_out(event.event_type for event in events)
+    fanned_out_types = [event.event_type for event in events]
+    transaction.on_commit(lambda: metrics.events_fanned_out(fanned_out_types), using=using)
     return deliveries
 
 

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import __version__
 from ..conf import webhooks_settings
+from .formats import CLOUDEVENTS_HEADERS
 
 #: Headers a subscription's custom headers cannot set or override (compared case-insensitively):
 #: ours, and framing and hop-by-hop headers, which would corrupt the request or smuggle a second one.
@@ -46,6 +47,8 @@ PROTECTED_HEADERS = frozenset(
         "expect",
         "cookie",
     }
+    # The CloudEvents attributes binary mode sends.
+    | CLOUDEVENTS_HEADERS
 )
 #: Prefix of the Standard Webhooks headers; every name with it is ours.
 PROTECTED_HEADER_PREFIX = "webhook-"
@@ -89,13 +92,16 @@ def request_headers(
     subscription_headers: Mapping[str, object] | None,
     signed_headers: Mapping[str, str],
     trace_headers: Mapping[str, str] | None = None,
+    format_headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Merge a subscription's custom headers with ours; protected names (:func:`is_protected_header`) are ours.
 
     Custom headers with names or values that cannot be sent (line breaks) are dropped.
     ``trace_headers`` (the request span's ``traceparent`` and ``tracestate``, for a subscription
     that opted in) replace custom headers of the same names. Neither is a credential: an attempt
-    stores them as sent, and the signature does not cover headers.
+    stores them as sent, and the signature does not cover headers. ``format_headers`` (the
+    body's Content-Type and CloudEvents ``ce-*`` attributes,
+    :func:`~django_webhooks.delivery.formats.format_headers`) come last.
     """
     overridden = {name.lower() for name in trace_headers} if trace_headers else set()
     headers: dict[str, str] = {}
@@ -110,6 +116,8 @@ def request_headers(
     if trace_headers:
         headers.update(trace_headers)
     headers.update(default_headers())
+    if format_headers:
+        headers.update(format_headers)
     return headers
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from .. import tracing
 from ..conf import webhooks_settings
+from ..exceptions import EventVersionError
 from ..models import Delivery, DeliveryAttempt, ErrorClass
 from ..signing import webhook_headers
 from .claiming import (
@@ -41,6 +42,7 @@ from .claiming import (
     renew_leases,
 )
 from .endpoints import REFRESH_SECONDS, Endpoint, Endpoints
+from .formats import format_headers
 from .headers import request_headers
 from .outcomes import Sent, record
 from .transport import TransportResult, get_transport
@@ -91,19 +93,28 @@ CLAIM_POLL_SECONDS = 0.25
 def _send(delivery: Delivery, endpoint: Endpoint) -> Sent:
     """Sign and send one delivery (runs in a sender thread; no database access).
 
-    Traced when OpenTelemetry is installed (:mod:`django_webhooks.tracing`): the subscription's
+    The body is the one fixed at fan-out (the delivery's own, or the event's), with the headers
+    its format needs (:func:`~django_webhooks.delivery.formats.format_headers`). Traced when
+    OpenTelemetry is installed (:mod:`django_webhooks.tracing`): the subscription's
     ``traceparent``, when it opted in, is the request's own span.
     """
-    body = delivery.event.body.encode("utf-8")
+    body = (delivery.body or delivery.event.body).encode("utf-8")
     headers: dict[str, str] = {}
     started = timezone.now()
     with tracing.delivery_attempt(delivery, endpoint.url) as spans:
         try:
+            if not delivery.body and delivery.event_version not in (None, delivery.event.version):
+                raise EventVersionError(
+                    f"The body of version {delivery.event_version} could not be built at fan-out; "
+                    f"it is not sent in another version."
+                )
             secrets = endpoint.keys.valid(started)
             signed = webhook_headers(delivery.message_id, int(started.timestamp()), body, secrets)
             trace_headers = spans.headers() if endpoint.send_traceparent else None
-            headers = request_headers(endpoint.headers, signed, trace_headers)
+            headers = request_headers(endpoint.headers, signed, trace_headers, format_headers(delivery))
             result = get_transport().send(endpoint.url, body, headers)
+        except EventVersionError as exc:
+            result = TransportResult(error_class=ErrorClass.INTERNAL, error_message=str(exc))
         except Exception as exc:
             logger.exception("Sending delivery %s failed unexpectedly", delivery.pk)
             result = TransportResult(

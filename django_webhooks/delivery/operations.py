@@ -8,12 +8,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from ..exceptions import EventVersionError
 from ..metrics import recording as metrics
 from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
 from . import health
 from .broker import enqueue_delivery
 from .claiming import lease_lane
-from .fanout import build_body
+from .fanout import Rendering, build_body, new_delivery
+from .formats import EventRenderer
 from .lanes import deliver_lane
 
 TEST_EVENT_TYPE = "webhook.test"
@@ -81,7 +83,12 @@ def send_test_event(
         event.body = build_body(event, thin=False)
         event.fanned_out_at = now
         event.save()
-        delivery = Delivery.objects.create(event=event, subscription=subscription, next_attempt_at=now)
+        # In the subscription's payload format and pinned version, like any of its deliveries.
+        rendering = Rendering(subscription.payload_format, subscription.event_versions)
+        delivery = new_delivery(event, subscription.pk, rendering, EventRenderer(event, False), now)
+        if delivery.status == DeliveryStatus.FAILED:
+            raise EventVersionError(delivery.last_error)
+        delivery.save()
         # Its URL, headers and state as they are now, whatever the caller's copy says.
         lane = lease_lane(Subscription.objects.get(pk=subscription.pk), [delivery])
     attempts = deliver_lane(lane)

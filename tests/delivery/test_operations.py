@@ -78,6 +78,22 @@ def test_send_test_event_delivers_synchronously(subscription, receiver):
     assert delivery.status == DeliveryStatus.SUCCEEDED and request.headers["webhook-id"] == delivery.message_id
 
 
+def test_send_test_event_uses_the_subscriptions_payload_format(subscription, receiver):
+    subscription.payload_format = "cloudevents"
+    subscription.save()
+    attempt = operations.send_test_event(subscription, data={"hello": "world"})
+    assert attempt.succeeded
+    [request] = receiver.received()
+    cloud_event = json.loads(request.body)
+    assert (cloud_event["specversion"], cloud_event["type"], cloud_event["data"]) == (
+        "1.0",
+        "webhook.test",
+        {"hello": "world"},
+    )
+    assert request.headers["content-type"].startswith("application/cloudevents+json")
+    StandardWebhook(current_secret(subscription)).verify(request.body, request.headers)
+
+
 def test_send_test_event_returns_a_failed_attempt(subscription, receiver):
     receiver.script = [Reply(404, body=b"no such hook")]
     attempt = operations.send_test_event(subscription)
