@@ -1,4 +1,4 @@
-"""The search box of the log admins (events, deliveries, attempts): one syntax, each term through an index.
+"""The search box of the log pages (admin and portal): one syntax, each term through an index.
 
 The log tables grow to millions of rows, so a search term never becomes a ``LIKE '%term%'`` over a
 column. :func:`parse_log_search` reads the box into a :class:`LogSearch`, and
@@ -33,8 +33,8 @@ from django.db.models import F, Max, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.utils.translation import gettext_lazy as _
 
-from ..capture.payloads import json_problems, text_problem
-from ..models import Event
+from .capture.payloads import json_problems, text_problem
+from .models import Event
 
 #: The start of every message id (``models.new_message_id``).
 MESSAGE_ID_PREFIX = "msg_"

@@ -53,6 +53,14 @@ class EventType(models.Model):
         return self.name
 
 
+class PayloadFormat(models.TextChoices):
+    """How a subscription's requests carry an event (:mod:`django_webhooks.delivery.formats`)."""
+
+    STANDARD = "standard", _("Standard Webhooks envelope")
+    CLOUDEVENTS = "cloudevents", _("CloudEvents 1.0, structured JSON")
+    CLOUDEVENTS_BINARY = "cloudevents_binary", _("CloudEvents 1.0, binary mode (ce-* headers)")
+
+
 class Subscription(models.Model):
     """An endpoint that receives an owner's events of the types it asks for."""
 
@@ -83,6 +91,21 @@ class Subscription(models.Model):
     rate_limit = models.PositiveIntegerField(null=True, blank=True, help_text=_("Deliveries per second at most."))
     send_traceparent = models.BooleanField(
         default=False, help_text=_("Send the W3C traceparent header, linking the receiver's trace to ours.")
+    )
+    payload_format = models.CharField(
+        max_length=32,
+        choices=PayloadFormat.choices,
+        default=PayloadFormat.STANDARD,
+        db_default=PayloadFormat.STANDARD,
+        help_text=_("How each request carries the event: Standard Webhooks envelope or CloudEvents 1.0."),
+    )
+    event_versions = models.JSONField(
+        default=empty_dict,
+        blank=True,
+        help_text=_(
+            'The version of each event type this endpoint receives: {"order.created": 1}. '
+            "A type without one gets its current version."
+        ),
     )
     # Endpoint health, maintained by the delivery engine.
     consecutive_failures = models.PositiveIntegerField(default=0)
@@ -136,6 +159,8 @@ class Event(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     schema_errors = models.JSONField(null=True, blank=True)
     body = models.TextField(blank=True, help_text=_("The exact bytes sent, fixed at fan-out."))
+    #: The version of its event type the data is in: the type's current version when recorded.
+    version = models.PositiveIntegerField(default=1, db_default=1)
     fanned_out_at = models.DateTimeField(null=True, blank=True)
     #: W3C trace context (``traceparent``, then `` `` and ``tracestate`` if any) of the span that
     #: recorded the event, when OpenTelemetry is installed; delivery spans link to it.
@@ -219,6 +244,15 @@ class Delivery(models.Model):
     lease_token = models.CharField(max_length=32, blank=True, default="")
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=255, blank=True)
+    #: What ``body`` is (fixed at fan-out with it): the request's Content-Type and ``ce-*`` headers follow it.
+    payload_format = models.CharField(
+        max_length=32, choices=PayloadFormat.choices, default=PayloadFormat.STANDARD, db_default=PayloadFormat.STANDARD
+    )
+    #: The event type version rendered into ``body``; None: the event's own version.
+    event_version = models.PositiveIntegerField(null=True, blank=True)
+    #: The exact bytes sent when they differ from the event's body (another format or version),
+    #: fixed at fan-out so that every retry sends them again; empty: ``event.body``.
+    body = models.TextField(blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -340,3 +374,58 @@ class AttemptStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.attempts} attempts of subscription #{self.subscription_id} in the hour of {self.hour:%Y-%m-%d %H:00}"
+
+
+class AuditAction(models.TextChoices):
+    """What a customer did in the portal (:mod:`django_webhooks.portal.audit`)."""
+
+    LINK_OPENED = "link.opened", _("portal link opened")
+    LINKS_REVOKED = "links.revoked", _("portal links revoked")
+    SUBSCRIPTION_CREATED = "subscription.created", _("endpoint created")
+    SUBSCRIPTION_UPDATED = "subscription.updated", _("endpoint changed")
+    SUBSCRIPTION_DELETED = "subscription.deleted", _("endpoint deleted")
+    SUBSCRIPTION_ENABLED = "subscription.enabled", _("endpoint enabled")
+    SUBSCRIPTION_DISABLED = "subscription.disabled", _("endpoint disabled")
+    SECRET_REVEALED = "secret.revealed", _("signing secret revealed")
+    SECRET_ROTATED = "secret.rotated", _("signing secret rotated")
+    TEST_EVENT_SENT = "test_event.sent", _("test event sent")
+    DELIVERY_RESENT = "delivery.resent", _("delivery resent")
+    DELIVERIES_RECOVERED = "deliveries.recovered", _("failed deliveries recovered")
+
+
+class AuditLogEntry(models.Model):
+    """Who did what to which of an owner's objects through the customer portal, and when.
+
+    Written in the transaction of the change it records; shown read-only to staff in the admin.
+    ``link_nonce`` is set on the entry of a portal link's first use and is unique, so a second
+    use of the same link cannot record it again (:mod:`django_webhooks.portal.links`); a
+    ``links.revoked`` entry ends every link of its owner issued before it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    owner_id = models.CharField(max_length=64)
+    #: "alice (user #3)" or "portal link for owner 7": readable after the user is gone.
+    actor = models.CharField(max_length=255)
+    actor_user_id = models.CharField(max_length=64, blank=True, default="")
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    object_type = models.CharField(max_length=32, blank=True, default="")
+    object_id = models.CharField(max_length=64, blank=True, default="")
+    object_repr = models.CharField(max_length=255, blank=True, default="")
+    #: What changed (``{"field": [before, after]}``) or the action's figures (``{"recovered": 3}``).
+    changes = models.JSONField(default=empty_dict, blank=True)
+    link_nonce = models.CharField(max_length=64, null=True, blank=True, unique=True)
+
+    class Meta:
+        verbose_name = _("portal audit log entry")
+        verbose_name_plural = _("portal audit log")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner_id", "-created_at"], name="dwh_audit_owner_idx"),
+            models.Index(fields=["owner_id", "action", "-created_at"], name="dwh_audit_owner_action_idx"),
+            models.Index(fields=["-created_at"], name="dwh_audit_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        target = f" {self.object_type} #{self.object_id}" if self.object_id else ""
+        return f"{self.actor}: {self.action}{target}"

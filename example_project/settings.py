@@ -39,6 +39,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "example_project.urls"
+# The shop's customer pages (and the webhooks portal) send visitors to DRF's log-in page.
+LOGIN_URL = "rest_framework:login"
 WSGI_APPLICATION = "example_project.wsgi.application"
 
 TEMPLATES = [
@@ -121,6 +123,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # OpenAPI 3.1, for the event catalog as webhooks (docs/api.md).
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "django_webhooks.api.webhooks_schema.add_catalog_webhooks",
+    ],
 }
 
 DJANGO_WEBHOOKS = {

@@ -19,6 +19,10 @@ urlpatterns = [
     path("api/schema/", WebhooksSchemaView.as_view(), name="schema"),
     path("api/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # The customer's page in the shop, and their webhooks portal.
+    path("shop/", shop_views.account, name="account"),
+    path("shop/webhooks-link/", shop_views.webhooks_link, name="webhooks-link"),
+    path("webhooks/", include("django_webhooks.portal.urls")),
     # The demo's local receiver: verifies and records what the shop's webhooks deliver.
     path("receiver/", shop_views.received, name="received-webhooks"),
     path("receiver/<slug:name>/", shop_views.receive, name="receiver"),

@@ -187,3 +187,20 @@ def test_example_project_settings_are_clean():
     with override_settings(DEBUG=example.DEBUG):
         messages = [message for check in checks for message in check(app_configs=None, databases=None)]
     assert messages == []
+
+
+@demo_test
+def test_the_customer_reaches_the_portal_from_the_shop(client):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("demo", password="demo")
+    Customer.objects.create(user=user, name="Demo Customer")
+    assert client.get("/shop/")["Location"].startswith("/api-auth/login/")
+    client.force_login(user)
+    page = client.get("/shop/").content.decode()
+    assert 'href="/webhooks/"' in page
+    assert client.get("/webhooks/").status_code == 200
+    linked = client.post("/shop/webhooks-link/", {"scope": "read"})
+    assert linked["Location"].startswith("/webhooks/enter/")
+    assert client.get(linked["Location"])["Location"] == "/webhooks/"
+    assert client.post("/webhooks/endpoints/new/").status_code == 403  # the read-only link's session

@@ -1,4 +1,4 @@
-"""The log admins' search box (django_webhooks/admin/search.py): message id prefixes, event ids,
+"""The log search box of the admin and the portal (django_webhooks/log_search.py): message id prefixes, event ids,
 payload content, each answered through an index; bad input is a message, never an error page."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from django_webhooks.admin import search
-from django_webhooks.admin.search import DELIVERY_PATHS, EVENT_PATHS, apply_log_search, parse_log_search
+from django_webhooks import log_search as search
+from django_webhooks.log_search import DELIVERY_PATHS, EVENT_PATHS, apply_log_search, parse_log_search
 from django_webhooks.models import Delivery, Event
 from tests.admin import add_attempt, changelist_rows, messages_of, url
 

@@ -5,8 +5,16 @@ Importing this package registers every admin with ``django.contrib.admin.site``.
 
 from __future__ import annotations
 
+from .audit import AuditLogEntryAdmin
 from .event_types import EventTypeAdmin
 from .log import DeliveryAdmin, DeliveryAttemptAdmin, EventAdmin
 from .subscriptions import SubscriptionAdmin
 
-__all__ = ["DeliveryAdmin", "DeliveryAttemptAdmin", "EventAdmin", "EventTypeAdmin", "SubscriptionAdmin"]
+__all__ = [
+    "AuditLogEntryAdmin",
+    "DeliveryAdmin",
+    "DeliveryAttemptAdmin",
+    "EventAdmin",
+    "EventTypeAdmin",
+    "SubscriptionAdmin",
+]

@@ -29,9 +29,9 @@ from django.utils.translation import gettext_lazy as _
 
 from ..catalog import known_event_types, patterns_matching
 from ..delivery.operations import TEST_EVENT_TYPE
+from ..log_search import SEARCH_HELP_TEXT, InvalidSearch, LogPaths, apply_log_search, parse_log_search
 from ..models import Subscription
 from ..owners import get_owners
-from .search import SEARCH_HELP_TEXT, InvalidSearch, LogPaths, apply_log_search, parse_log_search
 
 #: Rows a list page counts at most; more are shown as this number (page through with filters).
 COUNT_LIMIT = 10_000

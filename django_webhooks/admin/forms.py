@@ -11,10 +11,17 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..catalog import json_schema_problem, known_event_types, schema_errors, validate_subscribed_event_types
+from ..catalog import (
+    json_schema_problem,
+    pin_event_versions,
+    published_event_types,
+    schema_errors,
+    validate_event_versions,
+    validate_subscribed_event_types,
+)
 from ..delivery.headers import validate_custom_headers
 from ..delivery.targets import target_validator
-from ..models import EventType, Subscription
+from ..models import EventType, PayloadFormat, Subscription
 
 
 def _split_event_types(value: Any) -> list[str]:
@@ -54,6 +61,14 @@ class SubscriptionAdminForm(forms.ModelForm):
         label=_("Event types"),
         help_text=_("One per line: names from the catalog, or patterns such as order.* or *."),
     )
+    payload_format = forms.TypedChoiceField(
+        label=_("Payload format"),
+        choices=PayloadFormat.choices,
+        required=False,
+        empty_value=PayloadFormat.STANDARD,
+        initial=PayloadFormat.STANDARD,
+        help_text=_("Standard Webhooks envelope (the default), or CloudEvents 1.0 in structured or binary mode."),
+    )
 
     class Meta:
         model = Subscription
@@ -68,16 +83,21 @@ class SubscriptionAdminForm(forms.ModelForm):
             "max_in_flight",
             "rate_limit",
             "send_traceparent",
+            "payload_format",
+            "event_versions",
         ]
         help_texts = {
             "owner_id": _("Primary key of the owner; empty for a staff-managed subscription."),
+            "event_versions": _(
+                'The version of each event type sent, as a JSON object: {"order.created": 1}. Each type the '
+                "event types select and this leaves out is pinned to its current version when saved."
+            ),
             "headers": _('Extra HTTP headers as a JSON object, e.g. {"Authorization": "Bearer ..."}.'),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        catalog = known_event_types()
-        active = [name for name, spec in catalog.items() if not spec.get("archived")]
+        active = list(published_event_types())
         if active:
             self.fields["event_types"].help_text = _(
                 "One per line: names from the catalog, or patterns such as order.* or *. Available: %(names)s."
@@ -104,6 +124,18 @@ class SubscriptionAdminForm(forms.ModelForm):
         headers = self.cleaned_data.get("headers") or {}
         validate_custom_headers(headers)
         return headers
+
+    def clean_event_versions(self) -> dict[str, int]:
+        pins = self.cleaned_data.get("event_versions") or {}
+        validate_event_versions(pins)
+        return pins
+
+    def clean(self) -> dict[str, Any]:
+        """Pin the current version of each type the event types select and the pins leave out."""
+        cleaned = super().clean() or {}
+        if "event_types" in cleaned and "event_versions" in cleaned:
+            cleaned["event_versions"] = pin_event_versions(cleaned["event_types"], cleaned["event_versions"])
+        return cleaned
 
     def clean_filters(self) -> dict[str, Any]:
         filters = self.cleaned_data.get("filters") or {}

@@ -16,6 +16,7 @@ from django.utils.translation import ngettext
 
 from ..delivery import operations
 from ..delivery.headers import masked_headers
+from ..log_search import ATTEMPT_PATHS, DELIVERY_PATHS, EVENT_PATHS
 from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Subscription
 from ..owners import get_owners
 from .common import (
@@ -33,7 +34,6 @@ from .common import (
     truncated,
 )
 from .dashboard import dashboard_view
-from .search import ATTEMPT_PATHS, DELIVERY_PATHS, EVENT_PATHS
 
 
 def subscription_link(subscription: Subscription) -> str:
@@ -201,7 +201,10 @@ class DeliveryAdmin(OwnersOnPageMixin[Delivery], LogAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
-            super().get_queryset(request).select_related("event", "subscription").defer("event__payload", "event__body")
+            super()
+            .get_queryset(request)
+            .select_related("event", "subscription")
+            .defer("body", "event__payload", "event__body")
         )
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
@@ -246,6 +249,8 @@ class DeliveryAdmin(OwnersOnPageMixin[Delivery], LogAdmin):
 
     @admin.display(description=_("payload (the exact body sent)"))
     def payload_json(self, obj: Delivery) -> str:
+        if obj.body:  # another format or an older version than the event's own body
+            return pretty_json(obj.body)
         event = Event.objects.only("body", "payload").get(pk=obj.event_id)
         return pretty_json(event.body or event.payload)
 

@@ -133,6 +133,7 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             _("Delivery"),
             {"fields": ["filters", "headers", "ordered", "max_in_flight", "rate_limit", "send_traceparent"]},
         ),
+        (_("Payload"), {"fields": ["payload_format", "event_versions"]}),
         (_("State"), {"fields": ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]}),
     ]
 
@@ -149,7 +150,7 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             subscription.__dict__[HEALTH_KEY] = health.get(subscription.pk, {})
 
     def get_fieldsets(self, request: HttpRequest, obj: Subscription | None = None) -> list:
-        return self.fieldsets if obj is not None else self.fieldsets[:2]
+        return self.fieldsets if obj is not None else self.fieldsets[:3]
 
     # -- list columns ---------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
@@ -18,7 +19,7 @@ ALL_OWNERS_PARAM = "all_owners"
 TRUE_VALUES = {"1", "true", "yes", "on"}
 
 
-def request_owner_id(request: Request) -> str | None:
+def request_owner_id(request: Request | HttpRequest) -> str | None:
     """The ``owner_id`` the ``OWNER_RESOLVER`` setting gives for ``request``, or None."""
     return owner_key(webhooks_settings.OWNER_RESOLVER(request))
 

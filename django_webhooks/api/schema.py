@@ -1,4 +1,7 @@
-"""OpenAPI details drf-spectacular cannot infer: the error responses every operation can give."""
+"""OpenAPI details drf-spectacular cannot infer: the error responses every operation can give.
+
+The event catalog published as the document's ``webhooks``: :mod:`.webhooks_schema`.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +55,15 @@ class WebhooksAutoSchema(AutoSchema):
                 )
             )
         return parameters
+
+    def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> Any:
+        """A nullable free-form field (``JSONField(allow_null=True)``): drf-spectacular writes it for
+        OpenAPI 3.1 as ``oneOf: [{}, {"type": "null"}]``, which refuses null (it matches both); any
+        value, null included, is ``{}``."""
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(schema, dict) and schema.get("oneOf") == [{}, {"type": "null"}]:
+            schema = {key: value for key, value in schema.items() if key != "oneOf"}
+        return schema
 
     def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)

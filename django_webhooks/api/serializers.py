@@ -20,7 +20,7 @@ from .. import catalog, secret_store
 from ..capture import payloads
 from ..delivery import operations, targets
 from ..delivery.headers import MAX_HEADER_VALUE_LENGTH, validate_custom_headers
-from ..models import Delivery, DeliveryAttempt, Event, Subscription
+from ..models import Delivery, DeliveryAttempt, Event, PayloadFormat, Subscription
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -85,6 +85,19 @@ def event_type_name_field(help_text: StrOrPromise) -> serializers.RegexField:
 # -- event catalog ---------------------------------------------------------------------------------
 
 
+class EventTypeVersionSerializer(WebhooksSerializer):
+    """One version of an event type, as a subscription may pin it."""
+
+    version = serializers.IntegerField(help_text=_("The version number: 1, 2, ..."))
+    description = serializers.CharField(allow_blank=True, help_text=_("What changed in this version, if told."))
+    schema = serializers.JSONField(
+        allow_null=True, help_text=_("JSON Schema of the data in this version, or null when none is declared.")
+    )
+    example = serializers.JSONField(
+        allow_null=True, help_text=_("An example of the data in this version, or null when none is declared.")
+    )
+
+
 class EventTypeSerializer(WebhooksSerializer):
     """One entry of the event catalog (read from a dict of :func:`catalog.known_event_types`)."""
 
@@ -98,6 +111,15 @@ class EventTypeSerializer(WebhooksSerializer):
     )
     thin = serializers.BooleanField(
         help_text=_("True when the data holds only the object's id, type and a URL to fetch it.")
+    )
+    version = serializers.IntegerField(
+        help_text=_("The current version: new events are recorded in it, and new subscriptions pin it.")
+    )
+    versions = EventTypeVersionSerializer(
+        many=True,
+        help_text=_(
+            "Every version a subscription may pin (event_versions), oldest first; the last is the current one."
+        ),
     )
 
 
@@ -152,6 +174,26 @@ class SubscriptionSerializer(WebhooksModelSerializer):
         allow_null=True,
         help_text=_("Deliveries per second at most; null for no limit."),
     )
+    payload_format = serializers.ChoiceField(
+        choices=PayloadFormat.choices,
+        required=False,
+        # Without the input: it may hold text the response cannot carry (a lone surrogate).
+        error_messages={"invalid_choice": _("Use one of: standard, cloudevents, cloudevents_binary.")},
+        help_text=_(
+            "standard: the Standard Webhooks envelope; cloudevents: CloudEvents 1.0 structured JSON; "
+            "cloudevents_binary: the data as the body, the CloudEvents attributes as ce-* headers."
+        ),
+    )
+    event_versions = serializers.DictField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        validators=[catalog.validate_event_versions],
+        help_text=_(
+            'The version of each event type this endpoint receives: {"order.created": 1}. Each type the '
+            "event types select and this leaves out is pinned to its current version, on creation and whenever "
+            "event_types or event_versions change; a type added to the catalog later gets its current version."
+        ),
+    )
 
     class Meta:
         model = Subscription
@@ -169,6 +211,8 @@ class SubscriptionSerializer(WebhooksModelSerializer):
             "max_in_flight",
             "rate_limit",
             "send_traceparent",
+            "payload_format",
+            "event_versions",
             "secret",
             "created_at",
             "updated_at",
@@ -203,6 +247,17 @@ class SubscriptionSerializer(WebhooksModelSerializer):
             raise serializers.ValidationError(_("Change the secret with the rotate-secret action."))
         secret_store.validate_secret(value)
         return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Pin the current version of each selected type left without a pin (:func:`catalog.pin_event_versions`):
+        every one when the pins are given or the subscription is new, else those the new entries add."""
+        instance = self.instance
+        previous = instance.event_types if instance is not None and "event_versions" not in attrs else []
+        entries = attrs.get("event_types", instance.event_types if instance is not None else [])
+        pins = attrs.get("event_versions", instance.event_versions if instance is not None else {})
+        if instance is None or "event_types" in attrs or "event_versions" in attrs:
+            attrs["event_versions"] = catalog.pin_event_versions(entries, pins, previous=previous)
+        return attrs
 
     def create(self, validated_data: dict[str, Any]) -> Subscription:
         """A new subscription gets a generated secret when it is saved; ``secret`` replaces it."""

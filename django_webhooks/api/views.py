@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, AuthenticationFailed, NotFound
@@ -42,6 +42,20 @@ ALL_OWNERS = OpenApiParameter(
     description="Staff only, when the server allows it (API_STAFF_SEES_ALL): every owner's objects.",
     required=False,
 )
+#: Request examples that work as they are in Swagger UI's "Try it out" (with any catalog that has
+#: an event type of its own; the alert pattern always matches the built-in webhook.endpoint.* types).
+SUBSCRIPTION_EXAMPLES = [
+    OpenApiExample(
+        "Every event type",
+        value={"url": "https://hooks.example.com/webhooks", "event_types": ["*"], "description": "ERP"},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Alerts about your other endpoints",
+        value={"url": "https://hooks.example.com/alerts", "event_types": ["webhook.endpoint.*"]},
+        request_only=True,
+    ),
+]
 
 
 class DeliveryNotPending(APIException):
@@ -124,8 +138,7 @@ class EventTypeViewSet(WebhooksAPIView, viewsets.ViewSet):
     def active_event_types(self) -> list[dict[str, Any]]:
         return [
             {"name": name, **spec, "description": spec["description"] or ""}
-            for name, spec in catalog.known_event_types().items()
-            if not spec["archived"]
+            for name, spec in catalog.published_event_types().items()
         ]
 
     @extend_schema(responses=serializers.EventTypeSerializer(many=True))
@@ -142,10 +155,15 @@ class EventTypeViewSet(WebhooksAPIView, viewsets.ViewSet):
 
 @extend_schema_view(
     list=extend_schema(summary="List subscriptions", parameters=[ALL_OWNERS]),
-    create=extend_schema(summary="Create a subscription"),
+    create=extend_schema(summary="Create a subscription", examples=SUBSCRIPTION_EXAMPLES),
     retrieve=extend_schema(summary="Get a subscription", parameters=[ALL_OWNERS]),
-    update=extend_schema(summary="Replace a subscription"),
-    partial_update=extend_schema(summary="Change a subscription"),
+    update=extend_schema(summary="Replace a subscription", examples=SUBSCRIPTION_EXAMPLES),
+    partial_update=extend_schema(
+        summary="Change a subscription",
+        examples=[
+            OpenApiExample("Change the description", value={"description": "ERP, production"}, request_only=True)
+        ],
+    ),
     destroy=extend_schema(summary="Delete a subscription and its delivery log"),
 )
 class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
@@ -176,6 +194,7 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
         summary="Disable a subscription",
         request=serializers.DisableSerializer,
         responses=serializers.SubscriptionSerializer,
+        examples=[OpenApiExample("Maintenance", value={"reason": "Maintenance until Monday."}, request_only=True)],
     )
     @action(detail=True, methods=["post"])
     def disable(self, request: Request, pk: str | None = None) -> Response:
@@ -200,6 +219,7 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
         description="Makes a new current secret; the previous ones keep signing for the overlap period.",
         request=serializers.RotateSecretSerializer,
         responses=serializers.RotatedSecretSerializer,
+        examples=[OpenApiExample("One hour of overlap", value={"overlap_seconds": 3600}, request_only=True)],
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
@@ -220,6 +240,9 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
         description="Sends one request to the endpoint now and returns the attempt with its response.",
         request=serializers.TestEventSerializer,
         responses=serializers.DeliveryAttemptSerializer,
+        examples=[
+            OpenApiExample("The test event", value={"event_type": operations.TEST_EVENT_TYPE}, request_only=True)
+        ],
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
@@ -236,6 +259,7 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
         description="Queues again every failed or exhausted delivery of this subscription since a time.",
         request=serializers.RecoverSerializer,
         responses={202: serializers.RecoverResultSerializer},
+        examples=[OpenApiExample("Since a past time", value={"since": "2025-03-01T06:00:00Z"}, request_only=True)],
     )
     @action(detail=True, methods=["post"])
     def recover(self, request: Request, pk: str | None = None) -> Response:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 
 from django_webhooks import secret_store
 from django_webhooks.models import Subscription
+from django_webhooks.portal.links import portal_link
 from django_webhooks.receiving import verify_webhook
 
-from .models import ReceivedWebhook
+from .models import Order, ReceivedWebhook
 
 RECENT = 50
 
@@ -67,3 +70,17 @@ def received(request: HttpRequest) -> HttpResponse:
     """The most recent arrivals, newest first."""
     webhooks = ReceivedWebhook.objects.all()[:RECENT]
     return render(request, "shop/received.html", {"webhooks": webhooks, "limit": RECENT})
+
+
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    """The customer's own page in the shop: their orders, and the way to their webhooks."""
+    orders = Order.objects.filter(customer__user=request.user).order_by("-pk")
+    return render(request, "shop/account.html", {"orders": orders})
+
+
+@login_required
+@require_POST
+def webhooks_link(request: HttpRequest) -> HttpResponse:
+    """The other way in: what a product whose customers sign in elsewhere does, a signed one-time link."""
+    return redirect(portal_link(request.user, expires_in=300, scope=request.POST.get("scope", "full")))

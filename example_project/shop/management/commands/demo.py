@@ -108,6 +108,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Shop admin:          {base_url}/admin/shop/order/")
         self.stdout.write(f"  Webhooks admin:      {base_url}/admin/django_webhooks/")
         self.stdout.write(f"  Received webhooks:   {base_url}/receiver/")
+        self.stdout.write(f"  Customer's shop page and webhooks portal: {base_url}/shop/")
         self.stdout.write(f"  API docs (Swagger):  {base_url}/api/schema/swagger-ui/")
         self.stdout.write(f"  API root:            {base_url}/api/webhooks/subscriptions/")
         self.stdout.write(
