@@ -97,13 +97,13 @@ def test_prune_command(subscription):
     make_event(subscription, 2)
     out = io.StringIO()
     call_command("webhooks_prune", "--dry-run", stdout=out)
-    assert "Would delete 2 event(s), 2 delivery(ies) and 4 attempt(s)" in out.getvalue()
+    assert "Would delete 2 event(s), 2 delivery(ies), 4 attempt(s) and 0 hourly statistics row(s)" in out.getvalue()
     assert Event.objects.count() == 3
     out = io.StringIO()
     call_command("webhooks_prune", "--batch-size", "1", stdout=out)
     output = out.getvalue()
     assert "deleted 1 events (2 so far)" in output
-    assert "Deleted 2 event(s), 2 delivery(ies) and 4 attempt(s)" in output
+    assert "Deleted 2 event(s), 2 delivery(ies), 4 attempt(s) and 0 hourly statistics row(s)" in output
     assert Event.objects.count() == 1
     out = io.StringIO()
     call_command("webhooks_prune", "--days", "1", stdout=out)
