@@ -10,13 +10,20 @@ E006 ``SCHEMA_VALIDATION``, E007 a dotted path that does not import, E008 ``OWNE
 E009 an invalid ``EVENT_TYPES`` entry, E010 an invalid JSON Schema in ``EVENT_TYPES``,
 E011 a malformed ``BINDINGS`` entry, E012 ``ENCRYPTION_KEYS``, E013 ``ALLOWED_TARGETS`` or ``ALLOWED_PORTS``,
 E014 a flag or text setting of the wrong type, E015 ``LEASE_SECONDS`` not above ``TIMEOUT``,
-E017 ``ALERT_FAILING_AFTER``, E018 ``ALERT_BUDGET_THRESHOLDS``.
+E016 the metrics setup (``METRICS_TOKEN`` not a string, ``PROMETHEUS_MULTIPROC_DIR`` not writable),
+E017 ``ALERT_FAILING_AFTER``, E018 ``ALERT_BUDGET_THRESHOLDS``, E019 a ``DISPATCHER`` that cannot take
+our tasks (an unknown name, a Tasks backend that does not load or lacks ``QUEUE``), E020 the
+Immediate Tasks backend (it would deliver inside the request that saved the change), E021 an
+event type's versions (one without a converter path down from the current one), E022 a version
+converter that does not import or is not callable.
 
 Warnings: W001 plain-http targets allowed outside DEBUG, W002 loopback targets allowed outside
 DEBUG, W003 django-q2 ``retry`` not above the task run time, W004 django-q2 ``timeout`` shorter
 than our tasks, W005 SQLite without WAL under several workers, W006 django-q2 saves every task
 result, W007 django-q2 retries failed tasks itself, W008 ``django_q`` not installed,
-W009 no ``Q_CLUSTER``, W012 owner e-mails asked for but ``OWNER_MODEL`` has no ``email``.
+W009 no ``Q_CLUSTER``, W010 a metrics token that is short or serves nothing (no prometheus_client), W012 owner e-mails asked for but ``OWNER_MODEL`` has no ``email``,
+W013 ``DISPATCHER`` is ``"django_tasks"`` but Django Tasks is not available, W014 a version converter that fails on the current example or breaks its version's schema. W003-W009 are
+django-q2's, checked only when it is the dispatcher.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import re
 from collections.abc import Collection, Iterable
 from typing import Any
 
+import django
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
@@ -33,9 +41,18 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils.module_loading import import_string
 
 from .capture.bindings import BindingRegistry
-from .catalog import SPEC_KEYS, json_schema_problem, validate_event_type_name
+from .catalog import (
+    DECLARATION_KEYS,
+    converter_problems,
+    example_conversion_problems,
+    json_schema_problem,
+    validate_event_type_name,
+    version_problems,
+)
 from .conf import DEFAULTS, IMPORT_STRINGS, SETTING_NAME, webhooks_settings
 from .crypto import encryption_keys_problem
+from .delivery import via_django_tasks
+from .delivery.broker import DISPATCHERS
 from .delivery.targets import allowed_target_problems
 
 SCHEMA_VALIDATION_MODES = {"raise", "record"}
@@ -55,6 +72,7 @@ NUMERIC_SETTINGS = [
     ("CLAIM_BATCH_SIZE", 1, True, True),
     ("SEND_CONCURRENCY", 1, True, True),
     ("TASK_TIME_BUDGET", 0, False, False),
+    ("TASKS_WORKERS", 1, True, True),
     ("MAX_IN_FLIGHT_PER_SUBSCRIPTION", 1, True, True),
     ("CIRCUIT_BREAKER_THRESHOLD", 1, True, True),
     ("CIRCUIT_BREAKER_COOLDOWN", 0, False, False),
@@ -70,7 +88,7 @@ BOOLEAN_SETTINGS = [
     "OPERATIONAL_EVENTS",
     "API_STAFF_SEES_ALL",
 ]
-TEXT_SETTINGS = ["USER_AGENT", "THIN_PAYLOAD_URL"]
+TEXT_SETTINGS = ["USER_AGENT", "THIN_PAYLOAD_URL", "CLOUDEVENTS_SOURCE"]
 
 
 def _id(code: str) -> str:
@@ -351,12 +369,12 @@ def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[
                 Error(f"{_name('EVENT_TYPES')}[{name!r}] must be a dict.", hint=f"Use {shape_hint}.", id=_id("E009"))
             )
             continue
-        unknown = sorted(map(str, set(spec) - set(SPEC_KEYS)))
+        unknown = sorted(map(str, set(spec) - set(DECLARATION_KEYS)))
         if unknown:
             errors.append(
                 Error(
                     f"{_name('EVENT_TYPES')}[{name!r}] has unknown key(s): {', '.join(unknown)}.",
-                    hint=f"Valid keys are {', '.join(SPEC_KEYS)}.",
+                    hint=f"Valid keys are {', '.join(DECLARATION_KEYS)}.",
                     id=_id("E009"),
                 )
             )
@@ -371,6 +389,38 @@ def check_event_types(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[
                 )
             )
     return errors
+
+
+@register()
+def check_event_type_versions(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E021: the versions of ``EVENT_TYPES`` entries; E022: their converters; W014: the converters
+    tried on the current example (the rules of :mod:`django_webhooks.catalog`)."""
+    conf = _configured()
+    if conf is None or not isinstance(conf["EVENT_TYPES"], dict):
+        return []  # E001, E009
+    shape = (
+        '{"version": 2, "schema": {...}, "versions": {1: {"schema": {...}, "example": {...}, '
+        '"converter": "myapp.webhooks.order_created_v1"}}}'
+    )
+    messages: list[CheckMessage] = []
+    for name, spec in conf["EVENT_TYPES"].items():
+        if not isinstance(spec, dict):
+            continue  # E009
+        for problem in version_problems(name, spec):
+            hint = f"Declare each older version still served with the converter that renders the one above it: {shape}."
+            messages.append(Error(problem, hint=hint, id=_id("E021")))
+        for problem in converter_problems(name, spec):
+            hint = "Give a callable, or the dotted path of a function (data) -> data that imports."
+            messages.append(Error(problem, hint=hint, id=_id("E022")))
+        for problem in example_conversion_problems(name, spec):
+            messages.append(
+                Warning(
+                    f"{_name('EVENT_TYPES')}[{name!r}]: {problem}.",
+                    hint="Fix the converter or that version's schema: subscriptions pinned to it would get this data.",
+                    id=_id("W014"),
+                )
+            )
+    return messages
 
 
 @register()
@@ -472,6 +522,8 @@ def check_transport_safety(app_configs: Iterable[Any] | None, **kwargs: Any) -> 
 @register()
 def check_task_queue(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
     """W003-W009: django-q2 installed and configured so our tasks run once, in time, cheaply."""
+    if (_configured() or DEFAULTS)["DISPATCHER"] != "django_q":
+        return []  # another dispatcher, or an unknown one (E019)
     if not apps.is_installed("django_q"):
         return [
             Warning(
@@ -545,6 +597,74 @@ def check_task_queue(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[C
     return warnings
 
 
+@register()
+def check_dispatcher(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E019/E020/W013: the dispatcher exists and, for Django Tasks, takes our tasks in a worker."""
+    conf = _configured()
+    if conf is None:
+        return []
+    dispatcher = conf["DISPATCHER"]
+    if dispatcher not in DISPATCHERS:
+        return [
+            Error(
+                f"{_name('DISPATCHER')} is {dispatcher!r}: no such dispatcher, so no task is ever enqueued.",
+                hint='Use "django_q" (django-q2, the default) or "django_tasks" (Django\'s Tasks framework).',
+                id=_id("E019"),
+            )
+        ]
+    if dispatcher != "django_tasks":
+        return []
+    try:
+        framework = via_django_tasks.framework()
+    except ImportError:
+        framework = None
+    if framework is None or (framework.__name__ == "django_tasks" and not apps.is_installed("django_tasks")):
+        return [
+            Warning(
+                f'{_name("DISPATCHER")} is "django_tasks" but Django Tasks is not available (Django '
+                f"{django.get_version()} has no django.tasks, and the django_tasks backport is not installed "
+                "and in INSTALLED_APPS): events are recorded but no worker will deliver them.",
+                hint='On Django 5.2, pip install "django-webhooks[tasks]" and add "django_tasks" and your '
+                'backend\'s app (e.g. "django_tasks_db") to INSTALLED_APPS; or use Django 6.0 or later.',
+                id=_id("W013"),
+            )
+        ]
+    try:
+        backend = via_django_tasks.backend()
+    except Exception as exc:  # the framework's own message says what is wrong with TASKS
+        return [
+            Error(
+                f'{_name("DISPATCHER")} is "django_tasks" but TASKS["default"] does not load: {exc}',
+                hint='Set TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}, or another backend '
+                "whose workers run the tasks.",
+                id=_id("E019"),
+            )
+        ]
+    messages: list[CheckMessage] = []
+    if via_django_tasks.is_immediate(backend):
+        messages.append(
+            Error(
+                'TASKS["default"] is the Immediate backend: every webhook would be delivered inside the '
+                "request (or command) that saved the change, which then waits for each receiver.",
+                hint='Use a backend whose workers run the tasks, e.g. TASKS = {"default": {"BACKEND": '
+                '"django_tasks_db.DatabaseBackend"}} with `manage.py db_worker`. Silence this id only where '
+                "delivering inline is what you want.",
+                id=_id("E020"),
+            )
+        )
+    queue = conf["QUEUE"] or framework.DEFAULT_TASK_QUEUE_NAME
+    if backend.queues and queue not in backend.queues:
+        messages.append(
+            Error(
+                f'{_name("QUEUE")} is {queue!r}, which is not in TASKS["default"]["QUEUES"] '
+                f"({', '.join(sorted(backend.queues))}): the backend refuses every task we enqueue.",
+                hint=f'Add {queue!r} to TASKS["default"]["QUEUES"], or set {_name("QUEUE")} to one of them.',
+                id=_id("E019"),
+            )
+        )
+    return messages
+
+
 def _sqlite_warnings(cluster: dict[str, Any]) -> list[CheckMessage]:
     workers = cluster.get("workers") or os.cpu_count() or 1
     database = settings.DATABASES.get("default", {})
@@ -563,3 +683,55 @@ def _sqlite_warnings(cluster: dict[str, Any]) -> list[CheckMessage]:
             id=_id("W005"),
         )
     ]
+
+
+#: Shortest ``METRICS_TOKEN`` not warned about (W010): 32 characters of ``secrets.token_urlsafe()``.
+MIN_METRICS_TOKEN_LENGTH = 32
+
+
+@register()
+def check_metrics(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E016/W010: the metrics token and prometheus_client's multiprocess directory."""
+    conf = _configured()
+    if conf is None:
+        return []
+    messages: list[CheckMessage] = []
+    token = conf["METRICS_TOKEN"]
+    if not isinstance(token, str):
+        messages.append(
+            Error(
+                f"{_name('METRICS_TOKEN')} must be a string.",
+                hint='Set it to a long random string (secrets.token_urlsafe(32)), or to "" for staff-only access.',
+                id=_id("E016"),
+            )
+        )
+    elif token and len(token) < MIN_METRICS_TOKEN_LENGTH:
+        messages.append(
+            Warning(
+                f"{_name('METRICS_TOKEN')} is {len(token)} characters long; anyone who guesses it reads the metrics.",
+                hint=f"Use at least {MIN_METRICS_TOKEN_LENGTH} random characters: secrets.token_urlsafe(32).",
+                id=_id("W010"),
+            )
+        )
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        if isinstance(token, str) and token:
+            messages.append(
+                Warning(
+                    f"{_name('METRICS_TOKEN')} is set but prometheus_client is not installed: the metrics view answers 503.",
+                    hint="pip install 'django-webhooks[metrics]'.",
+                    id=_id("W010"),
+                )
+            )
+        return messages
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path and not (os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)):
+        messages.append(
+            Error(
+                f"PROMETHEUS_MULTIPROC_DIR is {path!r}, which is not a writable directory: no metric can be recorded.",
+                hint="Create it (empty) before the web processes and the qcluster start, or unset the variable.",
+                id=_id("E016"),
+            )
+        )
+    return messages

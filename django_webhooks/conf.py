@@ -79,8 +79,15 @@ DEFAULTS: dict[str, Any] = {
     "SEND_CONCURRENCY": 16,
     # Seconds a delivery task keeps claiming before it returns its worker.
     "TASK_TIME_BUDGET": 30,
-    # Name of the django-q2 cluster (Q_CLUSTER["name"]) our tasks go to; None = default.
+    # What runs our tasks: "django_q" (django-q2's qcluster) or "django_tasks" (Django's Tasks
+    # framework, the django_tasks backport on Django 5.2; settings.TASKS["default"]).
+    "DISPATCHER": "django_q",
+    # Name of the django-q2 cluster (Q_CLUSTER["name"]), or of the Tasks queue, our tasks go to;
+    # None = the default cluster / the "default" queue.
     "QUEUE": None,
+    # Django Tasks only: how many workers take tasks from QUEUE (e.g. db_worker processes). A
+    # backlog is split between at most this many tasks; django-q2's count is Q_CLUSTER["workers"].
+    "TASKS_WORKERS": 1,
     # --- endpoint health ------------------------------------------------------------------
     "MAX_IN_FLIGHT_PER_SUBSCRIPTION": 2,
     "CIRCUIT_BREAKER_THRESHOLD": 5,
@@ -102,6 +109,10 @@ DEFAULTS: dict[str, Any] = {
     # Deliver webhook.endpoint.failing / .recovered / .disabled events to the owner's subscriptions
     # that ask for them by name (or by the webhook.endpoint.* pattern).
     "OPERATIONAL_EVENTS": True,
+    # --- payload formats (django_webhooks.delivery.formats) -------------------------------
+    # The CloudEvents "source" of every event sent in a CloudEvents format: a URI-reference
+    # naming this producer, e.g. "https://shop.example.com/webhooks".
+    "CLOUDEVENTS_SOURCE": "/django-webhooks",
     # --- monitoring -----------------------------------------------------------------------
     # Bearer token that may read the metrics view besides staff users; empty: staff only.
     "METRICS_TOKEN": "",

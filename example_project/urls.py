@@ -23,6 +23,8 @@ urlpatterns = [
     path("shop/", shop_views.account, name="account"),
     path("shop/webhooks-link/", shop_views.webhooks_link, name="webhooks-link"),
     path("webhooks/", include("django_webhooks.portal.urls")),
+    # Prometheus metrics, for staff or a bearer token (METRICS_TOKEN); docs/monitoring.md.
+    path("metrics/", include("django_webhooks.metrics.urls")),
     # The demo's local receiver: verifies and records what the shop's webhooks deliver.
     path("receiver/", shop_views.received, name="received-webhooks"),
     path("receiver/<slug:name>/", shop_views.receive, name="receiver"),

@@ -2,6 +2,9 @@
 
 SQLite and django-q2's ORM broker unless DATABASE_URL / REDIS_URL are set (the second CI leg:
 PostgreSQL and the Redis broker). Loopback targets are allowed for the local receivers.
+
+DWH_DISPATCHER=django_tasks runs everything on Django Tasks instead: django-tasks-db's backend
+(``manage.py db_worker``), and no django_q in INSTALLED_APPS, as a project on Tasks would have it.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import Any
 
 import django
 
@@ -94,6 +98,18 @@ if django.VERSION >= (6, 1):  # EMAIL_BACKEND is deprecated in favour of MAILERS
 else:
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
+DISPATCHER = os.environ.get("DWH_DISPATCHER") or "django_q"
+if DISPATCHER == "django_tasks":
+    INSTALLED_APPS.remove("django_q")
+    # Django 6 ships django.tasks; Django 5.2 needs the django_tasks backport.
+    INSTALLED_APPS[INSTALLED_APPS.index("django_webhooks") : 0] = (
+        ["django_tasks_db"] if django.VERSION >= (6, 0) else ["django_tasks", "django_tasks_db"]
+    )
+    TASKS = {
+        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "webhooks-survivor"]},
+        **json.loads(os.environ.get("DWH_TEST_TASKS") or "{}"),
+    }
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER = {
     "name": "webhooks",
@@ -129,6 +145,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # OpenAPI 3.1, for the event catalog as webhooks (docs/api.md).
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "django_webhooks.api.webhooks_schema.add_catalog_webhooks",
+    ],
 }
 
 DJANGO_WEBHOOKS = {
@@ -151,14 +173,22 @@ DJANGO_WEBHOOKS = {
     # The tests' receivers listen on loopback addresses, over plain HTTP.
     "ALLOW_LOOPBACK": True,
     "REQUIRE_HTTPS": False,
+    "DISPATCHER": DISPATCHER,
 }
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_webhooks": {"handlers": ["console"], "level": os.environ.get("WEBHOOKS_LOG_LEVEL", "INFO")}},
 }
+
+if DISPATCHER == "django_tasks":  # a db_worker's "Task ... state=RUNNING" lines (Django's own config hides them)
+    LOGGING["loggers"]["django.tasks" if django.VERSION >= (6, 0) else "django_tasks"] = {
+        "handlers": ["console"],
+        "level": "INFO",
+        "propagate": False,
+    }
 
 # A qcluster subprocess started by the end-to-end tests gets short retries, leases and timeouts
 # through these JSON-encoded environment variables.

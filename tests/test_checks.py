@@ -367,3 +367,190 @@ def test_w012_owner_emails_without_an_owner_address():
     assert webhook_messages(OWNER_MODEL="testapp.Order") == [], "no e-mail asked for"
     assert webhook_messages(NOTIFY_OWNER_ON_ALERT=True, OWNER_MODEL="testapp.Customer") == []
     assert webhook_messages(NOTIFY_OWNER_ON_ALERT=True, NOTIFY_OWNER_ON_DISABLE=True) == [], "auth.User has one"
+
+
+# -- event type versions (E021, E022, W014) ---------------------------------------------------------
+
+
+def _order_v1(data):
+    return {"id": data["id"], "total": data["amount"]["value"]}
+
+
+def _versioned(**older) -> dict:
+    """``order.created`` at version 2, with version 1 as ``older`` declares it."""
+    version_1 = {"schema": {"type": "object", "required": ["total"]}, "converter": _order_v1, **older}
+    return {
+        "EVENT_TYPES": {
+            "order.created": {
+                "version": 2,
+                "example": {"id": 1, "amount": {"value": "5.00"}},
+                "versions": {1: version_1},
+            }
+        }
+    }
+
+
+def test_versions_declared_well_have_no_messages():
+    assert webhook_messages(**_versioned()) == []
+    assert webhook_messages(**_versioned(converter="tests.test_checks._order_v1")) == []
+
+
+def test_e021_a_version_without_a_converter_path():
+    messages = webhook_messages(**_versioned(converter=None))
+    assert ids(messages) == {"E021"} and isinstance(messages[0], Error)
+    assert "['versions'][1] has no converter" in messages[0].msg
+    assert "converter" in messages[0].hint and "versions" in messages[0].hint
+    gap = {"EVENT_TYPES": {"order.created": {"version": 3, "versions": {1: {"converter": _order_v1}}}}}
+    [message] = webhook_messages(**gap)
+    assert message.id == "django_webhooks.E021" and "version(s) 2 are not declared" in message.msg
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [{"version": "2"}, {"version": 2, "versions": {2: {"converter": len}}}, {"version": 2, "versions": ["v1"]}],
+)
+def test_e021_bad_version_declarations(declared):
+    assert ids(webhook_messages(EVENT_TYPES={"order.created": declared})) == {"E021"}
+
+
+def test_version_keys_are_valid_entry_keys():
+    assert "E009" not in ids(webhook_messages(EVENT_TYPES={"order.created": {"version": 1, "versions": {}}}))
+
+
+@pytest.mark.parametrize(
+    ("converter", "problem"),
+    [("nope.missing", "could not be imported"), ("django_webhooks.catalog.FIRST_VERSION", "is not callable"), (3, "")],
+)
+def test_e022_converters_that_do_not_import_or_are_not_callable(converter, problem):
+    messages = webhook_messages(**_versioned(converter=converter))
+    assert ids(messages) == {"E022"} and isinstance(messages[0], Error)
+    assert "['versions'][1]['converter']" in messages[0].msg and problem in messages[0].msg
+    assert "(data) -> data" in messages[0].hint
+
+
+def test_w014_a_converter_that_breaks_its_version_on_the_example():
+    messages = webhook_messages(**_versioned(converter=lambda data: {"id": data["id"]}))
+    assert ids(messages) == {"W014"} and isinstance(messages[0], Warning)
+    assert "rendered as version 1 does not match its schema: $: 'total' is a required property" in messages[0].msg
+    [raised] = webhook_messages(**_versioned(converter=lambda data: data["missing"]))
+    assert raised.id == "django_webhooks.W014" and "raised KeyError" in raised.msg
+
+
+def test_cloudevents_source_is_a_text_setting():
+    assert ids(webhook_messages(CLOUDEVENTS_SOURCE=5)) == {"E014"}
+    assert webhook_messages(CLOUDEVENTS_SOURCE="https://shop.example.com/webhooks") == []
+
+
+# -- the dispatcher (django_webhooks.delivery.broker) ----------------------------------------
+
+IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+
+
+def tasks_messages(tasks, **webhooks) -> list:
+    """Our check messages with ``DISPATCHER = "django_tasks"`` and ``TASKS = tasks``: the backport's
+    app installed on Django 5.2, as its users have it, and the framework's backends rebuilt."""
+    import django
+
+    from django_webhooks.delivery import via_django_tasks
+
+    framework = via_django_tasks.framework()
+    __import__(f"{framework.__name__}.signals")  # the framework's receiver that rebuilds its backends
+    if framework.__name__ == "django.tasks":
+        tasks = {
+            alias: {**spec, "BACKEND": spec["BACKEND"].replace("django_tasks.", "django.tasks.", 1)}
+            for alias, spec in tasks.items()
+        }
+    installed = [
+        *settings.INSTALLED_APPS,
+        *(["django_tasks"] if django.VERSION < (6, 0) and "django_tasks" not in settings.INSTALLED_APPS else []),
+    ]
+    with override_settings(INSTALLED_APPS=installed, TASKS=tasks):
+        return webhook_messages(**{**settings.DJANGO_WEBHOOKS, "DISPATCHER": "django_tasks", **webhooks})
+
+
+def test_e019_an_unknown_dispatcher():
+    messages = webhook_messages(DISPATCHER="celery")
+    assert ids(messages) == {"E019"} and isinstance(messages[0], Error)
+    assert "'celery'" in messages[0].msg and '"django_tasks"' in messages[0].hint
+
+
+def test_a_tasks_backend_with_workers_and_our_queue_has_no_messages():
+    assert tasks_messages({"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}) == []
+    assert tasks_messages({"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend", "QUEUES": []}}) == []
+
+
+def test_e019_a_queue_the_tasks_backend_does_not_have():
+    backend = {"BACKEND": "django_tasks.backends.dummy.DummyBackend", "QUEUES": ["default", "mail"]}
+    messages = tasks_messages({"default": backend}, QUEUE="webhooks")
+    assert ids(messages) == {"E019"} and isinstance(messages[0], Error)
+    assert "'webhooks'" in messages[0].msg and "default, mail" in messages[0].msg
+    assert 'Add \'webhooks\' to TASKS["default"]["QUEUES"]' in messages[0].hint
+    assert tasks_messages({"default": backend}, QUEUE="mail") == []
+
+
+def test_e019_a_tasks_backend_that_does_not_load():
+    messages = tasks_messages({"default": {"BACKEND": "nowhere.Backend"}})
+    assert ids(messages) == {"E019"} and "nowhere.Backend" in messages[0].msg
+
+
+def test_e020_the_immediate_backend_is_refused():
+    messages = tasks_messages(IMMEDIATE)
+    assert ids(messages) == {"E020"} and isinstance(messages[0], Error)
+    assert "inside the request" in messages[0].msg and "db_worker" in messages[0].hint
+
+
+def test_w013_django_tasks_chosen_but_not_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "django.tasks", None)  # as on Django 5.2 ...
+    monkeypatch.setitem(sys.modules, "django_tasks", None)  # ... without the backport
+    messages = webhook_messages(DISPATCHER="django_tasks")
+    assert ids(messages) == {"W013"} and isinstance(messages[0], Warning)
+    assert "no worker will deliver" in messages[0].msg and "django-webhooks[tasks]" in messages[0].hint
+
+
+def test_w008_and_the_django_q2_warnings_are_not_for_the_tasks_dispatcher():
+    apps_without_q = [app for app in settings.INSTALLED_APPS if app != "django_q"]
+    with override_settings(INSTALLED_APPS=apps_without_q, Q_CLUSTER=None, DEBUG=True):
+        from django_webhooks.checks import check_task_queue
+
+        assert ids(check_task_queue(None)) == {"W008"}
+        with override_settings(DJANGO_WEBHOOKS={"DISPATCHER": "django_tasks"}):
+            assert check_task_queue(None) == []
+
+
+def test_manage_py_check_refuses_the_immediate_backend_in_a_project_without_django_q():
+    """A real ``django.setup()`` of the test project on Django Tasks (no django_q installed)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DWH_DISPATCHER": "django_tasks",
+        "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]),
+    }
+    run = [sys.executable, str(root / "manage.py"), "check", "--fail-level", "ERROR"]
+    good = subprocess.run(run, env=env, cwd=root, capture_output=True, text=True, timeout=120)
+    assert good.returncode == 0, good.stderr
+    immediate = '{"default": {"BACKEND": "%s.backends.immediate.ImmediateBackend"}}' % (
+        "django.tasks" if __import__("django").VERSION >= (6, 0) else "django_tasks"
+    )
+    bad = subprocess.run(
+        run, env={**env, "DWH_TEST_TASKS": immediate}, cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode != 0
+    assert "django_webhooks.E020" in bad.stderr and "Traceback" not in bad.stderr + bad.stdout
+
+
+def test_e016_metrics_token_not_a_string():
+    assert "E016" in ids(webhook_messages(METRICS_TOKEN=1234))
+
+
+def test_e016_multiprocess_dir_that_is_not_a_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    assert "E016" in ids(webhook_messages())
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert "E016" not in ids(webhook_messages())
+
+
+def test_w010_short_metrics_token():
+    assert "W010" in ids(webhook_messages(METRICS_TOKEN="letmein"))
+    assert "W010" not in ids(webhook_messages(METRICS_TOKEN="k" * 32))
+    assert "W010" not in ids(webhook_messages(METRICS_TOKEN=""))

@@ -16,6 +16,8 @@ ENTRY_POINTS = {
     "django_webhooks.apps",
     "django_webhooks.admin",
     "django_webhooks.api.urls",
+    "django_webhooks.metrics.urls",
+    "django_webhooks.portal.urls",
     "django_webhooks.tasks",
     "django_webhooks.testing",
     "django_webhooks.receiving",

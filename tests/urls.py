@@ -18,6 +18,8 @@ urlpatterns = [
     # Log-in pages for the browsable API and Swagger UI.
     path("api-auth/", include("rest_framework.urls")),
     path("api/webhooks/", include("django_webhooks.api.urls")),
+    path("metrics/", include("django_webhooks.metrics.urls")),
+    path("webhooks/", include("django_webhooks.portal.urls")),
     path("api/schema/", WebhooksSchemaView.as_view(), name="schema"),
     path("api/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

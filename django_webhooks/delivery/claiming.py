@@ -68,6 +68,12 @@ class Lane:
     manual: bool = False
 
 
+def deliverable(now: datetime, via: str = "") -> Q:
+    """The one rule for a subscription whose due deliveries a worker may send now: enabled, its
+    circuit not open. ``via`` is the path to the subscription (``"subscription__"`` from a delivery)."""
+    return Q(**{f"{via}enabled": True}) & ~Q(**{f"{via}circuit_open_until__gt": now})
+
+
 def default_max_in_flight() -> int:
     return int(webhooks_settings.MAX_IN_FLIGHT_PER_SUBSCRIPTION)
 
@@ -142,8 +148,7 @@ def _candidates(
         .values("n")
     )
     qs = (
-        Subscription.objects.filter(enabled=True)
-        .exclude(circuit_open_until__gt=now)
+        Subscription.objects.filter(deliverable(now))
         .exclude(next_send_at__gt=now)
         .annotate(
             due_at=Subquery(oldest_due),
@@ -281,9 +286,8 @@ def extend_lane(lane: Lane) -> Lane | None:
                 subscription_id=subscription.pk,
                 status=DeliveryStatus.PENDING,
                 next_attempt_at__lte=now,
-                subscription__enabled=True,
             )
-            .exclude(subscription__circuit_open_until__gt=now)
+            .filter(deliverable(now, "subscription__"))
             .select_related("event")
             .defer("event__payload", "event__schema_errors")
         )
@@ -409,9 +413,8 @@ def next_due(now: datetime, horizon: float, since: datetime | None = None) -> Ne
             status=DeliveryStatus.PENDING,
             next_attempt_at__gt=since,
             next_attempt_at__lte=until,
-            subscription__enabled=True,
         )
-        .exclude(subscription__circuit_open_until__gt=now)
+        .filter(deliverable(now, "subscription__"))
         .aggregate(at=Min("next_attempt_at"))["at"]
     )
     lease = Delivery.objects.filter(
@@ -442,8 +445,9 @@ def due_count(limit: int = 10_000) -> int:
     """How many deliveries are due now (bounded by ``limit``, to stay cheap)."""
     now = timezone.now()
     return (
-        Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now, subscription__enabled=True)
-        .exclude(subscription__circuit_open_until__gt=now)
+        Delivery.objects.filter(
+            deliverable(now, "subscription__"), status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+        )
         .values("id")[:limit]
         .count()
     )
