@@ -401,26 +401,43 @@ def latency_chart_svg(buckets: list[HourlyOutcomes], title: str) -> SafeString:
     return mark_safe("".join(parts))  # noqa: S308  (every interpolated text is escaped above)
 
 
-def dashboard_context(now: datetime | None = None, stats: QuerySet[AttemptStats] | None = None) -> dict[str, Any]:
-    """Charts and tables of the dashboard for the last 24 hours and the last 7 days, from ``stats``
-    (default: every subscription's; the dashboard's filters narrow it)."""
-    now = now or timezone.now()
+#: The windows the dashboard and the subscription page chart: key, hours.
+CHART_WINDOWS = (("24h", 24), ("7d", 24 * 7))
+
+
+def window_charts(
+    stats: QuerySet[AttemptStats] | None, now: datetime, *, outcomes_title: str, latency_title: str
+) -> list[dict[str, Any]]:
+    """Summary and charts of the last 24 hours and 7 days from ``stats`` (one query of the week's
+    hourly rows); each title has a ``%(window)s`` placeholder."""
+    labels = {"24h": gettext("last 24 hours"), "7d": gettext("last 7 days")}
     week = hourly_outcomes(24 * 7, now=now, stats=stats)
     windows = []
-    for key, label, hours in (("24h", gettext("last 24 hours"), 24), ("7d", gettext("last 7 days"), 24 * 7)):
-        buckets = week[-hours:]
+    for key, hours in CHART_WINDOWS:
+        buckets, label = week[-hours:], labels[key]
         windows.append(
             {
                 "key": key,
                 "label": label,
+                "hours": hours,
                 "summary": window_summary(buckets),
-                "outcomes_svg": outcomes_chart_svg(
-                    buckets, gettext("Delivery attempts per hour, %(window)s") % {"window": label}
-                ),
-                "latency_svg": latency_chart_svg(
-                    buckets, gettext("Latency percentiles per hour, %(window)s") % {"window": label}
-                ),
-                "top_failing": top_failing_subscriptions(hours, now=now, stats=stats),
+                "outcomes_svg": outcomes_chart_svg(buckets, outcomes_title % {"window": label}),
+                "latency_svg": latency_chart_svg(buckets, latency_title % {"window": label}),
             }
         )
+    return windows
+
+
+def dashboard_context(now: datetime | None = None, stats: QuerySet[AttemptStats] | None = None) -> dict[str, Any]:
+    """Charts and tables of the dashboard for the last 24 hours and the last 7 days, from ``stats``
+    (default: every subscription's; the dashboard's filters narrow it)."""
+    now = now or timezone.now()
+    windows = window_charts(
+        stats,
+        now,
+        outcomes_title=gettext("Delivery attempts per hour, %(window)s"),
+        latency_title=gettext("Latency percentiles per hour, %(window)s"),
+    )
+    for window in windows:
+        window["top_failing"] = top_failing_subscriptions(window["hours"], now=now, stats=stats)
     return {"windows": windows, "generated_at": now}

@@ -28,7 +28,7 @@ from ..delivery import operations
 from ..delivery.health import health_for
 from ..exceptions import MissingSecret
 from ..models import AttemptStats, DeliveryAttempt, Subscription
-from ..stats import hourly_outcomes, latency_chart_svg, outcomes_chart_svg, window_summary
+from ..stats import window_charts
 from .common import OwnerFilter, PageChangeList, SubscribedEventTypeFilter
 from .forms import ActionForm, DisableForm, RecoverForm, SubscriptionAdminForm
 from .log import OwnersOnPageMixin, status_badge
@@ -67,24 +67,12 @@ def subscription_activity(subscription: Subscription, now: datetime | None = Non
     """The change page's charts: attempts per hour and latency percentiles of the last 24 hours and
     7 days, from the subscription's hourly :class:`~django_webhooks.models.AttemptStats` (one query
     of at most 168 rows, however many attempts they count)."""
-    week = hourly_outcomes(24 * 7, now=now, stats=AttemptStats.objects.filter(subscription=subscription))
-    windows = []
-    for key, label, hours in (("24h", gettext("last 24 hours"), 24), ("7d", gettext("last 7 days"), 24 * 7)):
-        buckets = week[-hours:]
-        windows.append(
-            {
-                "key": key,
-                "label": label,
-                "summary": window_summary(buckets),
-                "outcomes_svg": outcomes_chart_svg(
-                    buckets, gettext("Attempts per hour to this endpoint, %(window)s") % {"window": label}
-                ),
-                "latency_svg": latency_chart_svg(
-                    buckets, gettext("Latency percentiles per hour of this endpoint, %(window)s") % {"window": label}
-                ),
-            }
-        )
-    return windows
+    return window_charts(
+        AttemptStats.objects.filter(subscription=subscription),
+        now or timezone.now(),
+        outcomes_title=gettext("Attempts per hour to this endpoint, %(window)s"),
+        latency_title=gettext("Latency percentiles per hour of this endpoint, %(window)s"),
+    )
 
 
 def describe_attempt(attempt: DeliveryAttempt) -> str:
