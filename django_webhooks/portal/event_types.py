@@ -103,6 +103,7 @@ def catalog_entries() -> list[dict[str, Any]]:
                 "description": spec.get("description") or "",
                 "thin": spec.get("thin"),
                 "version": spec.get("version"),
+                "older_versions": [entry["version"] for entry in spec.get("versions", [])][:-1],
                 "schema_rows": schema_rows(spec.get("schema")),
                 "schema": json.dumps(spec["schema"], indent=2) if spec.get("schema") is not None else None,
                 "example": json.dumps(example, indent=2) if example is not None else None,

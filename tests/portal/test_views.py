@@ -265,6 +265,15 @@ def test_the_catalog_shows_each_type_with_a_sample_that_verifies(alice_client):
     assert sample["headers"]["Content-Type"] == "application/json"
 
 
+def test_the_catalog_names_the_older_versions_an_endpoint_can_stay_on(alice_client, settings):
+    from tests.delivery.test_formats import use_catalog, version_2
+
+    use_catalog(settings, version_2())
+    page = alice_client.get(url("event-types")).content.decode()
+    assert "Current version: 2" in page
+    assert "An endpoint can stay on an older one: 1." in page
+
+
 def test_schema_rows_flatten_nested_objects_and_arrays():
     schema = {
         "type": "object",
