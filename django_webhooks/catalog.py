@@ -341,24 +341,25 @@ def _merge(declared: dict[str, Any] | None, row: dict[str, Any] | None) -> dict[
     return {**entry, **_versions_of(declared, entry)}
 
 
-def known_event_types() -> dict[str, dict[str, Any]]:
+def known_event_types(*, rows: bool = True) -> dict[str, dict[str, Any]]:
     """Every event type: ``EVENT_TYPES`` merged with ``EventType`` rows (a row wins), sorted by name.
 
     Values are dicts with ``description``, ``schema``, ``example``, ``thin``, ``archived``,
     ``version`` (the current one) and ``versions`` (every version served, oldest first, each
-    ``{"version", "description", "schema", "example"}``; the last is the current one).
+    ``{"version", "description", "schema", "example"}``; the last is the current one). With
+    ``rows=False`` the table is not read: settings and built-ins only (where there is no database).
     """
     declared = webhooks_settings.EVENT_TYPES
-    rows = _catalog_rows()
-    merged = {name: _merge(declared.get(name), rows.get(name)) for name in set(declared) | set(rows)}
+    table = _catalog_rows() if rows else {}
+    merged = {name: _merge(declared.get(name), table.get(name)) for name in set(declared) | set(table)}
     merged.update((name, _builtin_spec(name)) for name in BUILTIN_EVENT_TYPES)
     return dict(sorted(merged.items()))
 
 
-def published_event_types() -> dict[str, dict[str, Any]]:
+def published_event_types(*, rows: bool = True) -> dict[str, dict[str, Any]]:
     """The entries customers may subscribe to (every one but the archived), by name: what the
     event-types endpoint, the portal's catalog, the OpenAPI ``webhooks`` and the admin form list."""
-    return {name: spec for name, spec in known_event_types().items() if not spec["archived"]}
+    return {name: spec for name, spec in known_event_types(rows=rows).items() if not spec["archived"]}
 
 
 def _builtin_spec(name: str) -> dict[str, Any]:
