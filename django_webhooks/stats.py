@@ -22,17 +22,20 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db.models import Aggregate, F, FloatField, QuerySet, Sum
 from django.db.models.functions import TruncDay
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from .models import AttemptStats, Subscription
 from .owners import get_owners
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 #: Upper bounds (ms) of the latency histogram's buckets; one more bucket holds everything slower.
 LATENCY_BOUNDS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
@@ -401,31 +404,57 @@ def latency_chart_svg(buckets: list[HourlyOutcomes], title: str) -> SafeString:
     return mark_safe("".join(parts))  # noqa: S308  (every interpolated text is escaped above)
 
 
-#: The windows the dashboard and the subscription page chart: key, hours.
-CHART_WINDOWS = (("24h", 24), ("7d", 24 * 7))
+class ChartWindow(NamedTuple):
+    """A window of :func:`window_charts`: the last ``buckets`` UTC hours or days (``bucket``), up to now."""
+
+    key: str
+    label: StrOrPromise
+    buckets: int
+    bucket: str = "hour"
+
+    @property
+    def hours(self) -> int:
+        return self.buckets * BUCKET_SIZES[self.bucket] // timedelta(hours=1)
+
+
+LAST_24_HOURS = ChartWindow("24h", gettext_lazy("last 24 hours"), 24)
+#: The windows the dashboard and the subscription page chart: the last 24 hours and 7 days, by hour.
+CHART_WINDOWS = (LAST_24_HOURS, ChartWindow("7d", gettext_lazy("last 7 days"), 24 * 7))
 
 
 def window_charts(
-    stats: QuerySet[AttemptStats] | None, now: datetime, *, outcomes_title: str, latency_title: str
+    stats: QuerySet[AttemptStats] | None,
+    now: datetime,
+    *,
+    outcomes_title: str,
+    latency_title: str,
+    windows: Sequence[ChartWindow] = CHART_WINDOWS,
 ) -> list[dict[str, Any]]:
-    """Summary and charts of the last 24 hours and 7 days from ``stats`` (one query of the week's
-    hourly rows); each title has a ``%(window)s`` placeholder."""
-    labels = {"24h": gettext("last 24 hours"), "7d": gettext("last 7 days")}
-    week = hourly_outcomes(24 * 7, now=now, stats=stats)
-    windows = []
-    for key, hours in CHART_WINDOWS:
-        buckets, label = week[-hours:], labels[key]
-        windows.append(
+    """Summary and charts of each of ``windows`` (default :data:`CHART_WINDOWS`) from ``stats``
+    (default: every subscription's); each title has a ``%(window)s`` placeholder.
+
+    One query per bucket size, of the longest window's rows: the shorter windows of that size
+    are its last buckets."""
+    stats = AttemptStats.objects.all() if stats is None else stats
+    longest: dict[str, list[HourlyOutcomes]] = {}
+    for bucket in dict.fromkeys(window.bucket for window in windows):
+        count = max(window.buckets for window in windows if window.bucket == bucket)
+        since = bucket_start(now, bucket) - BUCKET_SIZES[bucket] * (count - 1)
+        longest[bucket] = outcome_buckets(stats, since, now, bucket)
+    charts = []
+    for window in windows:
+        buckets, label = longest[window.bucket][-window.buckets :], str(window.label)
+        charts.append(
             {
-                "key": key,
+                "key": window.key,
                 "label": label,
-                "hours": hours,
+                "hours": window.hours,
                 "summary": window_summary(buckets),
                 "outcomes_svg": outcomes_chart_svg(buckets, outcomes_title % {"window": label}),
                 "latency_svg": latency_chart_svg(buckets, latency_title % {"window": label}),
             }
         )
-    return windows
+    return charts
 
 
 def dashboard_context(now: datetime | None = None, stats: QuerySet[AttemptStats] | None = None) -> dict[str, Any]:

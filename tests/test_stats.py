@@ -180,6 +180,38 @@ def test_an_hour_bucket_has_every_failure_class():
     assert list(HourlyOutcomes(NOW).failures) == list(FAILURE_CLASSES)
 
 
+@pytest.mark.django_db
+def test_window_charts_of_hourly_and_daily_windows_read_one_query_per_bucket_size(attempt):
+    attempt(at=NOW - timedelta(minutes=10))
+    attempt(at=NOW - timedelta(hours=30), succeeded=False)
+    attempt(at=NOW - timedelta(days=29, hours=14))  # 00:30 on the first of the 30 days
+    attempt(at=NOW - timedelta(days=30))  # the day before
+    windows = (
+        stats.ChartWindow("6h", "last 6 hours", 6),
+        stats.ChartWindow("2d", "last 2 days", 48),
+        stats.ChartWindow("30d", "last 30 days", 30, "day"),
+    )
+    with CaptureQueriesContext(connection) as queries:
+        charts = stats.window_charts(
+            None, NOW, outcomes_title="Attempts, %(window)s", latency_title="Latency, %(window)s", windows=windows
+        )
+    assert len(queries) == 2
+    assert [(c["key"], c["hours"], c["summary"]["attempts"]) for c in charts] == [
+        ("6h", 6, 1),
+        ("2d", 48, 2),
+        ("30d", 720, 3),
+    ]
+    assert charts[1]["summary"]["failed"] == 1
+    assert "Attempts, last 30 days" in charts[2]["outcomes_svg"] and "Latency, last 30 days" in charts[2]["latency_svg"]
+    with CaptureQueriesContext(connection) as queries:
+        default = stats.window_charts(None, NOW, outcomes_title="%(window)s", latency_title="%(window)s")
+    assert len(queries) == 1
+    assert [(c["key"], c["label"], c["summary"]["attempts"]) for c in default] == [
+        ("24h", "last 24 hours", 1),
+        ("7d", "last 7 days", 2),
+    ]
+
+
 def test_window_summary():
     start = NOW.replace(minute=0)
     buckets = [

@@ -15,10 +15,11 @@ from django.utils.translation import gettext_lazy as _
 
 from ..catalog import FIRST_VERSION, known_event_types
 from ..delivery import operations
+from ..delivery.operations import describe_attempt
 from ..models import EventType
 from .common import pretty_json
 from .forms import EventTypeAdminForm, SendExampleForm
-from .subscriptions import action_form_response, describe_attempt
+from .subscriptions import action_form_response
 
 
 @admin.register(EventType)

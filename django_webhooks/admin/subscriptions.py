@@ -26,8 +26,9 @@ from .. import secret_store
 from ..conf import webhooks_settings
 from ..delivery import operations
 from ..delivery.health import health_for
+from ..delivery.operations import describe_attempt
 from ..exceptions import MissingSecret
-from ..models import AttemptStats, DeliveryAttempt, Subscription
+from ..models import AttemptStats, Subscription
 from ..stats import window_charts
 from .common import OwnerFilter, PageChangeList, SubscribedEventTypeFilter
 from .forms import ActionForm, DisableForm, RecoverForm, SubscriptionAdminForm
@@ -73,19 +74,6 @@ def subscription_activity(subscription: Subscription, now: datetime | None = Non
         outcomes_title=gettext("Attempts per hour to this endpoint, %(window)s"),
         latency_title=gettext("Latency percentiles per hour of this endpoint, %(window)s"),
     )
-
-
-def describe_attempt(attempt: DeliveryAttempt) -> str:
-    """How a test attempt went, for a message: status code or error, and duration."""
-    if attempt.response_status:
-        outcome = f"HTTP {attempt.response_status}"
-    else:
-        outcome = attempt.get_error_class_display() or str(_("no response"))
-    if attempt.duration_ms is not None:
-        outcome += f" in {attempt.duration_ms} ms"
-    if attempt.error_message and not attempt.succeeded:
-        outcome += f" ({attempt.error_message[:200]})"
-    return outcome
 
 
 @admin.register(Subscription)

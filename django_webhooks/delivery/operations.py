@@ -1,4 +1,5 @@
-"""Manual operations the admin and the REST API offer: resend, cancel, recover, test event, enable, disable."""
+"""Manual operations the admin, the portal and the REST API offer: resend, cancel, recover, test event,
+enable, disable, and how a test attempt went, in words."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ..exceptions import EventVersionError
 from ..metrics import recording as metrics
@@ -95,6 +97,19 @@ def send_test_event(
     if not attempts:
         raise RuntimeError(f"The test delivery {delivery.pk} was not sent (its lease ended first).")
     return attempts[0]
+
+
+def describe_attempt(attempt: DeliveryAttempt) -> str:
+    """How a test attempt went, for a message: status code or error, and duration."""
+    if attempt.response_status:
+        outcome = f"HTTP {attempt.response_status}"
+    else:
+        outcome = attempt.get_error_class_display() or gettext("no response")
+    if attempt.duration_ms is not None:
+        outcome += f" in {attempt.duration_ms} ms"
+    if attempt.error_message and not attempt.succeeded:
+        outcome += f" ({attempt.error_message[:200]})"
+    return outcome
 
 
 def enable(subscription: Subscription) -> Subscription:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -11,11 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..delivery import health, operations
 from ..models import AttemptStats, AuditAction, Delivery, Subscription
-from ..stats import latency_chart_svg, outcome_buckets, outcomes_chart_svg, window_summary
+from ..stats import LAST_24_HOURS, ChartWindow, window_charts
 from . import audit
 from .access import PortalAccess, portal_view
 from .forms import DisableForm, RecoverForm, SubscriptionForm, TestEventForm, form_errors
@@ -47,28 +48,19 @@ def endpoint_list(request: HttpRequest, access: PortalAccess) -> HttpResponse:
     )
 
 
-def charts(subscription: Subscription, now: Any = None) -> list[dict[str, Any]]:
+#: The endpoint page's windows: the last 24 hours by hour, the last 30 days by day.
+CHART_WINDOWS = (LAST_24_HOURS, ChartWindow("30d", gettext_lazy("last 30 days"), 30, "day"))
+
+
+def charts(subscription: Subscription, now: datetime | None = None) -> list[dict[str, Any]]:
     """The endpoint's attempts per hour over the last day and per day over the last 30 days."""
-    now = now or timezone.now()
-    stats = AttemptStats.objects.filter(subscription=subscription)
-    windows = []
-    for key, label, since, bucket in (
-        ("24h", _("last 24 hours"), now - timedelta(hours=23), "hour"),
-        ("30d", _("last 30 days"), now - timedelta(days=29), "day"),
-    ):
-        buckets = outcome_buckets(stats, since, now, bucket)
-        windows.append(
-            {
-                "key": key,
-                "label": label,
-                "summary": window_summary(buckets),
-                "outcomes_svg": outcomes_chart_svg(buckets, _("Delivery attempts, %(window)s") % {"window": label}),
-                "latency_svg": latency_chart_svg(
-                    buckets, _("Response time percentiles, %(window)s") % {"window": label}
-                ),
-            }
-        )
-    return windows
+    return window_charts(
+        AttemptStats.objects.filter(subscription=subscription),
+        now or timezone.now(),
+        outcomes_title=_("Delivery attempts, %(window)s"),
+        latency_title=_("Response time percentiles, %(window)s"),
+        windows=CHART_WINDOWS,
+    )
 
 
 @require_GET
@@ -92,43 +84,59 @@ def endpoint_detail(request: HttpRequest, access: PortalAccess, pk: int) -> Http
     return render(request, "django_webhooks/portal/endpoint_detail.html", context)
 
 
-@require_http_methods(["GET", "POST"])
-@portal_view()
-def endpoint_create(request: HttpRequest, access: PortalAccess) -> HttpResponse:
-    form = SubscriptionForm(request.POST or None)
+def endpoint_form(
+    request: HttpRequest,
+    access: PortalAccess,
+    subscription: Subscription | None,
+    *,
+    action: AuditAction,
+    title: str,
+    saved_message: str,
+) -> HttpResponse:
+    """Show the endpoint form (a new endpoint when ``subscription`` is None) and, once it validates,
+    save it and audit ``action``: every audited value of a new endpoint, what changed of an existing one."""
+    form = SubscriptionForm(request.POST or None, instance=subscription)
     if request.method == "POST" and form.is_valid():
+        before = audited_values(subscription) if subscription is not None else None
         with transaction.atomic():
-            subscription = form.save(access.owner_id)
-            audit.record(access, AuditAction.SUBSCRIPTION_CREATED, subscription, changes=audited_values(subscription))
-        messages.success(request, _("Endpoint created. Its signing secret is on its secret page."))
-        return redirect("django_webhooks_portal:endpoint", pk=subscription.pk)
+            saved = form.save(access.owner_id)
+            after = audited_values(saved)
+            changes = after if before is None else audit.field_changes(before, after)
+            if changes:
+                audit.record(access, action, saved, changes=changes)
+        messages.success(request, saved_message)
+        return redirect("django_webhooks_portal:endpoint", pk=saved.pk)
     return render(
         request,
         "django_webhooks/portal/endpoint_form.html",
-        {"title": _("New endpoint"), "form": form, "access": access, "subscription": None},
+        {"title": title, "form": form, "access": access, "subscription": subscription},
         status=400 if form.is_bound else 200,
     )
 
 
 @require_http_methods(["GET", "POST"])
 @portal_view()
-def endpoint_edit(request: HttpRequest, access: PortalAccess, pk: int) -> HttpResponse:
-    subscription = owned_subscription(access, pk)
-    form = SubscriptionForm(request.POST or None, instance=subscription)
-    if request.method == "POST" and form.is_valid():
-        before = audited_values(subscription)
-        with transaction.atomic():
-            subscription = form.save(access.owner_id)
-            changes = audit.field_changes(before, audited_values(subscription))
-            if changes:
-                audit.record(access, AuditAction.SUBSCRIPTION_UPDATED, subscription, changes=changes)
-        messages.success(request, _("Endpoint saved."))
-        return redirect("django_webhooks_portal:endpoint", pk=subscription.pk)
-    return render(
+def endpoint_create(request: HttpRequest, access: PortalAccess) -> HttpResponse:
+    return endpoint_form(
         request,
-        "django_webhooks/portal/endpoint_form.html",
-        {"title": _("Edit endpoint"), "form": form, "access": access, "subscription": subscription},
-        status=400 if form.is_bound else 200,
+        access,
+        None,
+        action=AuditAction.SUBSCRIPTION_CREATED,
+        title=_("New endpoint"),
+        saved_message=_("Endpoint created. Its signing secret is on its secret page."),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@portal_view()
+def endpoint_edit(request: HttpRequest, access: PortalAccess, pk: int) -> HttpResponse:
+    return endpoint_form(
+        request,
+        access,
+        owned_subscription(access, pk),
+        action=AuditAction.SUBSCRIPTION_UPDATED,
+        title=_("Edit endpoint"),
+        saved_message=_("Endpoint saved."),
     )
 
 

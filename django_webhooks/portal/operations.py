@@ -39,20 +39,12 @@ def send_test_event(request: HttpRequest, access: PortalAccess, pk: int) -> Http
         subscription,
         changes={"event_type": data["event_type"], "delivery": attempt.delivery_id, "status": attempt.response_status},
     )
+    outcome = operations.describe_attempt(attempt)
     if attempt.succeeded:
-        messages.success(
-            request,
-            _("Test event delivered: HTTP %(status)s in %(ms)s ms.")
-            % {"status": attempt.response_status, "ms": attempt.duration_ms},
-        )
+        messages.success(request, _("Test event delivered: %(outcome)s.") % {"outcome": outcome})
     else:
         messages.error(
-            request,
-            _("The test event failed: %(error)s. It is retried like any delivery.")
-            % {
-                "error": attempt.error_message
-                or (f"HTTP {attempt.response_status}" if attempt.response_status else attempt.error_class)
-            },
+            request, _("The test event failed: %(error)s. It is retried like any delivery.") % {"error": outcome}
         )
     return redirect("django_webhooks_portal:delivery", pk=attempt.delivery_id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from django_webhooks import signals
 from django_webhooks.delivery import operations
-from django_webhooks.models import Delivery, DeliveryStatus, Event
+from django_webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorClass, Event
 from django_webhooks.secret_store import current_secret
 from tests.receiver import Reply
 
@@ -99,6 +100,21 @@ def test_send_test_event_returns_a_failed_attempt(subscription, receiver):
     attempt = operations.send_test_event(subscription)
     assert not attempt.succeeded and attempt.response_status == 404
     assert attempt.response_body == "no such hook"
+
+
+def test_describe_attempt_says_the_status_and_duration_and_why_it_failed(subscription, receiver):
+    receiver.script = [Reply(200), Reply(404, body=b"no such hook")]
+    delivered, refused = (operations.describe_attempt(operations.send_test_event(subscription)) for _ in range(2))
+    assert re.fullmatch(r"HTTP 200 in \d+ ms", delivered)
+    assert re.fullmatch(r"HTTP 404 in \d+ ms \(HTTP 404\.\)", refused)
+
+
+def test_describe_attempt_without_a_response_names_the_error():
+    timed_out = DeliveryAttempt(
+        error_class=ErrorClass.TIMEOUT, duration_ms=10000, error_message="No complete response within 10 s." * 10
+    )
+    assert operations.describe_attempt(timed_out) == f"timeout in 10000 ms ({timed_out.error_message[:200]})"
+    assert operations.describe_attempt(DeliveryAttempt(error_class=ErrorClass.CONNECTION)) == "connection error"
 
 
 def test_send_test_event_goes_out_whatever_the_cap_circuit_or_state(subscription, receiver, make_delivery):

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.messages import get_messages
 from django.test import override_settings
 from django.utils import timezone
 
 from django_webhooks import receiving, secret_store
-from django_webhooks.models import AuditAction, AuditLogEntry, Delivery, DeliveryStatus, Subscription
+from django_webhooks.delivery import attempt_stats
+from django_webhooks.models import AuditAction, AuditLogEntry, Delivery, DeliveryAttempt, DeliveryStatus, Subscription
 from django_webhooks.portal.event_types import SAMPLE_SECRET, schema_rows
+from tests.admin import add_attempt
 from tests.portal import messages_of, url
+from tests.receiver import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -153,7 +158,7 @@ def test_a_test_event_reaches_the_receiver_and_shows_its_attempt(alice, alice_cl
     response = alice_client.post(url("endpoint-test", endpoint.pk), {"event_type": "order.created"})
     delivery = Delivery.objects.get(subscription=endpoint)
     assert response["Location"] == url("delivery", delivery.pk)
-    assert "HTTP 200" in messages_of(response)[0]
+    assert re.fullmatch(r"Test event delivered: HTTP 200 in \d+ ms\.", messages_of(response)[0])
     arrived = receiver.wait_for(1)[0]
     receiving.verify(arrived.headers, arrived.body, secret_store.current_secret(endpoint))
     assert b'"number":"A-1001"' in arrived.body
@@ -161,6 +166,30 @@ def test_a_test_event_reaches_the_receiver_and_shows_its_attempt(alice, alice_cl
     assert "Attempt 1" in page
     assert "HTTP 200" in page
     assert AuditLogEntry.objects.get().action == AuditAction.TEST_EVENT_SENT
+
+
+def test_a_failed_test_event_says_how_and_that_it_is_retried(alice, alice_client, receiver, make_subscription):
+    receiver.script = [Reply(503, b"down for maintenance")]
+    endpoint = make_subscription(receiver.url("/hook"), owner_id=str(alice.pk))
+    response = alice_client.post(url("endpoint-test", endpoint.pk), {"event_type": "order.created"})
+    [message] = get_messages(response.wsgi_request)
+    assert message.level_tag == "error"
+    assert re.fullmatch(
+        r"The test event failed: HTTP 503 in \d+ ms \(HTTP 503\.\)\. It is retried like any delivery\.", str(message)
+    )
+
+
+def test_the_endpoint_page_charts_24_hours_by_hour_and_30_days_by_day(alice_client, alice_endpoint, make_delivery):
+    delivery, now = make_delivery(alice_endpoint), timezone.now()
+    add_attempt(delivery, attempt_number=1, created_at=now)
+    add_attempt(delivery, attempt_number=2, succeeded=False, status=503, created_at=now - timedelta(days=3))
+    add_attempt(delivery, attempt_number=3, created_at=now - timedelta(days=40))
+    attempt_stats.add(list(DeliveryAttempt.objects.all()))
+    page = alice_client.get(url("endpoint", alice_endpoint.pk)).content.decode()
+    day, month = page.split('id="chart-24h"')[1].split('id="chart-30d"')
+    assert "1 attempts: 1 succeeded, 0 failed." in day and "Delivery attempts, last 24 hours" in day
+    assert "2 attempts: 1 succeeded, 1 failed." in month and "Response time percentiles, last 30 days" in month
+    assert day.count("<g><title>") == 24 and month.count("<g><title>") == 30  # a bar per hour, per day
 
 
 def test_recover_queues_failed_deliveries_since_a_time(alice_client, alice_endpoint, alice_delivery):
