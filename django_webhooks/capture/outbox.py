@@ -16,11 +16,12 @@ from typing import Any, NamedTuple
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from .. import rows as sql_rows
 from ..delivery import handoff
 from ..models import Event
 
 #: Rows in one INSERT statement.
-INSERT_BATCH_SIZE = 500
+INSERT_BATCH_SIZE = sql_rows.INSERT_BATCH_SIZE
 
 
 class EventRow(NamedTuple):
@@ -65,65 +66,30 @@ _COLUMNS = (
     "version",
     "body",
 )
-_single_row_statements: dict[str, str] = {}
-
-
-def _returns_ids(using: str, count: int) -> bool:
-    features = connections[using].features
-    return features.can_return_columns_from_insert and (count == 1 or features.can_return_rows_from_bulk_insert)
-
-
-def _build_statement(using: str, count: int) -> str:
-    quote = connections[using].ops.quote_name
-    column_of = {field.name: field.column for field in Event._meta.concrete_fields}
-    columns = ", ".join(quote(column_of[name]) for name in _COLUMNS)
-    row = "(%s, %s, %s, %s, %s, %s, %s, %s, '')"  # body stays empty until fan-out fixes it
-    returning = f" RETURNING {quote(Event._meta.pk.column)}" if _returns_ids(using, count) else ""
-    return f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}{returning}"  # noqa: S608 (quoted model names only)
-
-
-def _statement(using: str, count: int) -> str:
-    """The single-row INSERT is built once per database: composing it costs as much as its round trip."""
-    if count != 1:
-        return _build_statement(using, count)
-    if using not in _single_row_statements:
-        _single_row_statements[using] = _build_statement(using, 1)
-    return _single_row_statements[using]
 
 
 def insert_rows(using: str, rows: list[EventRow]) -> list[int | None]:
     """INSERT ``rows`` in as few statements as possible; their primary keys, in order.
 
     The ids are None on a backend that cannot return them from a multi-row insert. Nothing is
-    handed to a worker: see :func:`write`.
+    handed to a worker: see :func:`write`. The body stays empty until fan-out fixes it.
     """
-    connection = connections[using]
-    adapt_datetime = connection.ops.adapt_datetimefield_value
-    pks: list[int | None] = []
-    for start in range(0, len(rows), INSERT_BATCH_SIZE):
-        batch = rows[start : start + INSERT_BATCH_SIZE]
-        params: list = []
-        for row in batch:
-            errors = json.dumps(row.schema_errors) if row.schema_errors else None
-            params += (
-                row.event_type,
-                row.payload,
-                row.owner_id,
-                row.idempotency_key,
-                errors,
-                adapt_datetime(row.created_at),
-                row.trace_context,
-                row.version,
-            )
-        with connection.cursor() as cursor:
-            cursor.execute(_statement(using, len(batch)), params)
-            if _returns_ids(using, len(batch)):
-                pks += [pk for (pk,) in cursor.fetchall()]
-            elif len(batch) == 1:
-                pks.append(connection.ops.last_insert_id(cursor, Event._meta.db_table, Event._meta.pk.column))
-            else:
-                pks += [None] * len(batch)
-    return pks
+    adapt_datetime = connections[using].ops.adapt_datetimefield_value
+    values = [
+        (
+            row.event_type,
+            row.payload,
+            row.owner_id,
+            row.idempotency_key,
+            json.dumps(row.schema_errors) if row.schema_errors else None,
+            adapt_datetime(row.created_at),
+            row.trace_context,
+            row.version,
+            "",
+        )
+        for row in rows
+    ]
+    return sql_rows.insert_rows(Event, _COLUMNS, values, using, INSERT_BATCH_SIZE)
 
 
 #: connection -> its ``run_on_commit`` list when :func:`schedule_processing` registered a handoff in it.

@@ -7,16 +7,17 @@ gives it. Stored request headers never keep signatures or credentials.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .. import signals
+from .. import rows, signals
 from ..conf import webhooks_settings
 from ..metrics import recording as metrics
 from ..models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
@@ -42,6 +43,11 @@ class Sent:
     url: str
 
 
+def _text(value: str) -> str:
+    """``value`` as the database can store it: no database stores a NUL in text or JSON."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def _build_attempt(sent: Sent, decision: RetryDecision, max_body: int) -> DeliveryAttempt:
     delivery, result = sent.delivery, sent.result
     return DeliveryAttempt(
@@ -52,13 +58,61 @@ def _build_attempt(sent: Sent, decision: RetryDecision, max_body: int) -> Delive
         url=sent.url,
         request_headers=redact_headers(sent.headers),
         response_status=result.status,
-        response_headers=dict(result.headers or {}),
-        response_body=(result.body or "")[:max_body],
+        response_headers={_text(name): _text(value) for name, value in (result.headers or {}).items()},
+        response_body=_text((result.body or "")[:max_body]),
         duration_ms=result.duration_ms,
         error_class=result.error_class or "",
-        error_message=(result.error_message or "")[:2000],
+        error_message=_text((result.error_message or "")[:2000]),
         succeeded=decision.status == DeliveryStatus.SUCCEEDED,
     )
+
+
+#: The columns :func:`_insert_attempts` writes.
+_ATTEMPT_COLUMNS = (
+    "delivery",
+    "subscription",
+    "attempt_number",
+    "created_at",
+    "url",
+    "request_headers",
+    "response_status",
+    "response_headers",
+    "response_body",
+    "duration_ms",
+    "error_class",
+    "error_message",
+    "succeeded",
+)
+
+
+def _insert_attempts(attempts: list[DeliveryAttempt]) -> None:
+    """Store ``attempts`` with one precompiled multi-row INSERT (:mod:`django_webhooks.rows`) and
+    give them their ids: a tenth of ``bulk_create``'s CPU for the same statement."""
+    using = router.db_for_write(DeliveryAttempt)
+    adapt_datetime = connections[using].ops.adapt_datetimefield_value
+    values = [
+        (
+            attempt.delivery_id,
+            attempt.subscription_id,
+            attempt.attempt_number,
+            adapt_datetime(attempt.created_at),
+            attempt.url,
+            json.dumps(attempt.request_headers),
+            attempt.response_status,
+            json.dumps(attempt.response_headers),
+            attempt.response_body,
+            attempt.duration_ms,
+            attempt.error_class,
+            attempt.error_message,
+            attempt.succeeded,
+        )
+        for attempt in attempts
+    ]
+    pks = rows.insert_rows(DeliveryAttempt, _ATTEMPT_COLUMNS, values, using)
+    for attempt, pk in zip(attempts, pks, strict=True):
+        attempt.pk = pk
+        attempt._state.adding = False
+        attempt._state.db = using
 
 
 def record(sent: list[Sent]) -> list[DeliveryAttempt]:
@@ -78,7 +132,7 @@ def record(sent: list[Sent]) -> list[DeliveryAttempt]:
         decision = policy.decide(outcome.delivery, outcome.result, timezone.now())
         decisions.append(decision)
         attempts.append(_build_attempt(outcome, decision, max_body))
-    DeliveryAttempt.objects.bulk_create(attempts)
+    _insert_attempts(attempts)
     now = timezone.now()
     outcomes: dict[int, list[bool]] = defaultdict(list)
     subscriptions: dict[int, Subscription] = {}

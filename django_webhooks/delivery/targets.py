@@ -88,6 +88,33 @@ def validate_target_url(url: str) -> None:
 
 
 def _parse_target(url: str) -> _ParsedTarget:
+    """The checks of :func:`validate_target_url`, remembered per URL and the settings they read.
+
+    Every request parses its URL again; a worker sends to few URLs, so the answer is kept
+    (failures are not: they raise).
+    """
+    if not isinstance(url, str):
+        return _check_target(url)
+    ports, targets = webhooks_settings.ALLOWED_PORTS, webhooks_settings.ALLOWED_TARGETS
+    try:
+        key = (
+            webhooks_settings.require_https,
+            bool(webhooks_settings.ALLOW_LOOPBACK),
+            None if ports is None else tuple(ports),
+            tuple(targets),
+        )
+        hash(key)
+    except TypeError:  # settings of the wrong types: checked (and reported) the long way
+        return _check_target(url)
+    return _cached_check(url, key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_check(url: str, settings_key: tuple[object, ...]) -> _ParsedTarget:
+    return _check_target(url)
+
+
+def _check_target(url: str) -> _ParsedTarget:
     if not isinstance(url, str) or not url:
         raise BlockedTarget("The URL is empty.", error_class=INVALID_TARGET)
     if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):

@@ -326,12 +326,12 @@ def test_a_dribbling_receiver_cannot_stretch_the_request_past_the_timeout(transp
     assert len(dribbling.requests) == 1
 
 
-def test_a_receiver_dribbling_over_tls_cannot_stretch_the_request(transport, tmp_path, scripted_dns):
+def test_a_receiver_dribbling_over_tls_cannot_stretch_the_request(tmp_path, scripted_dns):
     scripted_dns[:] = ["127.0.0.1"]
     cert_path, key_path = self_signed_certificate(tmp_path, "hooks.test")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
-    transport.session.verify = str(cert_path)
+    transport = Transport(ca_file=str(cert_path))
     with RawReceiver(dribbled_headers, tls=context) as dribbling:
         result = send_within_deadline(transport, dribbling.url(host_name="hooks.test"))
     assert (result.status, result.error_class) == (None, "timeout")
@@ -634,8 +634,8 @@ def test_untrusted_certificate_is_a_tls_error_and_sni_names_the_host(transport, 
     assert tls_receiver.requests == []
 
 
-def test_trusted_certificate_is_checked_against_the_url_host(transport, tls_receiver):
-    transport.session.verify = str(tls_receiver.cert_path)
+def test_trusted_certificate_is_checked_against_the_url_host(tls_receiver):
+    transport = Transport(ca_file=str(tls_receiver.cert_path))
     result = transport.send(tls_receiver.url(host_name="hooks.test"), BODY, {})
     assert result.succeeded, result.error_message
     assert tls_receiver.requests[0].headers["host"] == f"hooks.test:{tls_receiver.port}"
