@@ -232,9 +232,13 @@ class Delivery(models.Model):
     """One event on its way to one subscription, across all of its attempts."""
 
     id = models.BigAutoField(primary_key=True)
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries")
-    message_id = models.CharField(max_length=64, unique=True, default=new_message_id)
+    # No index of their own: the (event, subscription) constraint and the subscription-led indexes
+    # below serve every lookup, and each index is written again on every status change.
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    #: Unique through ``dwh_delivery_message_id_uniq`` (a constraint, so PostgreSQL gets no second,
+    #: ``LIKE``-pattern index: message ids are looked up exactly).
+    message_id = models.CharField(max_length=64, default=new_message_id)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     #: Requests made so far (the API's ``attempt_count``); the requests themselves are ``delivery_attempts``.
     attempts = models.PositiveIntegerField(default=0)
@@ -272,13 +276,22 @@ class Delivery(models.Model):
                 condition=Q(status="in_flight"),
                 name="dwh_delivery_lane_idx",
             ),
-            models.Index(fields=["subscription", "status", "id"], name="dwh_delivery_sub_status_idx"),
+            # Filtering by status: partial, as most rows end succeeded (that filter reads the recency
+            # indexes, where almost every row matches), so a success adds no entry to them.
+            models.Index(
+                fields=["subscription", "status", "id"],
+                condition=~Q(status="succeeded"),
+                name="dwh_delivery_sub_status_idx",
+            ),
             models.Index(fields=["subscription", "-created_at"], name="dwh_delivery_sub_recent_idx"),
-            models.Index(fields=["status", "-created_at"], name="dwh_delivery_status_idx"),
+            models.Index(
+                fields=["status", "-created_at"], condition=~Q(status="succeeded"), name="dwh_delivery_status_idx"
+            ),
             models.Index(fields=["-created_at"], name="dwh_delivery_created_idx"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["event", "subscription"], name="dwh_delivery_event_subscription"),
+            models.UniqueConstraint(fields=["message_id"], name="dwh_delivery_message_id_uniq"),
         ]
 
     def __str__(self) -> str:
@@ -303,8 +316,11 @@ class DeliveryAttempt(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     # ``delivery_attempts`` from both sides: ``Delivery.attempts`` is the counter (the API's ``attempt_count``).
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="delivery_attempts")
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="delivery_attempts")
+    # Indexed by the (delivery, attempt_number) and (subscription, created_at) indexes below.
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="delivery_attempts", db_index=False)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="delivery_attempts", db_index=False
+    )
     attempt_number = models.PositiveIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
     url = models.URLField(max_length=2000)

@@ -7,176 +7,330 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='EventType',
+            name="EventType",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200, unique=True, validators=[django_webhooks.models.validate_event_type_name])),
-                ('description', models.TextField(blank=True)),
-                ('schema', models.JSONField(blank=True, help_text="JSON Schema the event's data must match.", null=True)),
-                ('example', models.JSONField(blank=True, help_text="An example of the event's data.", null=True)),
-                ('thin', models.BooleanField(default=False, help_text="Send only the object's id, type and a URL to fetch it.")),
-                ('archived', models.BooleanField(default=False, help_text='No new subscriptions or events.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=200, unique=True, validators=[django_webhooks.models.validate_event_type_name]
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                (
+                    "schema",
+                    models.JSONField(blank=True, help_text="JSON Schema the event's data must match.", null=True),
+                ),
+                ("example", models.JSONField(blank=True, help_text="An example of the event's data.", null=True)),
+                (
+                    "thin",
+                    models.BooleanField(
+                        default=False, help_text="Send only the object's id, type and a URL to fetch it."
+                    ),
+                ),
+                ("archived", models.BooleanField(default=False, help_text="No new subscriptions or events.")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'event type',
-                'ordering': ['name'],
+                "verbose_name": "event type",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('event_type', models.CharField(max_length=200, validators=[django_webhooks.models.validate_event_type_name])),
-                ('payload', models.JSONField()),
-                ('owner_id', models.CharField(blank=True, max_length=64, null=True)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200, null=True)),
-                ('schema_errors', models.JSONField(blank=True, null=True)),
-                ('body', models.TextField(blank=True, help_text='The exact bytes sent, fixed at fan-out.')),
-                ('fanned_out_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "event_type",
+                    models.CharField(max_length=200, validators=[django_webhooks.models.validate_event_type_name]),
+                ),
+                ("payload", models.JSONField()),
+                ("owner_id", models.CharField(blank=True, max_length=64, null=True)),
+                ("idempotency_key", models.CharField(blank=True, max_length=200, null=True)),
+                ("schema_errors", models.JSONField(blank=True, null=True)),
+                ("body", models.TextField(blank=True, help_text="The exact bytes sent, fixed at fan-out.")),
+                ("fanned_out_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name': 'event',
-                'indexes': [models.Index(fields=['created_at'], name='dwh_event_created_idx'), models.Index(fields=['owner_id', '-created_at'], name='dwh_event_owner_idx'), models.Index(fields=['event_type', '-created_at'], name='dwh_event_type_idx'), models.Index(condition=models.Q(('fanned_out_at__isnull', True)), fields=['id'], name='dwh_event_pending_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False), ('owner_id__isnull', False)), fields=('owner_id', 'idempotency_key'), name='dwh_event_owner_idempotency_key'), models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False), ('owner_id__isnull', True)), fields=('idempotency_key',), name='dwh_event_idempotency_key')],
+                "verbose_name": "event",
+                "indexes": [
+                    models.Index(fields=["created_at"], name="dwh_event_created_idx"),
+                    models.Index(fields=["owner_id", "-created_at"], name="dwh_event_owner_idx"),
+                    models.Index(fields=["event_type", "-created_at"], name="dwh_event_type_idx"),
+                    models.Index(
+                        condition=models.Q(("fanned_out_at__isnull", True)), fields=["id"], name="dwh_event_pending_idx"
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("idempotency_key__isnull", False), ("owner_id__isnull", False)),
+                        fields=("owner_id", "idempotency_key"),
+                        name="dwh_event_owner_idempotency_key",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("idempotency_key__isnull", False), ("owner_id__isnull", True)),
+                        fields=("idempotency_key",),
+                        name="dwh_event_idempotency_key",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Subscription',
+            name="Subscription",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('owner_id', models.CharField(blank=True, db_index=True, max_length=64, null=True)),
-                ('url', models.URLField(max_length=2000)),
-                ('description', models.CharField(blank=True, max_length=255)),
-                ('event_types', models.JSONField(default=django_webhooks.models.empty_list, help_text='Event type names or patterns: order.created, order.*, *.')),
-                ('filters', models.JSONField(blank=True, default=django_webhooks.models.empty_dict, help_text='Only events whose data matches every entry: {"status": "paid", "customer.country": "NL"}.')),
-                ('headers', models.JSONField(blank=True, default=django_webhooks.models.empty_dict, help_text='Extra HTTP headers sent with every request.')),
-                ('enabled', models.BooleanField(default=True)),
-                ('disabled_reason', models.CharField(blank=True, max_length=255)),
-                ('disabled_at', models.DateTimeField(blank=True, null=True)),
-                ('ordered', models.BooleanField(default=False, help_text='Deliver strictly in event order; each waits for the one before.')),
-                ('max_in_flight', models.PositiveSmallIntegerField(blank=True, help_text='Concurrent requests to this endpoint; empty uses the setting.', null=True)),
-                ('rate_limit', models.PositiveIntegerField(blank=True, help_text='Deliveries per second at most.', null=True)),
-                ('consecutive_failures', models.PositiveIntegerField(default=0)),
-                ('circuit_open_until', models.DateTimeField(blank=True, null=True)),
-                ('failing_since', models.DateTimeField(blank=True, null=True)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('last_failure_at', models.DateTimeField(blank=True, null=True)),
-                ('next_send_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("owner_id", models.CharField(blank=True, db_index=True, max_length=64, null=True)),
+                ("url", models.URLField(max_length=2000)),
+                ("description", models.CharField(blank=True, max_length=255)),
+                (
+                    "event_types",
+                    models.JSONField(
+                        default=django_webhooks.models.empty_list,
+                        help_text="Event type names or patterns: order.created, order.*, *.",
+                    ),
+                ),
+                (
+                    "filters",
+                    models.JSONField(
+                        blank=True,
+                        default=django_webhooks.models.empty_dict,
+                        help_text='Only events whose data matches every entry: {"status": "paid", "customer.country": "NL"}.',
+                    ),
+                ),
+                (
+                    "headers",
+                    models.JSONField(
+                        blank=True,
+                        default=django_webhooks.models.empty_dict,
+                        help_text="Extra HTTP headers sent with every request.",
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("disabled_reason", models.CharField(blank=True, max_length=255)),
+                ("disabled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "ordered",
+                    models.BooleanField(
+                        default=False, help_text="Deliver strictly in event order; each waits for the one before."
+                    ),
+                ),
+                (
+                    "max_in_flight",
+                    models.PositiveSmallIntegerField(
+                        blank=True, help_text="Concurrent requests to this endpoint; empty uses the setting.", null=True
+                    ),
+                ),
+                (
+                    "rate_limit",
+                    models.PositiveIntegerField(blank=True, help_text="Deliveries per second at most.", null=True),
+                ),
+                ("consecutive_failures", models.PositiveIntegerField(default=0)),
+                ("circuit_open_until", models.DateTimeField(blank=True, null=True)),
+                ("failing_since", models.DateTimeField(blank=True, null=True)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("last_failure_at", models.DateTimeField(blank=True, null=True)),
+                ("next_send_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'subscription',
-                'indexes': [models.Index(fields=['enabled', 'owner_id'], name='dwh_sub_enabled_owner_idx')],
+                "verbose_name": "subscription",
+                "indexes": [models.Index(fields=["enabled", "owner_id"], name="dwh_sub_enabled_owner_idx")],
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('message_id', models.CharField(default=django_webhooks.models.new_message_id, max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('in_flight', 'in flight'), ('succeeded', 'succeeded'), ('failed', 'failed'), ('exhausted', 'exhausted'), ('cancelled', 'cancelled')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, default=django.utils.timezone.now, null=True)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_token', models.CharField(blank=True, default='', max_length=32)),
-                ('last_status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='django_webhooks.event')),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='django_webhooks.subscription')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "message_id",
+                    models.CharField(default=django_webhooks.models.new_message_id, max_length=64, unique=True),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("in_flight", "in flight"),
+                            ("succeeded", "succeeded"),
+                            ("failed", "failed"),
+                            ("exhausted", "exhausted"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, default=django.utils.timezone.now, null=True)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_token", models.CharField(blank=True, default="", max_length=32)),
+                ("last_status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="django_webhooks.event",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="django_webhooks.subscription",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'delivery',
-                'verbose_name_plural': 'deliveries',
+                "verbose_name": "delivery",
+                "verbose_name_plural": "deliveries",
             },
         ),
         migrations.CreateModel(
-            name='SubscriptionSecret',
+            name="SubscriptionSecret",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('encrypted', models.TextField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField(blank=True, help_text='Empty for the current secret.', null=True)),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='secrets', to='django_webhooks.subscription')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("encrypted", models.TextField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField(blank=True, help_text="Empty for the current secret.", null=True)),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="secrets",
+                        to="django_webhooks.subscription",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'signing secret',
+                "verbose_name": "signing secret",
             },
         ),
         migrations.CreateModel(
-            name='DeliveryAttempt',
+            name="DeliveryAttempt",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('attempt_number', models.PositiveIntegerField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('url', models.URLField(max_length=2000)),
-                ('request_headers', models.JSONField(default=django_webhooks.models.empty_dict)),
-                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response_headers', models.JSONField(blank=True, default=django_webhooks.models.empty_dict)),
-                ('response_body', models.TextField(blank=True)),
-                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('error_class', models.CharField(blank=True, choices=[('', 'none'), ('timeout', 'timeout'), ('connection', 'connection error'), ('dns', 'DNS error'), ('tls', 'TLS error'), ('http_status', 'HTTP error status'), ('redirect', 'redirect (not followed)'), ('blocked_target', 'blocked target'), ('invalid_target', 'invalid target'), ('internal', 'internal error')], default='', max_length=16)),
-                ('error_message', models.TextField(blank=True)),
-                ('succeeded', models.BooleanField(default=False)),
-                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_set', to='django_webhooks.delivery')),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='django_webhooks.subscription')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("attempt_number", models.PositiveIntegerField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("url", models.URLField(max_length=2000)),
+                ("request_headers", models.JSONField(default=django_webhooks.models.empty_dict)),
+                ("response_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("response_headers", models.JSONField(blank=True, default=django_webhooks.models.empty_dict)),
+                ("response_body", models.TextField(blank=True)),
+                ("duration_ms", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "error_class",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "none"),
+                            ("timeout", "timeout"),
+                            ("connection", "connection error"),
+                            ("dns", "DNS error"),
+                            ("tls", "TLS error"),
+                            ("http_status", "HTTP error status"),
+                            ("redirect", "redirect (not followed)"),
+                            ("blocked_target", "blocked target"),
+                            ("invalid_target", "invalid target"),
+                            ("internal", "internal error"),
+                        ],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("error_message", models.TextField(blank=True)),
+                ("succeeded", models.BooleanField(default=False)),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempt_set",
+                        to="django_webhooks.delivery",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to="django_webhooks.subscription",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'delivery attempt',
-                'indexes': [models.Index(fields=['subscription', 'created_at'], name='dwh_attempt_sub_created_idx'), models.Index(fields=['delivery', 'attempt_number'], name='dwh_attempt_delivery_idx'), models.Index(fields=['created_at'], name='dwh_attempt_created_idx')],
+                "verbose_name": "delivery attempt",
+                "indexes": [
+                    models.Index(fields=["subscription", "created_at"], name="dwh_attempt_sub_created_idx"),
+                    models.Index(fields=["delivery", "attempt_number"], name="dwh_attempt_delivery_idx"),
+                    models.Index(fields=["created_at"], name="dwh_attempt_created_idx"),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='dwh_delivery_due_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status", "pending")), fields=["next_attempt_at"], name="dwh_delivery_due_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status', 'in_flight')), fields=['lease_expires_at'], name='dwh_delivery_lease_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status", "in_flight")), fields=["lease_expires_at"], name="dwh_delivery_lease_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['subscription', 'next_attempt_at', 'id'], name='dwh_delivery_sub_due_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["subscription", "next_attempt_at", "id"],
+                name="dwh_delivery_sub_due_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status', 'in_flight')), fields=['subscription', 'lease_expires_at', 'lease_token'], name='dwh_delivery_lane_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status", "in_flight")),
+                fields=["subscription", "lease_expires_at", "lease_token"],
+                name="dwh_delivery_lane_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['subscription', 'status', 'id'], name='dwh_delivery_sub_status_idx'),
+            model_name="delivery",
+            index=models.Index(fields=["subscription", "status", "id"], name="dwh_delivery_sub_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['subscription', '-created_at'], name='dwh_delivery_sub_recent_idx'),
+            model_name="delivery",
+            index=models.Index(fields=["subscription", "-created_at"], name="dwh_delivery_sub_recent_idx"),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['status', '-created_at'], name='dwh_delivery_status_idx'),
+            model_name="delivery",
+            index=models.Index(fields=["status", "-created_at"], name="dwh_delivery_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['-created_at'], name='dwh_delivery_created_idx'),
+            model_name="delivery",
+            index=models.Index(fields=["-created_at"], name="dwh_delivery_created_idx"),
         ),
         migrations.AddConstraint(
-            model_name='delivery',
-            constraint=models.UniqueConstraint(fields=('event', 'subscription'), name='dwh_delivery_event_subscription'),
+            model_name="delivery",
+            constraint=models.UniqueConstraint(
+                fields=("event", "subscription"), name="dwh_delivery_event_subscription"
+            ),
         ),
         migrations.AddIndex(
-            model_name='subscriptionsecret',
-            index=models.Index(fields=['subscription', 'expires_at'], name='dwh_secret_sub_idx'),
+            model_name="subscriptionsecret",
+            index=models.Index(fields=["subscription", "expires_at"], name="dwh_secret_sub_idx"),
         ),
     ]

@@ -6,32 +6,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('django_webhooks', '0006_payload_formats_and_versions'),
+        ("django_webhooks", "0006_payload_formats_and_versions"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditLogEntry',
+            name="AuditLogEntry",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('owner_id', models.CharField(max_length=64)),
-                ('actor', models.CharField(max_length=255)),
-                ('actor_user_id', models.CharField(blank=True, default='', max_length=64)),
-                ('action', models.CharField(choices=[('link.opened', 'portal link opened'), ('links.revoked', 'portal links revoked'), ('subscription.created', 'endpoint created'), ('subscription.updated', 'endpoint changed'), ('subscription.deleted', 'endpoint deleted'), ('subscription.enabled', 'endpoint enabled'), ('subscription.disabled', 'endpoint disabled'), ('secret.revealed', 'signing secret revealed'), ('secret.rotated', 'signing secret rotated'), ('test_event.sent', 'test event sent'), ('delivery.resent', 'delivery resent'), ('deliveries.recovered', 'failed deliveries recovered')], max_length=32)),
-                ('object_type', models.CharField(blank=True, default='', max_length=32)),
-                ('object_id', models.CharField(blank=True, default='', max_length=64)),
-                ('object_repr', models.CharField(blank=True, default='', max_length=255)),
-                ('changes', models.JSONField(blank=True, default=django_webhooks.models.empty_dict)),
-                ('link_nonce', models.CharField(blank=True, max_length=64, null=True, unique=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("owner_id", models.CharField(max_length=64)),
+                ("actor", models.CharField(max_length=255)),
+                ("actor_user_id", models.CharField(blank=True, default="", max_length=64)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("link.opened", "portal link opened"),
+                            ("links.revoked", "portal links revoked"),
+                            ("subscription.created", "endpoint created"),
+                            ("subscription.updated", "endpoint changed"),
+                            ("subscription.deleted", "endpoint deleted"),
+                            ("subscription.enabled", "endpoint enabled"),
+                            ("subscription.disabled", "endpoint disabled"),
+                            ("secret.revealed", "signing secret revealed"),
+                            ("secret.rotated", "signing secret rotated"),
+                            ("test_event.sent", "test event sent"),
+                            ("delivery.resent", "delivery resent"),
+                            ("deliveries.recovered", "failed deliveries recovered"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("object_type", models.CharField(blank=True, default="", max_length=32)),
+                ("object_id", models.CharField(blank=True, default="", max_length=64)),
+                ("object_repr", models.CharField(blank=True, default="", max_length=255)),
+                ("changes", models.JSONField(blank=True, default=django_webhooks.models.empty_dict)),
+                ("link_nonce", models.CharField(blank=True, max_length=64, null=True, unique=True)),
             ],
             options={
-                'verbose_name': 'portal audit log entry',
-                'verbose_name_plural': 'portal audit log',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['owner_id', '-created_at'], name='dwh_audit_owner_idx'), models.Index(fields=['owner_id', 'action', '-created_at'], name='dwh_audit_owner_action_idx'), models.Index(fields=['-created_at'], name='dwh_audit_created_idx')],
+                "verbose_name": "portal audit log entry",
+                "verbose_name_plural": "portal audit log",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["owner_id", "-created_at"], name="dwh_audit_owner_idx"),
+                    models.Index(fields=["owner_id", "action", "-created_at"], name="dwh_audit_owner_action_idx"),
+                    models.Index(fields=["-created_at"], name="dwh_audit_created_idx"),
+                ],
             },
         ),
     ]
