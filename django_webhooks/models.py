@@ -24,6 +24,11 @@ def new_message_id() -> str:
     return "msg_" + _secrets.token_urlsafe(18).replace("-", "A").replace("_", "B")
 
 
+def new_key_set_id() -> str:
+    """The unguessable id in the public URL of a subscription's key set (its v1a public keys)."""
+    return "ks_" + _secrets.token_urlsafe(24)
+
+
 def empty_list() -> list:
     return []
 
@@ -59,6 +64,14 @@ class PayloadFormat(models.TextChoices):
     STANDARD = "standard", _("Standard Webhooks envelope")
     CLOUDEVENTS = "cloudevents", _("CloudEvents 1.0, structured JSON")
     CLOUDEVENTS_BINARY = "cloudevents_binary", _("CloudEvents 1.0, binary mode (ce-* headers)")
+
+
+class SignatureScheme(models.TextChoices):
+    """Which Standard Webhooks signatures a subscription's requests carry (:mod:`django_webhooks.signing`)."""
+
+    V1 = "v1", _("v1: HMAC-SHA256 with the signing secret")
+    V1A = "v1a", _("v1a: ed25519 with the signing key, verified with its public key")
+    BOTH = "both", _("v1 and v1a, while receivers move to v1a")
 
 
 class Subscription(models.Model):
@@ -107,6 +120,19 @@ class Subscription(models.Model):
             "A type without one gets its current version."
         ),
     )
+    signature_scheme = models.CharField(
+        max_length=8,
+        choices=SignatureScheme.choices,
+        default=SignatureScheme.V1,
+        db_default=SignatureScheme.V1,
+        help_text=_(
+            "v1 signs with the shared secret; v1a with an ed25519 key whose public key receivers verify with; "
+            "both sends the two while receivers move over."
+        ),
+    )
+    #: Addresses the public key set of the subscription's v1a keys (``api/.../key-sets/<id>/``),
+    #: so that the URL tells nothing about the subscription or its owner.
+    key_set_id = models.CharField(max_length=40, unique=True, default=new_key_set_id, editable=False)
     # Endpoint health, maintained by the delivery engine.
     consecutive_failures = models.PositiveIntegerField(default=0)
     circuit_open_until = models.DateTimeField(null=True, blank=True)
@@ -147,6 +173,27 @@ class SubscriptionSecret(models.Model):
     def __str__(self) -> str:
         state = "current" if self.expires_at is None else f"expires {self.expires_at:%Y-%m-%d %H:%M}"
         return f"secret #{self.pk} of subscription #{self.subscription_id} ({state})"
+
+
+class SubscriptionSigningKey(models.Model):
+    """An ed25519 key pair that makes ``v1a`` signatures: the private key (``whsk_``) encrypted at
+    rest, the public key (``whpk_``) in the clear, published in the subscription's key set.
+    Several sign at once during a rotation, like :class:`SubscriptionSecret`."""
+
+    id = models.BigAutoField(primary_key=True)
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="signing_keys")
+    encrypted = models.TextField()
+    public_key = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty for the current key."))
+
+    class Meta:
+        verbose_name = _("signing key")
+        indexes = [models.Index(fields=["subscription", "expires_at"], name="dwh_signing_key_sub_idx")]
+
+    def __str__(self) -> str:
+        state = "current" if self.expires_at is None else f"expires {self.expires_at:%Y-%m-%d %H:%M}"
+        return f"signing key #{self.pk} of subscription #{self.subscription_id} ({state})"
 
 
 class Event(models.Model):

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+import base64
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.http import HttpResponse, JsonResponse
 from django.test import Client, RequestFactory
 from django.urls import path
 
 from django_webhooks.exceptions import SignatureVerificationError
 from django_webhooks.receiving import verify, verify_webhook
-from django_webhooks.signing import generate_secret, sign, webhook_headers
+from django_webhooks.signing import generate_key_pair, generate_secret, public_jwk, sign, webhook_headers
 
 SECRET = generate_secret()
 OTHER_SECRET = generate_secret()
@@ -115,6 +118,120 @@ def test_verify_with_request_headers():
     verify(request.META, request.body, SECRET)
 
 
+# --- v1a: ed25519 signatures, public keys and key sets ---------------------------------------
+
+PRIVATE_KEY, PUBLIC_KEY = generate_key_pair()
+OTHER_PRIVATE_KEY, OTHER_PUBLIC_KEY = generate_key_pair()
+
+
+def independently_signed(key: Ed25519PrivateKey, body=BODY, timestamp=None, msg_id=MSG_ID) -> dict[str, str]:
+    """Headers signed as the spec's text says, with cryptography alone: v1a, base64 of the ed25519
+    signature of ``{msg_id}.{timestamp}.{body}``."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = key.sign(f"{msg_id}.{timestamp}.".encode() + body)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1a," + base64.b64encode(signature).decode(),
+    }
+
+
+def whpk(key: Ed25519PrivateKey) -> str:
+    return "whpk_" + base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def key_set_entry(public_key, expires=None):
+    return {**public_jwk(public_key), "public_key": public_key, "created": "2026-01-01T00:00:00Z", "expires": expires}
+
+
+def test_a_v1a_signature_from_the_independent_signer_verifies_with_its_public_key():
+    key = Ed25519PrivateKey.generate()
+    verify(independently_signed(key), BODY, whpk(key))
+    with pytest.raises(SignatureVerificationError, match="No matching signature"):
+        verify(independently_signed(key), BODY + b" ", whpk(key))
+    with pytest.raises(SignatureVerificationError, match="No matching signature"):
+        verify({**independently_signed(key), "webhook-id": "msg_other"}, BODY, whpk(key))
+    with pytest.raises(SignatureVerificationError, match="No matching signature"):
+        verify(independently_signed(key), BODY, PUBLIC_KEY)
+
+
+def test_v1_and_v1a_side_by_side_verify_with_the_secret_or_the_public_key():
+    both = signed(secrets=[SECRET, PRIVATE_KEY])
+    verify(both, BODY, SECRET)
+    verify(both, BODY, PUBLIC_KEY)
+    verify(both, BODY, [OTHER_PUBLIC_KEY, PUBLIC_KEY])
+    verify(both, BODY, [OTHER_SECRET, PUBLIC_KEY])
+    with pytest.raises(SignatureVerificationError, match="No matching signature"):
+        verify(both, BODY, [OTHER_SECRET, OTHER_PUBLIC_KEY])
+
+
+def test_a_public_key_needs_a_v1a_signature():
+    with pytest.raises(SignatureVerificationError, match="No v1a signature"):
+        verify(signed(), BODY, PUBLIC_KEY)
+    with pytest.raises(SignatureVerificationError, match="No v1 or v1a signature"):
+        verify({**signed(), "webhook-signature": "v2,AAAA"}, BODY, [SECRET, PUBLIC_KEY])
+    # A v1a entry that is not 64 bytes of base64 is no ed25519 signature.
+    with pytest.raises(SignatureVerificationError, match="No v1a signature"):
+        verify({**signed(), "webhook-signature": "v1a,AAAA v1a,!!!"}, BODY, PUBLIC_KEY)
+
+
+def test_the_spec_example_header_is_parsed_as_one_v1_and_one_v1a_signature():
+    # The example of the spec's "Webhook headers" section; it gives no key, so nothing verifies it,
+    # but both entries are signatures of their versions (the v1a one is 64 bytes).
+    example = {
+        "webhook-id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+        "webhook-timestamp": "1674087231",
+        "webhook-signature": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4= "
+        "v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg==",
+    }
+    for key in (PUBLIC_KEY, SECRET):
+        with pytest.raises(SignatureVerificationError, match="No matching signature"):
+            verify(example, BODY, key, now=1674087231)
+
+
+def test_a_key_set_verifies_with_its_current_keys_and_leaves_expired_ones_out():
+    now = int(time.time())
+    soon = datetime.fromtimestamp(now + 60, tz=UTC).isoformat()
+    key_set = {
+        "keys": [
+            {"kty": "RSA", "kid": "someone-else", "n": "AQAB", "e": "AQAB"},
+            key_set_entry(OTHER_PUBLIC_KEY),
+            key_set_entry(PUBLIC_KEY, expires=soon),
+        ]
+    }
+    headers = signed(secrets=[PRIVATE_KEY], timestamp=now)
+    verify(headers, BODY, key_set, now=now)
+    verify(headers, BODY, [SECRET, key_set], now=now)
+    # Once the rotated-out key's overlap ends, a cached key set no longer trusts it.
+    with pytest.raises(SignatureVerificationError, match="No matching signature"):
+        verify(headers, BODY, key_set, now=now + 61, tolerance=120)
+    verify(signed(secrets=[OTHER_PRIVATE_KEY], timestamp=now), BODY, key_set, now=now)
+
+
+def test_a_key_set_without_current_ed25519_keys_rejects():
+    expired = (datetime.now(tz=UTC) - timedelta(seconds=1)).isoformat()
+    for key_set in ({"keys": []}, {"keys": [key_set_entry(PUBLIC_KEY, expires=expired)]}):
+        with pytest.raises(SignatureVerificationError, match="no current ed25519 key"):
+            verify(signed(secrets=[PRIVATE_KEY]), BODY, key_set)
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ({"keys": "nope"}, "keys"),
+        ({"keys": ["nope"]}, "JWK"),
+        ({"keys": [key_set_entry(PUBLIC_KEY, expires="tomorrow")]}, "ISO 8601"),
+        ({"keys": [key_set_entry(PUBLIC_KEY, expires="2030-01-01T00:00:00")]}, "UTC offset"),
+        ({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}]}, "32 bytes"),
+        ("whpk_" + base64.b64encode(bytes(31)).decode(), "32 bytes"),
+        (PRIVATE_KEY, "public key"),
+    ],
+)
+def test_unusable_keys_and_key_sets_are_refused(key, message):
+    with pytest.raises(ValueError, match=message):
+        verify(signed(secrets=[PRIVATE_KEY]), BODY, key)
+
+
 # --- the view decorator, through the test client ---------------------------------------------
 
 received = []
@@ -139,10 +256,26 @@ async def async_hook(request):
     return HttpResponse("async ok")
 
 
+@verify_webhook(secret=PUBLIC_KEY)
+def v1a_hook(request):
+    return HttpResponse(status=204)
+
+
+#: As a receiver caches the key set it fetched from the sender's key set URL.
+CACHED_KEY_SET = {"keys": [key_set_entry(OTHER_PUBLIC_KEY), key_set_entry(PUBLIC_KEY)]}
+
+
+@verify_webhook(secret=lambda request: CACHED_KEY_SET)
+def key_set_hook(request):
+    return HttpResponse(status=204)
+
+
 urlpatterns = [
     path("hooks/orders", order_hook),
     path("hooks/tenant", tenant_hook),
     path("hooks/async", async_hook),
+    path("hooks/v1a", v1a_hook),
+    path("hooks/key-set", key_set_hook),
 ]
 
 
@@ -197,10 +330,32 @@ def test_async_view(client):
     assert post(client, "/hooks/async", headers=signed(timestamp=int(time.time()) - 60)).status_code == 400
 
 
+@pytest.mark.parametrize("url", ["/hooks/v1a", "/hooks/key-set"])
+def test_decorated_views_verify_v1a_with_a_public_key_or_a_key_set(client, url):
+    assert post(client, url, headers=signed(secrets=[PRIVATE_KEY])).status_code == 204
+    assert post(client, url, headers=signed(secrets=[SECRET, PRIVATE_KEY])).status_code == 204
+    v1_only = post(client, url, headers=signed())
+    assert v1_only.status_code == 400 and b"No v1a signature" in v1_only.content
+    forged = post(client, url, headers=signed(secrets=[generate_key_pair()[0]]))
+    assert forged.status_code == 400 and b"No matching signature" in forged.content
+
+
 def test_decorator_checks_a_static_secret_when_applied():
     with pytest.raises(TypeError, match="secret"):
         verify_webhook()
     with pytest.raises(ValueError, match="base64"):
         verify_webhook(secret="whsec_not base64!")
+    with pytest.raises(ValueError, match="public key"):
+        verify_webhook(secret=[PUBLIC_KEY, PRIVATE_KEY])
+    with pytest.raises(ValueError, match="keys"):
+        verify_webhook(secret={"keys": None})
     with pytest.raises(ValueError, match="at least one secret"):
         verify_webhook(secret=[])
+
+
+def test_only_the_first_signatures_of_a_long_header_are_looked_at():
+    forged = " ".join(signed(secrets=[generate_key_pair()[0]])["webhook-signature"] for _ in range(32))
+    genuine = signed(secrets=[PRIVATE_KEY])
+    verify({**genuine, "webhook-signature": f"{genuine['webhook-signature']} {forged}"}, BODY, PUBLIC_KEY)
+    with pytest.raises(SignatureVerificationError, match="No matching signature"):
+        verify({**genuine, "webhook-signature": f"{forged} {genuine['webhook-signature']}"}, BODY, PUBLIC_KEY)

@@ -21,7 +21,7 @@ from ..catalog import (
 )
 from ..delivery.headers import validate_custom_headers
 from ..delivery.targets import target_validator
-from ..models import EventType, PayloadFormat, Subscription
+from ..models import EventType, PayloadFormat, SignatureScheme, Subscription
 
 
 def _split_event_types(value: Any) -> list[str]:
@@ -69,6 +69,17 @@ class SubscriptionAdminForm(forms.ModelForm):
         initial=PayloadFormat.STANDARD,
         help_text=_("Standard Webhooks envelope (the default), or CloudEvents 1.0 in structured or binary mode."),
     )
+    signature_scheme = forms.TypedChoiceField(
+        label=_("Signature scheme"),
+        choices=SignatureScheme.choices,
+        required=False,
+        empty_value=SignatureScheme.V1,
+        initial=SignatureScheme.V1,
+        help_text=_(
+            "v1 (the default) signs with the shared secret; v1a with an ed25519 key whose public key receivers "
+            "verify with; both sends the two while receivers move to v1a. v1a makes a key pair when saved."
+        ),
+    )
 
     class Meta:
         model = Subscription
@@ -85,6 +96,7 @@ class SubscriptionAdminForm(forms.ModelForm):
             "send_traceparent",
             "payload_format",
             "event_versions",
+            "signature_scheme",
         ]
         help_texts = {
             "owner_id": _("Primary key of the owner; empty for a staff-managed subscription."),

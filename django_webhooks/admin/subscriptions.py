@@ -15,14 +15,15 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import secret_store
+from ..api import key_sets
 from ..conf import webhooks_settings
 from ..delivery import operations
 from ..delivery.health import health_for
@@ -102,7 +103,7 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
     ]
     change_form_template = "django_webhooks/admin/subscription_change_form.html"
     change_list_template = "django_webhooks/admin/subscription_change_list.html"
-    readonly_fields = ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]
+    readonly_fields = ["state", "health_summary", "deliveries_link", "signing_keys_summary", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["owner_id", "url", "description", "event_types"]}),
         (
@@ -110,6 +111,7 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             {"fields": ["filters", "headers", "ordered", "max_in_flight", "rate_limit", "send_traceparent"]},
         ),
         (_("Payload"), {"fields": ["payload_format", "event_versions"]}),
+        (_("Signatures"), {"fields": ["signature_scheme", "signing_keys_summary"]}),
         (_("State"), {"fields": ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]}),
     ]
 
@@ -126,7 +128,7 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             subscription.__dict__[HEALTH_KEY] = health.get(subscription.pk, {})
 
     def get_fieldsets(self, request: HttpRequest, obj: Subscription | None = None) -> list:
-        return self.fieldsets if obj is not None else self.fieldsets[:3]
+        return self.fieldsets if obj is not None else self.fieldsets[:4]
 
     # -- list columns ---------------------------------------------------------------------------
 
@@ -199,6 +201,39 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             self.circuit_state(obj),
         )
 
+    @admin.display(description=_("v1a public keys"))
+    def signing_keys_summary(self, obj: Subscription) -> str:
+        """The public keys (nothing secret), where they are published, and a button to rotate the key."""
+        if obj.pk is None:
+            return gettext("A subscription that signs v1a gets its key pair when it is saved.")
+        keys = secret_store.public_signing_keys(obj)
+        rows = format_html_join(
+            "",
+            "<li><code>{}</code> <span class='quiet'>kid {} · {}</span></li>",
+            ((key.public_key, key.kid, self._key_state(key.expires_at)) for key in keys),
+        )
+        published: str
+        try:
+            published = format_html(
+                "{} <code>{}</code>", gettext("Published for receivers at"), key_sets.key_set_url(obj)
+            )
+        except NoReverseMatch:
+            published = gettext("Include django_webhooks.api.urls to publish them for receivers.")
+        return format_html(
+            "{}<div class='quiet'>{}</div>"
+            '<button type="submit" class="dwh-button" formaction="{}" id="rotate-signing-key">{}</button>',
+            format_html("<ul>{}</ul>", rows) if keys else gettext("No signing key yet."),
+            published,
+            reverse("admin:django_webhooks_subscription_rotate_signing_key", args=[obj.pk]),
+            gettext("Rotate signing key"),
+        )
+
+    @staticmethod
+    def _key_state(expires_at: datetime | None) -> str:
+        if expires_at is None:
+            return gettext("current")
+        return gettext("signs until %(until)s") % {"until": timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M")}
+
     @admin.display(description=_("deliveries"))
     def deliveries_link(self, obj: Subscription) -> str:
         url = reverse("admin:django_webhooks_delivery_changelist") + f"?subscription={obj.pk}"
@@ -254,6 +289,11 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
                 self.admin_site.admin_view(self.rotate_secret_view),
                 name="django_webhooks_subscription_rotate_secret",
             ),
+            path(
+                "<int:object_id>/rotate-signing-key/",
+                self.admin_site.admin_view(self.rotate_signing_key_view),
+                name="django_webhooks_subscription_rotate_signing_key",
+            ),
             *super().get_urls(),
         ]
 
@@ -302,6 +342,16 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
         subscription = self._changeable_subscription(request, object_id)
         secret_store.rotate_secret(subscription)
         self.message_user(request, self._rotated_message(1), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:django_webhooks_subscription_change", args=[subscription.pk]))
+
+    def rotate_signing_key_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        subscription = self._changeable_subscription(request, object_id)
+        secret_store.rotate_signing_key(subscription)
+        hours = webhooks_settings.SECRET_ROTATION_OVERLAP / 3600
+        message = gettext("Rotated the v1a signing key; the previous key keeps signing for %(hours)g hours.")
+        self.message_user(request, message % {"hours": hours}, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:django_webhooks_subscription_change", args=[subscription.pk]))
 
     @staticmethod

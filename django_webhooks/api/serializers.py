@@ -20,7 +20,7 @@ from .. import catalog, secret_store
 from ..capture import payloads
 from ..delivery import operations, targets
 from ..delivery.headers import MAX_HEADER_VALUE_LENGTH, validate_custom_headers
-from ..models import Delivery, DeliveryAttempt, Event, PayloadFormat, Subscription
+from ..models import Delivery, DeliveryAttempt, Event, PayloadFormat, SignatureScheme, Subscription
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -184,6 +184,16 @@ class SubscriptionSerializer(WebhooksModelSerializer):
             "cloudevents_binary: the data as the body, the CloudEvents attributes as ce-* headers."
         ),
     )
+    signature_scheme = serializers.ChoiceField(
+        choices=SignatureScheme.choices,
+        required=False,
+        error_messages={"invalid_choice": _("Use one of: v1, v1a, both.")},
+        help_text=_(
+            "Which Standard Webhooks signatures requests carry: v1 (HMAC-SHA256 with the signing secret, the "
+            "default), v1a (ed25519; receivers verify with the public keys of the signing-keys action), or both "
+            "while receivers move from v1 to v1a. Choosing v1a or both makes a signing key if there is none."
+        ),
+    )
     event_versions = serializers.DictField(
         child=serializers.IntegerField(min_value=1),
         required=False,
@@ -213,6 +223,7 @@ class SubscriptionSerializer(WebhooksModelSerializer):
             "send_traceparent",
             "payload_format",
             "event_versions",
+            "signature_scheme",
             "secret",
             "created_at",
             "updated_at",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import key_sets, views
 
 app_name = "django_webhooks_api"
 
@@ -14,4 +15,8 @@ router.register("subscriptions", views.SubscriptionViewSet, basename="subscripti
 router.register("events", views.EventViewSet, basename="event")
 router.register("deliveries", views.DeliveryViewSet, basename="delivery")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    # Public, without credentials: the v1a public keys of one subscription (key_sets.py).
+    path("key-sets/<str:key_set_id>/", key_sets.KeySetView.as_view(), name="key-set"),
+]

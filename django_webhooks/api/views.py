@@ -22,12 +22,12 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from .. import catalog, secret_store
+from .. import catalog, secret_store, signing
 from ..conf import webhooks_settings
 from ..delivery import health, operations
 from ..exceptions import MissingSecret
 from ..models import Delivery, DeliveryAttempt, Event, Subscription
-from . import serializers
+from . import key_sets, serializers
 from .filters import DeliveryFilter, EventFilter, filter_queryset
 from .pagination import WebhooksCursorPagination
 from .parsers import RequestBodyTooLarge, WebhooksJSONParser
@@ -171,7 +171,7 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
 
     serializer_class = serializers.SubscriptionSerializer
     pagination_class = WebhooksCursorPagination
-    strict_throttle_actions = ("test", "recover", "rotate_secret")
+    strict_throttle_actions = ("test", "recover", "rotate_secret", "rotate_signing_key")
 
     def get_queryset(self) -> QuerySet:
         return self.scoped(Subscription.objects.all())
@@ -234,6 +234,44 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
         return Response(
             serializers.RotatedSecretSerializer({"secret": secret, "previous_secrets_expire_at": expires_at}).data
         )
+
+    @extend_schema(
+        summary="Get the v1a public keys",
+        description="The public keys that verify this subscription's v1a (ed25519) signatures, current first, "
+        "and the URL where they are published without credentials for your receivers. Empty until the "
+        "subscription signs v1a (signature_scheme v1a or both) or a key is rotated in.",
+        responses=key_sets.SigningKeysSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="signing-keys")
+    def signing_keys(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        document = {**key_sets.key_set(subscription), "key_set_url": key_sets.key_set_url(subscription, request)}
+        return Response(key_sets.SigningKeysSerializer(document).data)
+
+    @extend_schema(
+        summary="Rotate the v1a signing key",
+        description="Makes a new current ed25519 signing key; the previous ones keep signing for the overlap "
+        "period. Works whatever the signature scheme, so receivers can trust the key before the "
+        "subscription switches to v1a. The private key is never returned.",
+        request=key_sets.RotateSigningKeySerializer,
+        responses=key_sets.RotatedSigningKeySerializer,
+        examples=[OpenApiExample("One hour of overlap", value={"overlap_seconds": 3600}, request_only=True)],
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-signing-key")
+    def rotate_signing_key(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        payload = key_sets.RotateSigningKeySerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        overlap = payload.validated_data.get("overlap_seconds")
+        if overlap is None:
+            overlap = webhooks_settings.SECRET_ROTATION_OVERLAP
+        public_key = secret_store.rotate_signing_key(subscription, overlap)
+        rotated = {
+            "public_key": public_key,
+            "kid": signing.key_id(public_key),
+            "previous_keys_expire_at": timezone.now() + timedelta(seconds=overlap),
+        }
+        return Response(key_sets.RotatedSigningKeySerializer(rotated).data)
 
     @extend_schema(
         summary="Send a test event",

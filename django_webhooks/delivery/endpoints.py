@@ -5,7 +5,8 @@ its headers and signatures as they are *now*: a receiver that switched to the ne
 after a rotation must not get a request signed with the old secrets only, and a disabled
 subscription must stop receiving. So the delivery task's main thread reads them when it claims a
 lane and re-reads the subscriptions of its lanes every :data:`REFRESH_SECONDS` (one indexed
-query; the secrets again only when the newest secret row changed), and a sender starts a request
+query; the secrets and signing keys again only when the signature scheme, or the newest secret
+or signing-key row, changed), and a sender starts a request
 only with a copy read less than :data:`~django_webhooks.secret_store.PROPAGATION_SECONDS` ago,
 waiting for a fresher one otherwise. A change of secrets returns only after that long (see
 :func:`~django_webhooks.secret_store.rotate_secret`), so every request that starts after it
@@ -21,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from django.db.models import OuterRef, Subquery
 
-from ..models import Subscription, SubscriptionSecret
+from ..models import Subscription, SubscriptionSecret, SubscriptionSigningKey
 from ..secret_store import PROPAGATION_SECONDS, SigningKeys, signing_keys
 
 #: How often a delivery task re-reads the subscriptions its lanes send to (well under
@@ -38,6 +39,7 @@ class Endpoint:
     #: The subscription's custom headers (:func:`~django_webhooks.delivery.headers.request_headers` merges them).
     headers: dict[str, object]
     enabled: bool
+    #: What signs its requests: secrets, signing keys, or both, as its ``signature_scheme`` says.
     keys: SigningKeys
     #: ``time.monotonic()`` when the oldest query this copy comes from started.
     read_at: float
@@ -55,34 +57,40 @@ class Endpoints:
     def load(self, subscriptions: Iterable[Subscription], read_at: float) -> None:
         """Take ``subscriptions`` as read by a query that started at ``read_at``; read their secrets now."""
         subscriptions = list(subscriptions)
-        keys = signing_keys([subscription.pk for subscription in subscriptions])
+        keys = signing_keys([s.pk for s in subscriptions], {s.pk: s.signature_scheme for s in subscriptions})
         self._publish(
             Endpoint(s.pk, s.url, s.headers or {}, s.enabled, keys[s.pk], read_at, s.send_traceparent)
             for s in subscriptions
         )
 
     def refresh(self, subscription_ids: Collection[int]) -> None:
-        """Re-read these subscriptions (one query; secrets only where a newer secret row exists)."""
+        """Re-read these subscriptions (one query; secrets and keys only where they changed)."""
         if not subscription_ids:
             return
         read_at = time.monotonic()
         newest_secret = SubscriptionSecret.objects.filter(subscription=OuterRef("pk")).order_by("-pk").values("pk")[:1]
+        newest_key = SubscriptionSigningKey.objects.filter(subscription=OuterRef("pk")).order_by("-pk").values("pk")[:1]
         rows = {
             row[0]: row
             for row in Subscription.objects.filter(pk__in=list(subscription_ids))
-            .annotate(newest_secret=Subquery(newest_secret))
-            .values_list("pk", "url", "headers", "enabled", "newest_secret", "send_traceparent")
+            .annotate(newest_secret=Subquery(newest_secret), newest_key=Subquery(newest_key))
+            .values_list(
+                "pk", "url", "headers", "enabled", "newest_secret", "send_traceparent", "signature_scheme", "newest_key"
+            )
         }
         with self._changed:
             known = {sid: self._current.get(sid) for sid in subscription_ids}
-        versions = {sid: endpoint.keys.version for sid, endpoint in known.items() if endpoint is not None}
-        stale = [sid for sid, row in rows.items() if versions.get(sid) != row[4]]
-        keys = signing_keys(stale) if stale else {}
+        stale: dict[int, str] = {}  # subscription id: its signature scheme
+        for sid, (_, _, _, _, newest_secret_id, _, scheme, newest_key_id) in rows.items():
+            endpoint = known.get(sid)
+            if endpoint is None or endpoint.keys.is_stale(scheme, newest_secret_id, newest_key_id):
+                stale[sid] = scheme
+        keys = signing_keys(list(stale), stale) if stale else {}
         fresh = []
         for sid, endpoint in known.items():
             row = rows.get(sid)
             if row is not None:
-                _, url, headers, enabled, _, send_traceparent = row
+                _, url, headers, enabled, _, send_traceparent, _, _ = row
                 signing = keys[sid] if endpoint is None or sid in keys else endpoint.keys
                 fresh.append(Endpoint(sid, url, headers or {}, enabled, signing, read_at, send_traceparent))
             elif endpoint is not None:  # deleted: its lanes stop

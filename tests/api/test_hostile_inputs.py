@@ -210,6 +210,7 @@ def targets(alice, make_subscription, make_delivery, receiver):
         "events": delivery.event_id,
         "deliveries": delivery.pk,
         "event-types": "order.created",
+        "key-sets": subscription.key_set_id,
         "url": receiver.url("/hook"),
     }
 
@@ -231,10 +232,10 @@ class Sender:
 
 
 def url_for(path: str, targets: dict, segment: str | None = None) -> str:
-    """``path`` with its ``{id}`` or ``{name}`` set to ``segment``, or to one of alice's own objects."""
+    """``path`` with its ``{id}``, ``{name}`` or ``{key_set_id}`` set to ``segment``, or to one of alice's own objects."""
     if segment is None:
         segment = str(targets[path.removeprefix(f"{API}/").split("/")[0]])
-    return path.replace("{id}", segment).replace("{name}", segment)
+    return path.replace("{id}", segment).replace("{name}", segment).replace("{key_set_id}", segment)
 
 
 @pytest.mark.parametrize(

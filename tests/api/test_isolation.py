@@ -32,6 +32,8 @@ DETAIL_ENDPOINTS = [
     ("post", "subscriptions/{sub}/disable/", {"reason": "taken over"}),
     ("get", "subscriptions/{sub}/secret/", None),
     ("post", "subscriptions/{sub}/rotate-secret/", {"overlap_seconds": 0}),
+    ("get", "subscriptions/{sub}/signing-keys/", None),
+    ("post", "subscriptions/{sub}/rotate-signing-key/", {"overlap_seconds": 0}),
     ("post", "subscriptions/{sub}/test/", {}),
     ("post", "subscriptions/{sub}/recover/", {"since": PAST}),
     ("get", "subscriptions/{sub}/health/", None),
@@ -70,6 +72,7 @@ def snapshot(subscription):
     return (
         Subscription.objects.filter(pk=subscription.pk).values().first(),
         secret_store.signing_secrets(subscription),
+        secret_store.public_signing_keys(subscription),
         (delivery.status, delivery.next_attempt_at),
         Event.objects.filter(owner_id=subscription.owner_id).count(),
     )

@@ -104,14 +104,22 @@ def test_every_operation_documents_its_errors_and_needs_authentication(db):
     operations = [
         (method, url, operation)
         for url, operations in schema["paths"].items()
-        if url.startswith(f"{API}/")
+        if url.startswith(f"{API}/") and not url.startswith(f"{API}/key-sets/")
         for method, operation in operations.items()
     ]
-    assert len(operations) == 22  # with POST deliveries/{id}/cancel/ and GET subscriptions/{id}/stats/
+    assert len(operations) == 24  # with GET subscriptions/{id}/signing-keys/ and POST .../rotate-signing-key/
     for method, url, operation in operations:
         assert {"400", "401", "403", "404", "429"} <= set(operation["responses"]), (method, url)
         assert {"basicAuth", "cookieAuth"} <= {name for entry in operation["security"] for name in entry}
         assert {} not in operation["security"], (method, url)
+
+
+def test_the_public_key_set_needs_no_authentication(db):
+    schema = generated_schema()
+    [(method, operation)] = schema["paths"][f"{API}/key-sets/{{key_set_id}}/"].items()
+    assert method == "get" and "security" not in operation and "security" not in schema
+    assert set(operation["responses"]) == {"200", "404", "429"}
+    assert "Cache-Control" in operation["responses"]["200"]["headers"]
 
 
 def test_secret_fields_appear_only_where_secrets_are_returned(db):
