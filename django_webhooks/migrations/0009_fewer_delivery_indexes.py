@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_webhooks", "0007_portal_audit_log"),
+        ("django_webhooks", "0008_signing_keys"),
     ]
 
     operations = [
