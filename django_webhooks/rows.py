@@ -1,4 +1,5 @@
-"""Multi-row ``INSERT`` statements for the hot paths: events (capture) and attempts (delivery).
+"""Multi-row ``INSERT`` and ``UPDATE`` statements for the hot paths: events (capture, fan-out),
+deliveries (fan-out) and attempts (delivery).
 
 The ORM's ``bulk_create`` prepares every value of every field through the field classes, and on
 PostgreSQL sends each column as an array (``UNNEST``), which psycopg quotes in Python element
@@ -15,6 +16,7 @@ import functools
 from collections.abc import Sequence
 
 from django.db import connections, models
+from django.db.models.constants import OnConflict
 
 #: Rows in one INSERT statement.
 INSERT_BATCH_SIZE = 500
@@ -26,19 +28,33 @@ def returns_ids(using: str, count: int) -> bool:
     return features.can_return_columns_from_insert and (count == 1 or features.can_return_rows_from_bulk_insert)
 
 
+def _columns(model: type[models.Model], names: tuple[str, ...]) -> list[models.Field]:
+    fields = {field.name: field for field in model._meta.concrete_fields}
+    return [fields[name] for name in names]
+
+
 @functools.lru_cache(maxsize=128)
-def insert_statement(model: type[models.Model], columns: tuple[str, ...], count: int, using: str) -> str:
+def insert_statement(
+    model: type[models.Model], columns: tuple[str, ...], count: int, using: str, ignore_conflicts: bool = False
+) -> str:
     """``INSERT INTO <table> (<columns>) VALUES (...), ... [RETURNING <pk>]`` for ``count`` rows.
 
-    ``columns`` are field names; their values are parameters (``%s``).
+    ``columns`` are field names; their values are parameters (``%s``). With ``ignore_conflicts``
+    a row that breaks a unique constraint is skipped (and no ids are returned).
     """
     connection = connections[using]
     quote = connection.ops.quote_name
-    column_of = {field.name: field.column for field in model._meta.concrete_fields}
-    names = ", ".join(quote(column_of[name]) for name in columns)
+    fields = _columns(model, columns)
+    names = ", ".join(quote(field.column) for field in fields)
     row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    returning = f" RETURNING {quote(model._meta.pk.column)}" if returns_ids(using, count) else ""
-    return f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES {', '.join([row] * count)}{returning}"  # noqa: S608 (quoted model names only)
+    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
+    start = connection.ops.insert_statement(on_conflict=on_conflict)
+    suffix = connection.ops.on_conflict_suffix_sql(fields, on_conflict, None, None) if ignore_conflicts else ""
+    returning = (
+        f" RETURNING {quote(model._meta.pk.column)}" if returns_ids(using, count) and not ignore_conflicts else ""
+    )
+    values = ", ".join([row] * count)
+    return f"{start} {quote(model._meta.db_table)} ({names}) VALUES {values}{' ' + suffix if suffix else ''}{returning}"
 
 
 def insert_rows(
@@ -47,9 +63,12 @@ def insert_rows(
     rows: Sequence[Sequence[object]],
     using: str,
     batch_size: int = INSERT_BATCH_SIZE,
+    *,
+    ignore_conflicts: bool = False,
 ) -> list[int | None]:
     """INSERT ``rows`` (values in ``columns`` order, in database form) in as few statements as
-    possible; their primary keys in order, or None where the backend cannot return them."""
+    possible; their primary keys in order, or None where the backend cannot return them (and
+    with ``ignore_conflicts``, which skips rows that break a unique constraint)."""
     connection = connections[using]
     table, pk_column = model._meta.db_table, model._meta.pk.column
     pks: list[int | None] = []
@@ -57,11 +76,60 @@ def insert_rows(
         batch = rows[start : start + batch_size]
         params = [value for row in batch for value in row]
         with connection.cursor() as cursor:
-            cursor.execute(insert_statement(model, columns, len(batch), using), params)
-            if returns_ids(using, len(batch)):
+            cursor.execute(insert_statement(model, columns, len(batch), using, ignore_conflicts), params)
+            if ignore_conflicts:
+                pks += [None] * len(batch)
+            elif returns_ids(using, len(batch)):
                 pks += [pk for (pk,) in cursor.fetchall()]
             elif len(batch) == 1:
                 pks.append(connection.ops.last_insert_id(cursor, table, pk_column))
             else:
                 pks += [None] * len(batch)
     return pks
+
+
+@functools.lru_cache(maxsize=128)
+def update_statement(model: type[models.Model], columns: tuple[str, ...], count: int, using: str) -> str:
+    """``UPDATE <table> SET <column> = v.<value>, ... FROM (VALUES ...) v WHERE <pk> = v.<pk value>``.
+
+    The parameters of each row are its primary key, then ``columns`` in order. The values are
+    named ``column1``, ``column2``... as SQLite names them; PostgreSQL gets the same names and a
+    cast of each value to its column's type (``VALUES`` rows have no column types of their own).
+    The statement starts with ``UPDATE``, so drivers report the rows it changed.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    fields = [model._meta.pk, *_columns(model, columns)]
+    names = [f"column{index}" for index in range(1, len(fields) + 1)]
+    if connection.vendor == "postgresql":
+        row = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in fields) + ")"
+        alias = f"v ({', '.join(names)})"
+    else:
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        alias = "v"
+    table = quote(model._meta.db_table)
+    assignments = ", ".join(
+        f"{quote(field.column)} = v.{name}" for field, name in zip(fields[1:], names[1:], strict=True)
+    )
+    return (
+        f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row] * count)}) AS {alias} "  # noqa: S608 (quoted model names only)
+        f"WHERE {table}.{quote(model._meta.pk.column)} = v.{names[0]}"
+    )
+
+
+def update_rows(
+    model: type[models.Model],
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[object]],
+    using: str,
+    batch_size: int = INSERT_BATCH_SIZE,
+) -> int:
+    """UPDATE ``columns`` of the rows whose primary keys lead each row of ``rows`` (values in
+    database form), in as few statements as possible; how many rows were updated."""
+    updated = 0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        with connections[using].cursor() as cursor:
+            cursor.execute(update_statement(model, columns, len(batch), using), [v for row in batch for v in row])
+            updated += cursor.rowcount
+    return updated

@@ -18,6 +18,7 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .. import rows
 from ..catalog import is_operational, thin_types, type_matches
 from ..metrics import recording as metrics
 from ..models import Delivery, DeliveryStatus, Event, PayloadFormat, Subscription
@@ -200,12 +201,61 @@ def _fan_out_events(events: list[Event], using: str) -> list[Delivery]:
             deliveries.extend(
                 new_delivery(event, sub_id, index.rendering(sub_id), renderer, now) for sub_id in index.match(event)
             )
-    Event.objects.using(using).bulk_update(events, ["body", "fanned_out_at"], batch_size=500)
-    if deliveries:
-        Delivery.objects.using(using).bulk_create(deliveries, batch_size=1000, ignore_conflicts=True)
+    _store(events, deliveries, using)
     fanned_out_types = [event.event_type for event in events]
     transaction.on_commit(lambda: metrics.events_fanned_out(fanned_out_types), using=using)
     return deliveries
+
+
+#: The delivery columns written at fan-out (every one but the id).
+_DELIVERY_COLUMNS = (
+    "event",
+    "subscription",
+    "message_id",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "lease_expires_at",
+    "lease_token",
+    "last_status_code",
+    "last_error",
+    "payload_format",
+    "event_version",
+    "body",
+    "created_at",
+    "completed_at",
+)
+
+
+def _store(events: list[Event], deliveries: list[Delivery], using: str) -> None:
+    """Write the events' bodies and fan-out time, and insert their deliveries (a delivery that
+    exists already, from an earlier fan-out of the same event, is kept): one precompiled
+    multi-row statement each (:mod:`django_webhooks.rows`), not the ORM's per-field bulk paths."""
+    adapt = connections[using].ops.adapt_datetimefield_value
+    rows.update_rows(Event, ("body", "fanned_out_at"), [(e.pk, e.body, adapt(e.fanned_out_at)) for e in events], using)
+    if not deliveries:
+        return
+    values = [
+        (
+            d.event_id,
+            d.subscription_id,
+            d.message_id,
+            d.status,
+            d.attempts,
+            adapt(d.next_attempt_at),
+            adapt(d.lease_expires_at),
+            d.lease_token,
+            d.last_status_code,
+            d.last_error,
+            d.payload_format,
+            d.event_version,
+            d.body,
+            adapt(d.created_at),
+            adapt(d.completed_at),
+        )
+        for d in deliveries
+    ]
+    rows.insert_rows(Delivery, _DELIVERY_COLUMNS, values, using, 1000, ignore_conflicts=True)
 
 
 def fan_out(event: Event) -> list[Delivery]:

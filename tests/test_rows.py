@@ -1,0 +1,61 @@
+"""Precompiled multi-row statements (django_webhooks/rows.py), on the database the suite runs on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from django_webhooks import rows
+from django_webhooks.models import Delivery, Event
+
+pytestmark = pytest.mark.django_db
+
+COLUMNS = ("event_type", "payload", "created_at", "body")
+
+
+def event_rows(count: int, body: str = "") -> list[tuple]:
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    return [(f"order.n{n}", f'{{"n": {n}}}', now, body) for n in range(count)]
+
+
+def test_insert_rows_returns_the_ids_in_order_across_batches():
+    pks = rows.insert_rows(Event, COLUMNS, event_rows(7), "default", batch_size=3)
+    assert len(pks) == 7 and None not in pks
+    stored = dict(Event.objects.values_list("pk", "event_type"))
+    assert [stored[pk] for pk in pks] == [f"order.n{n}" for n in range(7)]
+    assert Event.objects.get(pk=pks[3]).payload == {"n": 3}
+
+
+def test_insert_rows_can_skip_rows_breaking_a_unique_constraint(make_subscription):
+    subscription = make_subscription()
+    [event_id] = rows.insert_rows(Event, COLUMNS, event_rows(1), "default")
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    columns = ("event", "subscription", "message_id", "status", "attempts", "lease_token", "last_error")
+    columns += ("payload_format", "body", "created_at", "next_attempt_at")
+    first = [(event_id, subscription.pk, "msg_a", "pending", 0, "", "", "standard", "", now, now)]
+    assert rows.insert_rows(Delivery, columns, first, "default", ignore_conflicts=True) == [None]
+    again = [(event_id, subscription.pk, "msg_b", "pending", 0, "", "", "standard", "", now, now)]  # same pair
+    assert rows.insert_rows(Delivery, columns, again, "default", ignore_conflicts=True) == [None]
+    assert list(Delivery.objects.values_list("message_id", flat=True)) == ["msg_a"]
+
+
+def test_update_rows_writes_each_row_its_own_values_and_counts_them():
+    pks = rows.insert_rows(Event, COLUMNS, event_rows(5), "default")
+    later = timezone.now() + timedelta(minutes=5)
+    adapt = connection.ops.adapt_datetimefield_value
+    changes = [(pk, f"body {pk}", adapt(later)) for pk in pks[:4]] + [(10**12, "nobody", adapt(later))]
+    assert rows.update_rows(Event, ("body", "fanned_out_at"), changes, "default", batch_size=2) == 4
+    for event in Event.objects.filter(pk__in=pks[:4]):
+        assert event.body == f"body {event.pk}" and event.fanned_out_at == later
+    untouched = Event.objects.get(pk=pks[4])
+    assert untouched.body == "" and untouched.fanned_out_at is None
+
+
+def test_statements_are_built_once_per_shape():
+    rows.insert_statement.cache_clear()
+    rows.insert_rows(Event, COLUMNS, event_rows(2), "default")
+    rows.insert_rows(Event, COLUMNS, event_rows(2), "default")
+    assert rows.insert_statement.cache_info().hits >= 1
