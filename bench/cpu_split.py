@@ -14,8 +14,8 @@ import resource
 import time
 from pathlib import Path
 
+from bench.harness import PER_TRANSACTION, Cluster, backend_env, fresh_database, step, wait_for_acks
 from bench.nginx import Nginx
-from bench.run import PER_TRANSACTION, Cluster, backend_env, fresh_database, step, wait_for_acks
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 CONFIG = """
 daemon off;
@@ -16,7 +17,7 @@ error_log {prefix}/error.log warn;
 pid {prefix}/nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
-    log_format hooks '$msec $http_webhook_id';
+    log_format hooks '$msec $http_webhook_id $http_user_agent';
     access_log {prefix}/access.log hooks buffer=64k flush=100ms;
     keepalive_requests 1000000;
     keepalive_timeout 120s;
@@ -32,6 +33,24 @@ http {{
     }}
 }}
 """
+
+
+class Request(NamedTuple):
+    """One line of the receiver's log."""
+
+    at: float
+    webhook_id: str
+    user_agent: str
+
+
+def read_log(path: Path) -> list[Request]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        msec, webhook_id, user_agent = (line.split(" ", 2) + ["", ""])[:3]
+        rows.append(Request(float(msec), webhook_id, user_agent))
+    return rows
 
 
 def free_port() -> int:
@@ -68,15 +87,13 @@ class Nginx:
     def access_log(self) -> Path:
         return self.prefix / "access.log"
 
+    def answered(self) -> list[Request]:
+        """Every request answered so far (the log is flushed every 100 ms)."""
+        return read_log(self.access_log)
+
     def acknowledged(self) -> list[tuple[float, str]]:
-        """(time, webhook-id) of every request answered so far (flushed every 100 ms)."""
-        if not self.access_log.exists():
-            return []
-        rows = []
-        for line in self.access_log.read_text().splitlines():
-            msec, _, webhook_id = line.partition(" ")
-            rows.append((float(msec), webhook_id))
-        return rows
+        """(time, webhook-id) of every request answered so far."""
+        return [(request.at, request.webhook_id) for request in self.answered()]
 
     def count(self) -> int:
         if not self.access_log.exists():

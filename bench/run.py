@@ -1,147 +1,44 @@
 """One command for every benchmark: ``.venv/bin/python -m bench.run``.
 
-Starts nginx on loopback as the receiver, then measures, in this one run:
-the ceiling (a bare requests.Session loop, 1 and 2 processes), a naive design (one django-q2
-task per order), and ours end to end, at low load (latency), from a large backlog, fanning out
-to many subscriptions and with slow endpoints mixed in; on SQLite + ORM broker and on
-PostgreSQL + Redis. Prints a table of figures and ratios. See BENCHMARKS.md.
+Starts nginx on loopback as the receiver, then measures, in this one run: the ceiling (a bare
+signed-POST loop with each HTTP client of bench/ceiling.py, 1 and 2 processes), a naive design
+(one django-q2 task per order), and ours end to end, at low load (latency), from a large
+backlog (at several sizes, bench/scale.py), fanning out to many subscriptions, with slow
+endpoints mixed in, the database cost per delivery (bench/db_cost.py) and several clusters on
+one database (bench/clusters.py); on SQLite + ORM broker and on PostgreSQL + Redis. Prints a
+table of figures and ratios; every ratio to "the ceiling" is to the fastest client's in this
+run (``Ceilings.reference``). See BENCHMARKS.md.
 
-Options: ``--backends sqlite,postgres``, ``--orders 5000``, ``--backlog 100000``,
-``--fanout 10000``, ``--quick`` (small sizes, to check the harness).
+Options: ``--backends sqlite,postgres``, ``--orders 5000``, ``--backlog 100000[,1000000]``,
+``--fanout 10000``, ``--clusters 3``, ``--cluster-backlog 30000``, ``--quick`` (small sizes, to
+check the harness), ``--only PARTS``, ``--tree DIR`` (measure another tree, e.g. a ``git
+archive`` of an older commit, with this checkout's bench code).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
-from bench.ceiling import ceiling
+from bench.ceiling import Ceilings, measure
+from bench.harness import (
+    PER_TRANSACTION,
+    Cluster,
+    backend_env,
+    fresh_database,
+    project_root,
+    step,
+    use_tree,
+    wait_for_acks,
+)
 from bench.nginx import Nginx
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_URL = "postgres://postgres@127.0.0.1:5432/dwh_bench"
-REDIS_URL = "redis://127.0.0.1:6379/9"
-SQLITE_PATH = Path(tempfile.gettempdir()) / "dwh-bench.sqlite3"
-#: Orders per transaction in the throughput runs (see scenarios.produce).
-PER_TRANSACTION = 100
-
-
-def backend_env(backend: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH")}
-    env.update(DJANGO_SETTINGS_MODULE="bench.settings", PYTHONPATH=str(ROOT))
-    if backend == "postgres":
-        env.update(DATABASE_URL=PG_URL, REDIS_URL=REDIS_URL)
-    else:
-        env["SQLITE_PATH"] = str(SQLITE_PATH)
-    env.update(extra)
-    return env
-
-
-def fresh_database(backend: str) -> None:
-    if backend == "postgres":
-        import psycopg
-        import redis
-
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS dwh_bench WITH (FORCE)")
-            conn.execute("CREATE DATABASE dwh_bench")
-        redis.Redis.from_url(REDIS_URL).flushdb()
-    else:
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(SQLITE_PATH) + suffix).unlink(missing_ok=True)
-
-
-def step(env: dict[str, str], name: str, *args: object) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.scenarios", name, *map(str, args)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if out.returncode:
-        raise RuntimeError(f"bench step {name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-class Cluster:
-    """A real ``manage.py qcluster`` (2 workers); samples the RSS of all its processes."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.peak_rss_mb = 0.0
-        self._stop = threading.Event()
-
-    def __enter__(self) -> Cluster:
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self._sampler = threading.Thread(target=self._sample, daemon=True)
-        self._sampler.start()
-        time.sleep(3)  # let the workers start
-        return self
-
-    def _pids(self) -> list[int]:
-        pids, todo = [], [self.process.pid]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                children = []
-            todo.extend(int(c) for c in children)
-        return pids
-
-    def worker_rss_mb(self) -> float:
-        """The largest RSS of any one process of the cluster."""
-        largest = 0.0
-        for pid in self._pids():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        largest = max(largest, int(line.split()[1]) / 1024)
-            except OSError:
-                pass
-        return largest
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.5):
-            self.peak_rss_mb = max(self.peak_rss_mb, self.worker_rss_mb())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
-def wait_for_acks(nginx: Nginx, count: int, timeout: float) -> float:
-    """Wait until the receiver answered ``count`` requests; the time of the last one."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if nginx.count() >= count:
-            return max(t for t, _ in nginx.acknowledged())
-        time.sleep(0.2)
-    raise RuntimeError(f"receiver got {nginx.count()} of {count} requests within {timeout:.0f} s")
+PARTS = ("ceiling", "naive", "ours", "latency", "backlog", "fanout", "isolation", "write", "dbcost", "clusters")
 
 
 def end_to_end(backend: str, nginx: Nginx, url: str, orders: int, design: str) -> float:
@@ -173,21 +70,6 @@ def latency(backend: str, nginx: Nginx, url: str, count: int) -> tuple[float, fl
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
-def backlog(backend: str, nginx: Nginx, url: str, count: int) -> tuple[float, float]:
-    """Drain rate of ``count`` pending deliveries, and the peak RSS of one cluster process."""
-    env = backend_env(backend)
-    fresh_database(backend)
-    step(env, "prepare", url, 1)
-    step(env, "backlog", count)
-    nginx.reset_log()
-    with Cluster(env) as cluster:
-        start = time.time()
-        subprocess.run([sys.executable, "manage.py", "webhooks_sweep"], env=env, cwd=ROOT, capture_output=True)
-        last = wait_for_acks(nginx, count, timeout=max(300, count / 50))
-        rss = cluster.peak_rss_mb
-    return count / (last - start), rss
-
-
 def fanout(backend: str, url: str, subscriptions: int) -> dict:
     env = backend_env(backend)
     fresh_database(backend)
@@ -216,66 +98,88 @@ def isolation(backend: str, nginx: Nginx, url: str, orders: int) -> float:
 
 
 def write_path(backend: str) -> str:
-    script = ROOT / "bench" / "write_path.py"
     env = backend_env(backend)
     fresh_database(backend)
-    out = subprocess.run([sys.executable, str(script)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(
+        [sys.executable, str(project_root() / "bench" / "write_path.py")],
+        env=env,
+        cwd=project_root(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     return out.stdout.strip() if out.returncode == 0 else f"failed: {out.stderr[-500:]}"
+
+
+def notes(*items: object) -> str:
+    """The notes of a report line that apply (the others are "", None or False)."""
+    return "; ".join(str(item) for item in items if item)
+
+
+def against(ceilings: Ceilings, rate: float, processes: int, target: float) -> str:
+    """``rate`` over the reference ``processes``-process ceiling, with its target ("" if not measured)."""
+    ratio = ceilings.ratio(rate, processes)
+    return ratio and f"{ratio} (target >= {target})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--orders", type=int, default=5000)
-    parser.add_argument("--backlog", type=int, default=100_000)
-    parser.add_argument("--fanout", type=int, default=10_000)
-    parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
     parser.add_argument(
-        "--only", default="", help="comma-separated parts: ceiling,naive,ours,latency,backlog,fanout,isolation,write"
+        "--backlog", default="100000", help="backlog sizes, comma-separated; the others are compared to the first"
     )
+    parser.add_argument("--window-seconds", type=float, default=60.0, help="backlog drain window, at most")
+    parser.add_argument("--window-deliveries", type=int, default=100_000, help="backlog drain window, at most")
+    parser.add_argument("--fanout", type=int, default=10_000)
+    parser.add_argument("--clusters", type=int, default=3)
+    parser.add_argument("--cluster-backlog", type=int, default=30_000)
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
+    parser.add_argument("--only", default="", help="comma-separated parts: " + ",".join(PARTS))
+    parser.add_argument("--plans", action="store_true", help="print the plan of each backlog query's slowest statement")
+    parser.add_argument("--tree", type=Path, help="measure this tree's django_webhooks (see bench/harness.py)")
     args = parser.parse_args()
     if args.quick:
-        args.orders, args.backlog, args.fanout = 500, 2000, 1000
-    parts = set(filter(None, args.only.split(","))) or {
-        "ceiling",
-        "naive",
-        "ours",
-        "latency",
-        "backlog",
-        "fanout",
-        "isolation",
-        "write",
-    }
-    rows: list[tuple[str, str, str]] = []
+        args.orders, args.backlog, args.fanout, args.cluster_backlog = 500, "2000,10000", 1000, 3000
+    sizes = [int(size) for size in args.backlog.split(",")]
+    parts = set(filter(None, args.only.split(","))) or set(PARTS)
+    if unknown := parts - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    if args.tree:
+        use_tree(args.tree)
 
     def report(name: str, value: str, note: str = "") -> None:
-        rows.append((name, value, note))
         print(f"{name:<58} {value:>14}  {note}", flush=True)
 
     print(f"django-webhooks benchmarks, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+    print(f"tree under test: {project_root()}", flush=True)
     nginx = Nginx()
     with nginx as url:
-        ceil2 = None
+        ceilings = Ceilings()
         if "ceiling" in parts:
-            ceil1 = ceiling(url, 1, args.orders)
-            ceil2 = ceiling(url, 2, args.orders)
-            report("ceiling: bare requests.Session, 1 process", f"{ceil1:,.0f}/s")
-            report("ceiling: bare requests.Session, 2 processes", f"{ceil2:,.0f}/s")
+            ceilings = measure(url, args.orders)
+            for (client, n), rate in ceilings.rates.items():
+                fastest = ceilings.reference(n)
+                report(
+                    f"ceiling: bare {client}, {n} process{'es' if n > 1 else ''}",
+                    f"{rate:,.0f}/s",
+                    "the reference" if fastest and fastest[0] == client else "",
+                )
         for backend in args.backends.split(","):
             label = "SQLite+ORM" if backend == "sqlite" else "PostgreSQL+Redis"
-            naive = None
+            naive = ours = None
             if "naive" in parts:
                 naive = end_to_end(backend, nginx, url, args.orders, "naive")
                 report(f"[{label}] naive: 1 async_task per order", f"{naive:,.0f}/s")
             if "ours" in parts:
                 ours = end_to_end(backend, nginx, url, args.orders, "ours")
-                notes = []
-                if ceil2:
-                    notes.append(f"{ours / ceil2:.2f}x 2-process ceiling (target >= 0.5)")
-                if naive:
-                    notes.append(f"{ours / naive:.1f}x naive (target >= 3)")
                 report(
-                    f"[{label}] ours: end to end, {args.orders:,} orders, 2 workers", f"{ours:,.0f}/s", "; ".join(notes)
+                    f"[{label}] ours: end to end, {args.orders:,} orders, 2 workers",
+                    f"{ours:,.0f}/s",
+                    notes(
+                        against(ceilings, ours, 2, 0.5 if backend == "postgres" else 0.4),
+                        naive and f"{ours / naive:.1f}x naive (target >= 3)",
+                    ),
                 )
             if "latency" in parts:
                 p50, p99 = latency(backend, nginx, url, 200)
@@ -285,10 +189,7 @@ def main() -> None:
                     "target <= 100 / 500 ms",
                 )
             if "backlog" in parts:
-                rate, rss = backlog(backend, nginx, url, args.backlog)
-                note = f"{rate / ours:.2f}x small-run rate (target >= 0.8)" if "ours" in parts else ""
-                report(f"[{label}] backlog of {args.backlog:,}: drain rate", f"{rate:,.0f}/s", note)
-                report(f"[{label}] backlog: peak RSS of one cluster process", f"{rss:.0f} MB", "target < 300 MB")
+                backlog_report(backend, label, nginx, url, sizes, args, ceilings, ours, report)
             if "fanout" in parts:
                 result = fanout(backend, url, args.fanout)
                 report(
@@ -301,10 +202,89 @@ def main() -> None:
                 report(
                     f"[{label}] isolation: 20 of 200 endpoints take 10 s",
                     f"{ratio:.2f}x",
-                    "healthy rate vs all healthy (target >= 0.8)",
+                    "healthy rate vs all healthy (target >= 0.9)",
                 )
             if "write" in parts:
                 print(write_path(backend), flush=True)
+            if "dbcost" in parts and backend == "postgres":
+                from bench.db_cost import db_cost
+
+                cost = db_cost(nginx, url, args.orders)
+                figures = cost.headline()
+                report(f"[{label}] WAL bytes per delivery", f"{figures['wal_bytes']:,.0f}", "this database's records")
+                report(f"[{label}] rows written per delivery", f"{figures['rows_written_ours']:.2f}", "ours only")
+                report(f"[{label}] SQL statements per delivery, workers", f"{figures['statements_workers']:.2f}")
+                report(
+                    f"[{label}] worker CPU per delivery (2 workers)",
+                    f"{figures['worker_cpu_ms']:.3f} ms",
+                    "target <= 0.6 ms",
+                )
+                print("\n".join(cost.lines()), flush=True)
+            if "clusters" in parts and backend == "postgres":
+                clusters_report(label, nginx, url, args, ceilings, report)
+
+
+def backlog_report(backend, label, nginx, url, sizes, args, ceilings: Ceilings, ours, report) -> None:
+    from bench.scale import backlog
+
+    reference = None
+    for size in sizes:
+        run = backlog(backend, nginx, url, size, args.window_seconds, args.window_deliveries)
+        reference = reference or run
+        name = f"[{label}] backlog of {size:,}"
+        report(f"{name}: seeded", f"{run.seed_seconds:.1f} s")
+        for call, cost in run.claim["calls"].items():
+            report(
+                f"{name}: {call}, median / max",
+                f"{cost['median_ms']:.1f} / {cost['max_ms']:.1f} ms",
+                notes(
+                    call.startswith("claim") and f"{run.claim['claimed_per_round']:.0f} deliveries",
+                    f"{cost['statements']:.0f} statements, {cost['db_ms']:.1f} ms in the database",
+                    f"slowest {cost['slowest']['kind']} {cost['slowest']['median_ms']:.1f} ms",
+                ),
+            )
+            if args.plans and cost["plan"]:
+                print("\n".join(f"    {line}" for line in cost["plan"]), flush=True)
+        report(
+            f"{name}: drain rate, {run.window_deliveries:,} in {run.window_seconds:.1f} s",
+            f"{run.rate:,.0f}/s",
+            notes(
+                against(ceilings, run.rate, 2, 0.8),
+                ours and f"{run.rate / ours:.2f}x end-to-end rate",
+                run is not reference
+                and f"{run.rate / reference.rate:.2f}x the {reference.size:,} backlog (target 0.9-1.1)",
+                f"first delivery {run.startup_seconds:.1f} s after the sweep",
+            ),
+        )
+        report(f"{name}: peak RSS of one cluster process", f"{run.peak_rss_mb:.0f} MB", "target < 150 MB")
+
+
+def clusters_report(label, nginx, url, args, ceilings: Ceilings, report) -> None:
+    from bench.clusters import SUBSCRIPTIONS, clusters
+
+    alone = None
+    for n in (1, args.clusters):
+        run = clusters("postgres", nginx, url, args.cluster_backlog, n)
+        alone = alone or run
+        name = f"[{label}] {n} cluster{'s' if n > 1 else ''} x 1 worker, {args.cluster_backlog:,} due"
+        report(
+            f"{name}",
+            f"{run.rate:,.0f}/s",
+            notes(
+                f"{SUBSCRIPTIONS} subscriptions",
+                ceilings.ratio(run.rate, min(n, 2)),
+                run is not alone and f"{run.rate / alone.rate:.2f}x 1 cluster",
+            ),
+        )
+        check = run.check
+        report(
+            f"{name}: per cluster",
+            " / ".join(f"{d:,}" for d in run.per_cluster()),
+            f"claims disjoint: {'yes' if run.disjoint() else 'NO'} ({check['succeeded']:,} succeeded, "
+            f"{check['attempt_rows']:,} attempts, {check['attempted_more_than_once']} attempted twice, "
+            f"{check['ids_logged_more_than_once']} webhook-ids received twice, "
+            f"{check['log_differs_from_attempts']} log/attempt mismatches, {check['ids_unknown']} unknown ids)",
+        )
 
 
 if __name__ == "__main__":

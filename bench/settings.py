@@ -3,6 +3,8 @@
 BENCH_DESIGN=ours (default) uses django-webhooks; BENCH_DESIGN=naive replaces it with one
 django-q2 task per saved order (the obvious design), on django-q2's default result saving.
 DATABASE_URL / REDIS_URL select PostgreSQL + Redis; otherwise SQLITE_PATH + the ORM broker.
+BENCH_WORKERS sets the cluster's workers, BENCH_WEBHOOKS (JSON) overrides DJANGO_WEBHOOKS keys and
+BENCH_STATEMENTS_DIR counts SQL statements (bench/statements.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ DJANGO_WEBHOOKS = {
     "REQUIRE_HTTPS": False,
     **json.loads(os.environ.get("BENCH_WEBHOOKS", "{}")),
 }
+
+if os.environ.get("BENCH_STATEMENTS_DIR"):  # bench.db_cost counts the statements sent
+    INSTALLED_APPS = [*INSTALLED_APPS, "bench.statements.StatementsConfig"]
 
 if os.environ.get("BENCH_DESIGN") == "naive":
     INSTALLED_APPS = [*INSTALLED_APPS, "bench.naive.NaiveConfig"]
