@@ -4,7 +4,7 @@ import logging
 
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models.signals import post_migrate, post_save
+from django.db.models.signals import post_migrate, post_save, pre_save
 from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger("django_webhooks")
@@ -20,6 +20,7 @@ class DjangoWebhooksConfig(AppConfig):
         # registry is ready (this module is imported while it is being populated).
         from . import checks  # noqa: F401  (registers the system checks)
         from .capture.bindings import registry
+        from .delivery.handshake import note_url_change, schedule_after_save
         from .delivery.schedules import on_post_migrate
         from .secret_store import create_first_secret
 
@@ -34,3 +35,6 @@ class DjangoWebhooksConfig(AppConfig):
             sender=self.get_model("Subscription"),
             dispatch_uid="django_webhooks.secret_store.create_first_secret",
         )
+        subscription = self.get_model("Subscription")
+        pre_save.connect(note_url_change, sender=subscription, dispatch_uid="django_webhooks.handshake.pre_save")
+        post_save.connect(schedule_after_save, sender=subscription, dispatch_uid="django_webhooks.handshake.post_save")

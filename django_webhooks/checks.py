@@ -22,7 +22,8 @@ DEBUG, W003 django-q2 ``retry`` not above the task run time, W004 django-q2 ``ti
 than our tasks, W005 SQLite without WAL under several workers, W006 django-q2 saves every task
 result, W007 django-q2 retries failed tasks itself, W008 ``django_q`` not installed,
 W009 no ``Q_CLUSTER``, W010 a metrics token that is short or serves nothing (no prometheus_client), W012 owner e-mails asked for but ``OWNER_MODEL`` has no ``email``,
-W013 ``DISPATCHER`` is ``"django_tasks"`` but Django Tasks is not available, W014 a version converter that fails on the current example or breaks its version's schema. W003-W009 are
+W013 ``DISPATCHER`` is ``"django_tasks"`` but Django Tasks is not available, W014 a version converter that fails on the current example or breaks its version's schema,
+W015 a subscription's TLS client certificate expired or expiring within 14 days (a database check: ``check --database default``). W003-W009 are
 django-q2's, checked only when it is the dispatcher.
 """
 
@@ -36,7 +37,7 @@ from typing import Any
 import django
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils.module_loading import import_string
 
@@ -87,6 +88,7 @@ BOOLEAN_SETTINGS = [
     "NOTIFY_OWNER_ON_ALERT",
     "OPERATIONAL_EVENTS",
     "API_STAFF_SEES_ALL",
+    "REQUIRE_ENDPOINT_VERIFICATION",
 ]
 TEXT_SETTINGS = ["USER_AGENT", "THIN_PAYLOAD_URL", "CLOUDEVENTS_SOURCE"]
 
@@ -735,3 +737,40 @@ def check_metrics(app_configs: Iterable[Any] | None, **kwargs: Any) -> list[Chec
             )
         )
     return messages
+
+
+@register(Tags.database)
+def check_client_certificates(
+    app_configs: Iterable[Any] | None, databases: Collection[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W015: TLS client certificates (mutual TLS, :mod:`~django_webhooks.receiver_auth`) that
+    expired or expire within ``CERTIFICATE_WARNING``; run when the checks get a database."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+    from django.utils import timezone
+
+    from .models import ReceiverAuth
+    from .receiver_auth import CERTIFICATE_WARNING
+
+    now = timezone.now()
+    try:
+        expiring = list(
+            ReceiverAuth.objects.filter(client_certificate_expires_at__lt=now + CERTIFICATE_WARNING)
+            .order_by("client_certificate_expires_at")
+            .values_list("subscription_id", "client_certificate_expires_at")[:20]
+        )
+    except DatabaseError:  # not migrated yet
+        return []
+    return [
+        Warning(
+            f"The TLS client certificate of subscription {subscription_id} "
+            + ("expired" if expires_at <= now else "expires")
+            + f" on {expires_at:%Y-%m-%d %H:%M} UTC; requests to it will fail the TLS handshake.",
+            hint="Upload a renewed certificate and key in the subscription's receiver authentication "
+            "(admin, or the API's auth.client_certificate and auth.client_key).",
+            id=_id("W015"),
+        )
+        for subscription_id, expires_at in expiring
+        if expires_at is not None
+    ]

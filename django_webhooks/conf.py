@@ -61,6 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "REQUIRE_HTTPS": None,
     # Dotted path to a getaddrinfo-compatible resolver (a hook for tests).
     "RESOLVER": "socket.getaddrinfo",
+    # --- endpoint handshake (django_webhooks.delivery.handshake) ----------------------------
+    # Every subscription must answer a verification challenge before anything is sent to it, and
+    # again after each URL change; False: only those with verify_endpoint set.
+    "REQUIRE_ENDPOINT_VERIFICATION": False,
     # --- retry and delivery engine --------------------------------------------------------
     "RETRY_POLICY": "django_webhooks.retry.DefaultRetryPolicy",
     # Seconds to wait before each retry (after the 1st, 2nd, ... attempt). Svix's schedule.

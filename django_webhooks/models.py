@@ -133,6 +133,28 @@ class Subscription(models.Model):
     #: Addresses the public key set of the subscription's v1a keys (``api/.../key-sets/<id>/``),
     #: so that the URL tells nothing about the subscription or its owner.
     key_set_id = models.CharField(max_length=40, unique=True, default=new_key_set_id, editable=False)
+    # The endpoint handshake (django_webhooks.delivery.handshake): nothing is sent while it is
+    # required and ``verified_url`` is not the subscription's URL.
+    verify_endpoint = models.BooleanField(
+        default=False,
+        help_text=_(
+            "Send nothing until the endpoint answers a verification challenge, first and after every URL "
+            "change (every subscription does when REQUIRE_ENDPOINT_VERIFICATION is on)."
+        ),
+    )
+    verified_url = models.URLField(
+        max_length=2000,
+        blank=True,
+        default="",
+        editable=False,
+        help_text=_("The URL that answered the verification challenge; emptied when the URL changes."),
+    )
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    verification_error = models.CharField(max_length=255, blank=True, default="", editable=False)
+    #: Failed handshakes since the URL last changed (the retry backoff counts them).
+    verification_failures = models.PositiveIntegerField(default=0, editable=False)
+    #: When the handshake runs (again); None when none is scheduled.
+    next_verification_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Endpoint health, maintained by the delivery engine.
     consecutive_failures = models.PositiveIntegerField(default=0)
     circuit_open_until = models.DateTimeField(null=True, blank=True)
@@ -148,7 +170,14 @@ class Subscription(models.Model):
 
     class Meta:
         verbose_name = _("subscription")
-        indexes = [models.Index(fields=["enabled", "owner_id"], name="dwh_sub_enabled_owner_idx")]
+        indexes = [
+            models.Index(fields=["enabled", "owner_id"], name="dwh_sub_enabled_owner_idx"),
+            models.Index(
+                fields=["next_verification_at"],
+                condition=Q(next_verification_at__isnull=False),
+                name="dwh_sub_verification_due_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.url} ({', '.join(self.event_types) or 'no events'})"
@@ -194,6 +223,86 @@ class SubscriptionSigningKey(models.Model):
     def __str__(self) -> str:
         state = "current" if self.expires_at is None else f"expires {self.expires_at:%Y-%m-%d %H:%M}"
         return f"signing key #{self.pk} of subscription #{self.subscription_id} ({state})"
+
+
+class AuthMethod(models.TextChoices):
+    """How requests to a receiver authenticate in headers (:mod:`django_webhooks.receiver_auth`)."""
+
+    NONE = "none", _("none")
+    BASIC = "basic", _("HTTP Basic (user name and password)")
+    BEARER = "bearer", _("bearer token (Authorization: Bearer ...)")
+    API_KEY = "api_key", _("API key in a header of its own")
+    OAUTH2 = "oauth2", _("OAuth2 client credentials")
+
+
+class OAuthClientAuth(models.TextChoices):
+    """How the sender authenticates to the receiver's OAuth2 token endpoint."""
+
+    CLIENT_SECRET_BASIC = "client_secret_basic", _("client_secret_basic: client id and secret in HTTP Basic")
+    CLIENT_SECRET_POST = "client_secret_post", _("client_secret_post: client id and secret in the form")
+    PRIVATE_KEY_JWT = "private_key_jwt", _("private_key_jwt: a JWT signed with the client's private key (RFC 7523)")
+
+
+class ReceiverAuth(models.Model):
+    """How a subscription's requests prove to the receiver who sends them: a header credential or
+    OAuth2 client credentials (``method``), and optionally a TLS client certificate (mutual TLS).
+
+    Every secret (password, token, client secret, private keys) is stored encrypted with the
+    key ring of :mod:`django_webhooks.crypto` in the ``encrypted_*`` fields, empty when unset;
+    certificates and CA bundles are public and stored as PEM. Written by
+    :func:`django_webhooks.receiver_auth.configure_auth`, which also fills
+    ``client_certificate_expires_at``.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    subscription = models.OneToOneField(Subscription, on_delete=models.CASCADE, related_name="receiver_auth")
+    method = models.CharField(max_length=16, choices=AuthMethod.choices, default=AuthMethod.NONE)
+    username = models.CharField(max_length=255, blank=True, help_text=_("HTTP Basic user name."))
+    header_name = models.CharField(max_length=100, blank=True, help_text=_("The header carrying the API key."))
+    token_url = models.URLField(max_length=2000, blank=True, help_text=_("The receiver's OAuth2 token endpoint."))
+    client_id = models.CharField(max_length=255, blank=True)
+    client_auth = models.CharField(
+        max_length=24, choices=OAuthClientAuth.choices, default=OAuthClientAuth.CLIENT_SECRET_BASIC
+    )
+    key_id = models.CharField(max_length=255, blank=True, help_text=_("kid of the private_key_jwt signing key."))
+    scope = models.CharField(max_length=1000, blank=True)
+    audience = models.CharField(max_length=2000, blank=True)
+    resource = models.CharField(max_length=2000, blank=True)
+    client_certificate = models.TextField(blank=True, help_text=_("PEM client certificate (chain) for mutual TLS."))
+    client_certificate_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    ca_bundle = models.TextField(blank=True, help_text=_("PEM certificates trusted for this endpoint instead."))
+    encrypted_password = models.TextField(blank=True)
+    encrypted_token = models.TextField(blank=True)
+    encrypted_client_secret = models.TextField(blank=True)
+    encrypted_private_key = models.TextField(blank=True)
+    encrypted_client_key = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("receiver authentication")
+
+    def __str__(self) -> str:
+        tls = " + mutual TLS" if self.client_certificate else ""
+        return f"{self.get_method_display()}{tls} for subscription #{self.subscription_id}"
+
+
+class OAuthToken(models.Model):
+    """The access token a subscription's OAuth2 token endpoint issued, encrypted, shared by every
+    worker (:mod:`django_webhooks.delivery.oauth`). ``fingerprint`` names the settings it was
+    obtained with, so a token of replaced credentials is never used."""
+
+    id = models.BigAutoField(primary_key=True)
+    receiver_auth = models.OneToOneField(ReceiverAuth, on_delete=models.CASCADE, related_name="token")
+    fingerprint = models.CharField(max_length=64)
+    encrypted = models.TextField()
+    obtained_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("OAuth2 access token")
+
+    def __str__(self) -> str:
+        return f"OAuth2 token of subscription auth #{self.receiver_auth_id} (expires {self.expires_at:%Y-%m-%d %H:%M})"
 
 
 class Event(models.Model):
@@ -356,6 +465,8 @@ class ErrorClass(models.TextChoices):
     BLOCKED_TARGET = "blocked_target", _("blocked target")
     INVALID_TARGET = "invalid_target", _("invalid target")
     INTERNAL = "internal", _("internal error")
+    #: The receiver's OAuth2 token endpoint failed: no token, so the request was not sent.
+    AUTH = "auth", _("authentication error")
 
 
 class DeliveryAttempt(models.Model):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connections, models
 from django.db.models.constants import OnConflict
@@ -60,7 +61,7 @@ def insert_statement(
 def insert_rows(
     model: type[models.Model],
     columns: tuple[str, ...],
-    rows: Sequence[Sequence[object]],
+    rows: Sequence[Sequence[Any]],
     using: str,
     batch_size: int = INSERT_BATCH_SIZE,
     *,
@@ -120,7 +121,7 @@ def update_statement(model: type[models.Model], columns: tuple[str, ...], count:
 def update_rows(
     model: type[models.Model],
     columns: tuple[str, ...],
-    rows: Sequence[Sequence[object]],
+    rows: Sequence[Sequence[Any]],
     using: str,
     batch_size: int = INSERT_BATCH_SIZE,
 ) -> int:

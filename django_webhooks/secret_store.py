@@ -390,12 +390,16 @@ def current_secret(subscription: Subscription) -> str:
 
 
 def reencrypt_secrets(batch_size: int = 500) -> int:
-    """Re-encrypt every stored secret and private signing key with the newest encryption key; return how many rows.
+    """Re-encrypt every stored secret, private signing key and receiver credential (:mod:`~django_webhooks.receiver_auth`)
+    with the newest encryption key; return how many rows.
 
     Run it after putting a new key first in ``ENCRYPTION_KEYS`` (or changing ``SECRET_KEY``),
     then the old key can be removed from the setting.
     """
-    return _reencrypt(SubscriptionSecret, batch_size) + _reencrypt(SubscriptionSigningKey, batch_size)
+    from .receiver_auth import reencrypt_receiver_secrets
+
+    rows = _reencrypt(SubscriptionSecret, batch_size) + _reencrypt(SubscriptionSigningKey, batch_size)
+    return rows + reencrypt_receiver_secrets()
 
 
 def _reencrypt(model: type[Credential], batch_size: int) -> int:

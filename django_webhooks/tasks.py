@@ -1,8 +1,8 @@
-"""Task entry points. Thin on purpose: the work lives in handoff, fanout, lanes and retention.
+"""Task entry points. Thin on purpose: the work lives in handoff, fanout, lanes, handshake and retention.
 
 django-q2 imports and calls the plain functions (``django_webhooks.tasks.process_events`` ...);
 Django Tasks imports the ``Task`` objects ``process_events_task``, ``deliver_due_task``,
-``sweep_task`` and ``prune_task``. Both kinds of paths are stored in queued tasks and schedules:
+``verify_endpoints_task``, ``sweep_task`` and ``prune_task``. Both kinds of paths are stored in queued tasks and schedules:
 they stay importable. The ``Task`` objects are built on first access (:func:`__getattr__`), not
 at import: building one validates it against ``settings.TASKS``, which a project on django-q2
 need not have, and whose queues need not include the framework's ``"default"``.
@@ -17,7 +17,7 @@ from typing import Any
 from django.utils import timezone
 
 from .conf import webhooks_settings
-from .delivery import broker, fanout, handoff, lanes, retention, via_django_tasks
+from .delivery import broker, fanout, handoff, handshake, lanes, retention, via_django_tasks
 from .delivery.claiming import next_due
 
 #: A task that ends with a retry due within this many seconds defers a successor to that moment
@@ -62,18 +62,30 @@ def _deliver_and_continue(poller: handoff.FanoutPoller) -> int:
     return delivered
 
 
+def verify_endpoints() -> int:
+    """Run the due endpoint handshakes until none is due or ``TASK_TIME_BUDGET`` is spent; a task
+    whose budget ran out with handshakes still due enqueues its successor."""
+    ran = handshake.verify_due()
+    if handshake.due_count(limit=1):
+        broker.enqueue_handshake()
+    return ran
+
+
 def sweep() -> dict[str, Any]:
     """Catch up on whatever a lost handoff or a dead worker left behind.
 
-    Fans out events never fanned out, returns expired leases to ``pending`` and enqueues
-    delivery tasks for what is due. Every step is a conditional update, so several clusters
-    may sweep at once.
+    Fans out events never fanned out, returns expired leases to ``pending``, enqueues
+    delivery tasks for what is due and a handshake task when endpoint handshakes are due. Every
+    step is a conditional update, so several clusters may sweep at once.
     """
     fanned_out = fanout.fan_out_all_pending()
     released = lanes.release_expired_leases()
     due = lanes.due_count()
     enqueued = broker.enqueue_delivery(broker.helpers_for(due) + 1) if due else 0
-    return {"fanned_out": fanned_out, "released": released, "due": due, "enqueued": enqueued}
+    handshakes = handshake.due_count()
+    if handshakes:
+        broker.enqueue_handshake()
+    return {"fanned_out": fanned_out, "released": released, "due": due, "enqueued": enqueued, "handshakes": handshakes}
 
 
 def prune() -> dict[str, Any]:
@@ -86,6 +98,7 @@ def prune() -> dict[str, Any]:
 TASK_ENTRY_POINTS: dict[str, Callable[[], Any]] = {
     "process_events_task": process_events,
     "deliver_due_task": deliver_due,
+    "verify_endpoints_task": verify_endpoints,
     "sweep_task": sweep,
     "prune_task": prune,
 }

@@ -5,12 +5,14 @@ with Receiver() as rx:
     ... deliver to rx.url("/hook") ...
     rx.wait_for(2)                            # bounded wait for two requests
     rx.requests[0].headers["webhook-id"]
+    rx.answer = lambda request: Reply(200, request.body) if request.path == "/echo" else None
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -50,6 +52,8 @@ class Receiver:
         self.host = host
         self.script: list[Reply] = [Reply()]
         self.routes: dict[str, list[Reply]] = {}
+        #: Called with each request; a Reply it returns is sent instead of the script's next one.
+        self.answer: Callable[[ReceivedRequest], Reply | None] | None = None
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
@@ -148,6 +152,8 @@ class Receiver:
         with self._lock:
             self.requests.append(request)
         reply = self._next_reply(handler.path)
+        if self.answer is not None:
+            reply = self.answer(request) or reply
         if reply.delay and self._stopping.wait(reply.delay):
             return
         try:

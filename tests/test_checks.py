@@ -212,6 +212,7 @@ def test_e013_allowed_ports():
 
 def test_e014_flags_and_text():
     assert ids(webhook_messages(ALLOW_LOOPBACK="yes")) == {"E014"}
+    assert ids(webhook_messages(REQUIRE_ENDPOINT_VERIFICATION="yes")) == {"E014"}
     assert ids(webhook_messages(REQUIRE_HTTPS=1)) == {"E014"}
     assert ids(webhook_messages(USER_AGENT=None)) == {"E014"}
     assert ids(webhook_messages(QUEUE=3)) == {"E014"}

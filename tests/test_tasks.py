@@ -87,7 +87,7 @@ def test_sweep_releases_expired_leases(make_subscription, make_delivery):
 
 def test_sweep_enqueues_nothing_when_nothing_is_due(make_subscription, make_delivery):
     make_delivery(make_subscription(), next_attempt_at=timezone.now() + timedelta(hours=1))
-    assert tasks.sweep() == {"fanned_out": 0, "released": 0, "due": 0, "enqueued": 0}
+    assert tasks.sweep() == {"fanned_out": 0, "released": 0, "due": 0, "enqueued": 0, "handshakes": 0}
     assert queued() == 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -21,7 +21,11 @@ from ..catalog import (
 )
 from ..delivery.headers import validate_custom_headers
 from ..delivery.targets import target_validator
-from ..models import EventType, PayloadFormat, SignatureScheme, Subscription
+from ..models import AuthMethod, EventType, OAuthClientAuth, PayloadFormat, SignatureScheme, Subscription
+from ..receiver_auth import PLAIN_FIELDS, SECRET_FIELDS, auth_problems
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 def _split_event_types(value: Any) -> list[str]:
@@ -48,7 +52,95 @@ class EventTypesField(forms.Field):
             raise ValidationError(self.error_messages["required"], code="required")
 
 
-class SubscriptionAdminForm(forms.ModelForm):
+#: The admin form's name of each receiver auth setting (``auth_`` + its name).
+AUTH_FORM_PREFIX = "auth_"
+
+
+def _auth_text(label: StrOrPromise, help_text: StrOrPromise = "", *, pem: bool = False) -> forms.CharField:
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 64}) if pem else forms.TextInput(attrs={"size": 60})
+    return forms.CharField(label=label, help_text=help_text, required=False, strip=not pem, widget=widget)
+
+
+def _auth_secret(label: StrOrPromise, help_text: StrOrPromise, *, pem: bool = False) -> forms.CharField:
+    """A write-only field: never rendered with a value; empty keeps the stored secret."""
+    widget = (
+        forms.Textarea(attrs={"rows": 4, "cols": 64, "autocomplete": "off"})
+        if pem
+        else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+    )
+    return forms.CharField(label=label, help_text=help_text, required=False, strip=False, widget=widget)
+
+
+class ReceiverAuthFormMixin(forms.Form):
+    """The receiver authentication settings on the subscription form (:mod:`django_webhooks.receiver_auth`).
+
+    Secret fields are never filled in: leave one empty to keep the stored secret, type a new
+    one to replace it. The messages of :func:`~django_webhooks.receiver_auth.auth_problems` are
+    shown on their fields."""
+
+    auth_method = forms.ChoiceField(
+        label=_("Authentication"), choices=AuthMethod.choices, required=False, initial=AuthMethod.NONE
+    )
+    auth_username = _auth_text(_("User name"), _("HTTP Basic."))
+    auth_password = _auth_secret(_("Password"), _("HTTP Basic. Leave empty to keep the stored one."))
+    auth_header_name = _auth_text(_("API key header"), _("The header that carries the API key, e.g. X-Api-Key."))
+    auth_token = _auth_secret(_("Token or API key"), _("bearer and API key. Leave empty to keep the stored one."))
+    auth_token_url = _auth_text(_("Token URL"), _("OAuth2: the receiver's token endpoint (checked like the URL)."))
+    auth_client_id = _auth_text(_("Client id"), _("OAuth2."))
+    auth_client_auth = forms.ChoiceField(
+        label=_("Client authentication"),
+        choices=OAuthClientAuth.choices,
+        required=False,
+        initial=OAuthClientAuth.CLIENT_SECRET_BASIC,
+    )
+    auth_client_secret = _auth_secret(_("Client secret"), _("OAuth2. Leave empty to keep the stored one."))
+    auth_private_key = _auth_secret(
+        _("Client assertion key"), _("private_key_jwt: PEM private key. Leave empty to keep the stored one."), pem=True
+    )
+    auth_key_id = _auth_text(_("Key id (kid)"), _("private_key_jwt."))
+    auth_scope = _auth_text(_("Scope"), _("OAuth2, space-separated."))
+    auth_audience = _auth_text(_("Audience"), _("OAuth2, if the token endpoint wants one."))
+    auth_resource = _auth_text(_("Resource"), _("OAuth2 resource indicator (RFC 8707), if wanted."))
+    auth_client_certificate = _auth_text(
+        _("Client certificate"), _("Mutual TLS: PEM certificate (and intermediates). Empty for none."), pem=True
+    )
+    auth_client_key = _auth_secret(
+        _("Client certificate key"), _("Mutual TLS: PEM private key. Leave empty to keep the stored one."), pem=True
+    )
+    auth_ca_bundle = _auth_text(
+        _("CA bundle"), _("PEM certificates trusted for this endpoint instead of the public ones."), pem=True
+    )
+
+    def initial_auth(self, subscription: Subscription | None) -> None:
+        auth = getattr(subscription, "receiver_auth", None) if subscription is not None and subscription.pk else None
+        if auth is not None:
+            for name in PLAIN_FIELDS:
+                self.initial[AUTH_FORM_PREFIX + name] = getattr(auth, name)
+
+    def auth_values(self) -> dict[str, Any]:
+        """The settings to store (``configure_auth``'s arguments): plain ones, and the secrets typed in."""
+        cleaned = self.cleaned_data
+        values = {name: cleaned.get(AUTH_FORM_PREFIX + name) or "" for name in PLAIN_FIELDS}
+        values["method"] = values["method"] or AuthMethod.NONE
+        values["client_auth"] = values["client_auth"] or OAuthClientAuth.CLIENT_SECRET_BASIC
+        values.update(
+            {name: cleaned[AUTH_FORM_PREFIX + name] for name in SECRET_FIELDS if cleaned.get(AUTH_FORM_PREFIX + name)}
+        )
+        return values
+
+    def auth_changed(self) -> bool:
+        return any(name.startswith(AUTH_FORM_PREFIX) for name in self.changed_data)
+
+    def clean_auth(self, subscription: Subscription | None) -> None:
+        current = getattr(subscription, "receiver_auth", None) if subscription is not None and subscription.pk else None
+        if current is None and not self.auth_changed():
+            return
+        for name, messages in auth_problems(self.auth_values(), current).items():
+            for message in messages:
+                self.add_error(AUTH_FORM_PREFIX + name, message)
+
+
+class SubscriptionAdminForm(ReceiverAuthFormMixin, forms.ModelForm):
     """Validates the target against the SSRF guard, event types against the catalog and the headers."""
 
     url = forms.URLField(
@@ -94,6 +186,7 @@ class SubscriptionAdminForm(forms.ModelForm):
             "max_in_flight",
             "rate_limit",
             "send_traceparent",
+            "verify_endpoint",
             "payload_format",
             "event_versions",
             "signature_scheme",
@@ -109,6 +202,7 @@ class SubscriptionAdminForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.initial_auth(self.instance)
         active = list(published_event_types())
         if active:
             self.fields["event_types"].help_text = _(
@@ -145,6 +239,7 @@ class SubscriptionAdminForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         """Pin the current version of each type the event types select and the pins leave out."""
         cleaned = super().clean() or {}
+        self.clean_auth(self.instance)
         if "event_types" in cleaned and "event_versions" in cleaned:
             cleaned["event_versions"] = pin_event_versions(cleaned["event_types"], cleaned["event_versions"])
         return cleaned

@@ -22,10 +22,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import secret_store
+from .. import receiver_auth, secret_store
 from ..api import key_sets
 from ..conf import webhooks_settings
-from ..delivery import operations
+from ..delivery import handshake, operations
 from ..delivery.health import health_for
 from ..delivery.operations import describe_attempt
 from ..exceptions import MissingSecret
@@ -96,6 +96,7 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
     search_fields = ["url", "=owner_id", "description"]
     actions = [
         "send_test_event",
+        "verify_endpoints",
         "enable_subscriptions",
         "disable_subscriptions",
         "rotate_secrets",
@@ -103,16 +104,60 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
     ]
     change_form_template = "django_webhooks/admin/subscription_change_form.html"
     change_list_template = "django_webhooks/admin/subscription_change_list.html"
-    readonly_fields = ["state", "health_summary", "deliveries_link", "signing_keys_summary", "created_at", "updated_at"]
+    readonly_fields = [
+        "state",
+        "verification",
+        "health_summary",
+        "deliveries_link",
+        "signing_keys_summary",
+        "receiver_auth_summary",
+        "created_at",
+        "updated_at",
+    ]
     fieldsets = [
         (None, {"fields": ["owner_id", "url", "description", "event_types"]}),
         (
             _("Delivery"),
-            {"fields": ["filters", "headers", "ordered", "max_in_flight", "rate_limit", "send_traceparent"]},
+            {
+                "fields": [
+                    "filters",
+                    "headers",
+                    "ordered",
+                    "max_in_flight",
+                    "rate_limit",
+                    "send_traceparent",
+                    "verify_endpoint",
+                ]
+            },
         ),
         (_("Payload"), {"fields": ["payload_format", "event_versions"]}),
         (_("Signatures"), {"fields": ["signature_scheme", "signing_keys_summary"]}),
-        (_("State"), {"fields": ["state", "health_summary", "deliveries_link", "created_at", "updated_at"]}),
+        (
+            _("Receiver authentication"),
+            {
+                "fields": [
+                    "receiver_auth_summary",
+                    "auth_method",
+                    ("auth_username", "auth_password"),
+                    ("auth_header_name", "auth_token"),
+                    "auth_token_url",
+                    ("auth_client_id", "auth_client_auth"),
+                    "auth_client_secret",
+                    ("auth_private_key", "auth_key_id"),
+                    ("auth_scope", "auth_audience", "auth_resource"),
+                    ("auth_client_certificate", "auth_client_key"),
+                    "auth_ca_bundle",
+                ],
+                "description": _(
+                    "How requests prove to the receiver who sends them. Secrets are never shown: leave a secret "
+                    "empty to keep it, type a new one to replace it."
+                ),
+            },
+        ),
+        (
+            _("State"),
+            {"fields": ["state", "verification", "health_summary", "deliveries_link", "created_at", "updated_at"]},
+        ),
     ]
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
@@ -128,7 +173,7 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             subscription.__dict__[HEALTH_KEY] = health.get(subscription.pk, {})
 
     def get_fieldsets(self, request: HttpRequest, obj: Subscription | None = None) -> list:
-        return self.fieldsets if obj is not None else self.fieldsets[:4]
+        return self.fieldsets if obj is not None else self.fieldsets[:5]
 
     # -- list columns ---------------------------------------------------------------------------
 
@@ -183,6 +228,31 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             obj.disabled_reason or _("no reason given"),
         )
 
+    @admin.display(description=_("endpoint verification"))
+    def verification(self, obj: Subscription) -> str:
+        """The handshake's state (:mod:`~django_webhooks.delivery.handshake`), its last error and next run."""
+        state = handshake.verification_state(obj)
+        label = dict(handshake.VerificationState.CHOICES)[state]
+        if state == handshake.VerificationState.VERIFIED:
+            when = timezone.localtime(obj.verified_at).strftime("%Y-%m-%d %H:%M") if obj.verified_at else "—"
+            return format_html("{} <span class='quiet'>{}</span>", status_badge(True, label), when)
+        if state == handshake.VerificationState.NOT_REQUIRED:
+            return format_html("<span class='quiet'>{}</span>", label)
+        next_run = (
+            timezone.localtime(obj.next_verification_at).strftime("%Y-%m-%d %H:%M")
+            if obj.next_verification_at
+            else gettext("at the next sweep")
+        )
+        return format_html(
+            "{} <span class='quiet'>{} · {}: {} · {}: {}</span>",
+            status_badge(False, label),
+            obj.verification_error or gettext("no answer yet"),
+            gettext("failed handshakes"),
+            obj.verification_failures,
+            gettext("next try"),
+            next_run,
+        )
+
     @admin.display(description=_("health"))
     def health_summary(self, obj: Subscription) -> str:
         health = self._health(obj)
@@ -227,6 +297,35 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             reverse("admin:django_webhooks_subscription_rotate_signing_key", args=[obj.pk]),
             gettext("Rotate signing key"),
         )
+
+    @admin.display(description=_("stored"))
+    def receiver_auth_summary(self, obj: Subscription) -> str:
+        """The method, which secrets are stored (never their values) and the client certificate's expiry."""
+        auth = getattr(obj, "receiver_auth", None) if obj.pk is not None else None
+        if auth is None:
+            return gettext("No authentication.")
+        described = receiver_auth.describe_auth(auth)
+        expires_at = described["client_certificate_expires_at"]
+        certificate: str = "—"
+        if expires_at is not None:
+            soon = expires_at - timezone.now() < receiver_auth.CERTIFICATE_WARNING
+            certificate = format_html(
+                "{} {}",
+                gettext("client certificate expires"),
+                status_badge(not soon, timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M")),
+            )
+        return format_html(
+            "{} · {}: {} · {}",
+            auth.get_method_display(),
+            gettext("secrets stored"),
+            ", ".join(described["secrets_set"]) or "—",
+            certificate,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Subscription, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if isinstance(form, SubscriptionAdminForm) and form.auth_changed():
+            receiver_auth.configure_auth(obj, **form.auth_values())
 
     @staticmethod
     def _key_state(expires_at: datetime | None) -> str:
@@ -386,6 +485,28 @@ class SubscriptionAdmin(OwnersOnPageMixin[Subscription], admin.ModelAdmin):
             self.message_user(
                 request,
                 _("Test events are sent to %(limit)d subscriptions at a time; the others were skipped.")
+                % {"limit": TEST_EVENT_LIMIT},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Run the endpoint handshake now"), permissions=["change"])
+    def verify_endpoints(self, request: HttpRequest, queryset: QuerySet) -> None:
+        subscriptions = list(queryset.order_by("pk")[: TEST_EVENT_LIMIT + 1])
+        for subscription in subscriptions[:TEST_EVENT_LIMIT]:
+            outcome = handshake.verify(subscription)
+            if outcome.passed:
+                text = gettext("Endpoint handshake of #%(pk)s %(url)s passed.")
+            else:
+                text = gettext("Endpoint handshake of #%(pk)s %(url)s failed: %(error)s")
+            self.message_user(
+                request,
+                text % {"pk": subscription.pk, "url": outcome.url, "error": outcome.error},
+                messages.SUCCESS if outcome.passed else messages.ERROR,
+            )
+        if len(subscriptions) > TEST_EVENT_LIMIT:
+            self.message_user(
+                request,
+                _("Handshakes run for %(limit)d subscriptions at a time; the others were skipped.")
                 % {"limit": TEST_EVENT_LIMIT},
                 messages.WARNING,
             )

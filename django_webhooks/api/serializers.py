@@ -14,13 +14,23 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import catalog, secret_store
+from .. import catalog, receiver_auth, secret_store
 from ..capture import payloads
-from ..delivery import operations, targets
+from ..delivery import handshake, operations, targets
 from ..delivery.headers import MAX_HEADER_VALUE_LENGTH, validate_custom_headers
-from ..models import Delivery, DeliveryAttempt, Event, PayloadFormat, SignatureScheme, Subscription
+from ..models import (
+    AuthMethod,
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    OAuthClientAuth,
+    PayloadFormat,
+    SignatureScheme,
+    Subscription,
+)
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -126,6 +136,105 @@ class EventTypeSerializer(WebhooksSerializer):
 # -- subscriptions -----------------------------------------------------------------------------------
 
 
+def _secret_field(help_text: StrOrPromise) -> serializers.CharField:
+    return serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False, help_text=help_text
+    )
+
+
+class ReceiverAuthSerializer(WebhooksSerializer):
+    """How requests prove to the receiver who sends them (:mod:`django_webhooks.receiver_auth`).
+
+    Secrets are write-only: give one to set or replace it (rotation), leave it out to keep it;
+    ``secrets_set`` tells which are stored."""
+
+    method = serializers.ChoiceField(
+        choices=AuthMethod.choices,
+        required=False,
+        error_messages={"invalid_choice": _("Use one of: none, basic, bearer, api_key, oauth2.")},
+        help_text=_(
+            "none; basic (HTTP Basic: username and password); bearer (Authorization: Bearer token); api_key "
+            "(the token in the header header_name); oauth2 (client credentials: an access token from token_url)."
+        ),
+    )
+    username = serializers.CharField(required=False, allow_blank=True, max_length=255, help_text=_("basic: user name."))
+    password = _secret_field(_("basic: the password (write-only)."))
+    token = _secret_field(_("bearer and api_key: the token or API key sent (write-only)."))
+    header_name = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text=_("api_key: the header that carries it.")
+    )
+    token_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text=_("oauth2: the receiver's token endpoint; it must pass the same checks as the subscription's URL."),
+    )
+    client_id = serializers.CharField(
+        required=False, allow_blank=True, max_length=255, help_text=_("oauth2: client id.")
+    )
+    client_auth = serializers.ChoiceField(
+        choices=OAuthClientAuth.choices,
+        required=False,
+        error_messages={"invalid_choice": _("Use one of: client_secret_basic, client_secret_post, private_key_jwt.")},
+        help_text=_(
+            "oauth2: how the client authenticates at the token endpoint: client_secret_basic, client_secret_post, "
+            "or private_key_jwt (a JWT signed with private_key, RFC 7523)."
+        ),
+    )
+    client_secret = _secret_field(_("oauth2 with client_secret_basic or client_secret_post: the secret (write-only)."))
+    private_key = _secret_field(
+        _("oauth2 with private_key_jwt: the PEM private key (RSA, EC or Ed25519) signing the assertion (write-only).")
+    )
+    key_id = serializers.CharField(
+        required=False, allow_blank=True, max_length=255, help_text=_("private_key_jwt: the kid of the key.")
+    )
+    scope = serializers.CharField(required=False, allow_blank=True, max_length=1000, help_text=_("oauth2: scope."))
+    audience = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text=_("oauth2: audience parameter, if needed.")
+    )
+    resource = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text=_("oauth2: resource indicator (RFC 8707).")
+    )
+    client_certificate = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text=_("Mutual TLS: the PEM client certificate (and intermediates); empty for none."),
+    )
+    client_key = _secret_field(_("Mutual TLS: the certificate's PEM private key, unencrypted (write-only)."))
+    ca_bundle = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text=_("PEM certificates trusted for the endpoint's server certificate instead of the public ones."),
+    )
+    mutual_tls = serializers.BooleanField(read_only=True, help_text=_("True when a client certificate is set."))
+    client_certificate_expires_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text=_("When the client certificate expires.")
+    )
+    secrets_set = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text=_("Which write-only secrets are stored: password, token, client_secret, private_key, client_key."),
+    )
+
+    def get_attribute(self, instance: Subscription) -> Subscription:
+        return instance
+
+    def to_representation(self, instance: Subscription) -> dict[str, Any]:
+        described = receiver_auth.describe_auth(getattr(instance, "receiver_auth", None))
+        return {name: described.get(name, "") for name, field in self.fields.items() if not field.write_only}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        parent = self.parent
+        subscription = parent.instance if parent is not None else None
+        current = getattr(subscription, "receiver_auth", None) if isinstance(subscription, Subscription) else None
+        problems = receiver_auth.auth_problems(attrs, current)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return attrs
+
+
 class SubscriptionSerializer(WebhooksModelSerializer):
     """A webhook endpoint. The signing secret is never part of it: see the ``secret`` action."""
 
@@ -194,6 +303,15 @@ class SubscriptionSerializer(WebhooksModelSerializer):
             "while receivers move from v1 to v1a. Choosing v1a or both makes a signing key if there is none."
         ),
     )
+    auth = ReceiverAuthSerializer(
+        source="receiver_auth",
+        required=False,
+        help_text=_(
+            "How requests authenticate to your endpoint: none, HTTP Basic, a bearer token or API key header, or "
+            "OAuth2 client credentials, each optionally with a TLS client certificate (mutual TLS). Secrets are "
+            "write-only; send one again to rotate it."
+        ),
+    )
     event_versions = serializers.DictField(
         child=serializers.IntegerField(min_value=1),
         required=False,
@@ -203,6 +321,28 @@ class SubscriptionSerializer(WebhooksModelSerializer):
             "event types select and this leaves out is pinned to its current version, on creation and whenever "
             "event_types or event_versions change; a type added to the catalog later gets its current version."
         ),
+    )
+    verify_endpoint = serializers.BooleanField(
+        required=False,
+        help_text=_(
+            "Send nothing until the endpoint answers a webhook.verification challenge, first and after every URL "
+            "change. The server may require it of every subscription; see verification_state."
+        ),
+    )
+    verification_state = serializers.SerializerMethodField(
+        help_text=_(
+            "not_required, pending (no answer yet), failed (the last handshake failed, see verification_error; "
+            "retried at next_verification_at) or verified. Nothing is sent while pending or failed."
+        )
+    )
+    verified_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text=_("When the current URL passed the handshake; null until it has.")
+    )
+    verification_error = serializers.CharField(
+        read_only=True, help_text=_("Why the last handshake of the current URL failed; empty otherwise.")
+    )
+    next_verification_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text=_("When the handshake runs (again); null when none is scheduled.")
     )
 
     class Meta:
@@ -221,9 +361,15 @@ class SubscriptionSerializer(WebhooksModelSerializer):
             "max_in_flight",
             "rate_limit",
             "send_traceparent",
+            "verify_endpoint",
+            "verification_state",
+            "verified_at",
+            "verification_error",
+            "next_verification_at",
             "payload_format",
             "event_versions",
             "signature_scheme",
+            "auth",
             "secret",
             "created_at",
             "updated_at",
@@ -239,6 +385,10 @@ class SubscriptionSerializer(WebhooksModelSerializer):
             "created_at": {"help_text": _("When the subscription was created.")},
             "updated_at": {"help_text": _("When the subscription last changed.")},
         }
+
+    @extend_schema_field(serializers.ChoiceField(choices=handshake.VerificationState.CHOICES))
+    def get_verification_state(self, subscription: Subscription) -> str:
+        return handshake.verification_state(subscription)
 
     def validate_event_types(self, value: list[str]) -> list[str]:
         catalog.validate_subscribed_event_types(value, already=self.instance.event_types if self.instance else ())
@@ -273,10 +423,23 @@ class SubscriptionSerializer(WebhooksModelSerializer):
     def create(self, validated_data: dict[str, Any]) -> Subscription:
         """A new subscription gets a generated secret when it is saved; ``secret`` replaces it."""
         secret = validated_data.pop("secret", None)
+        auth = validated_data.pop("receiver_auth", None)
         with transaction.atomic():
             subscription = super().create(validated_data)
             if secret is not None:
                 secret_store.create_secret(subscription, secret)
+            if auth:
+                receiver_auth.configure_auth(subscription, **auth)
+        return subscription
+
+    def update(self, instance: Subscription, validated_data: dict[str, Any]) -> Subscription:
+        """``auth`` changes the fields it gives (a secret given replaces the stored one)."""
+        auth = validated_data.pop("receiver_auth", None)
+        with transaction.atomic():
+            subscription = super().update(instance, validated_data)
+            if auth:
+                receiver_auth.configure_auth(subscription, **auth)
+                subscription.refresh_from_db()
         return subscription
 
 

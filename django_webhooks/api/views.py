@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from .. import catalog, secret_store, signing
 from ..conf import webhooks_settings
-from ..delivery import health, operations
+from ..delivery import handshake, health, operations
 from ..exceptions import MissingSecret
 from ..models import Delivery, DeliveryAttempt, Event, Subscription
 from . import key_sets, serializers
@@ -171,7 +171,7 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
 
     serializer_class = serializers.SubscriptionSerializer
     pagination_class = WebhooksCursorPagination
-    strict_throttle_actions = ("test", "recover", "rotate_secret", "rotate_signing_key")
+    strict_throttle_actions = ("test", "verify", "recover", "rotate_secret", "rotate_signing_key")
 
     def get_queryset(self) -> QuerySet:
         return self.scoped(Subscription.objects.all())
@@ -291,6 +291,20 @@ class SubscriptionViewSet(WebhooksAPIView, viewsets.ModelViewSet):
             subscription, payload.validated_data["event_type"], payload.validated_data.get("data")
         )
         return Response(serializers.DeliveryAttemptSerializer(attempt).data)
+
+    @extend_schema(
+        summary="Run the endpoint handshake now",
+        description="Sends a webhook.verification challenge to the endpoint now and returns the subscription "
+        "with the outcome (verification_state, verification_error). A pass releases the deliveries that "
+        "waited; a failure holds them and schedules a retry.",
+        request=None,
+        responses=serializers.SubscriptionSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def verify(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        handshake.verify(subscription)
+        return self.subscription_response(subscription)
 
     @extend_schema(
         summary="Recover failed deliveries",

@@ -31,6 +31,7 @@ DISPATCHERS = ("django_q", "django_tasks")
 
 PROCESS_EVENTS = "process_events"
 DELIVER_DUE = "deliver_due"
+VERIFY_ENDPOINTS = "verify_endpoints"
 
 #: django-q2 brokers, one per process and cluster name: django-q2 otherwise builds a new broker
 #: (for Redis: a new client and connection) on every ``async_task()``.
@@ -71,6 +72,17 @@ def enqueue_processing() -> bool:
         _push(PROCESS_EVENTS)
     except Exception:
         logger.exception("Could not enqueue %s; the sweeper will fan out the pending events.", PROCESS_EVENTS)
+        return False
+    return True
+
+
+def enqueue_handshake() -> bool:
+    """Ask a worker to run the due endpoint handshakes (:mod:`.handshake`). False (and a logged
+    error) if the push failed."""
+    try:
+        _push(VERIFY_ENDPOINTS)
+    except Exception:
+        logger.exception("Could not enqueue %s; the sweeper will retry.", VERIFY_ENDPOINTS)
         return False
     return True
 
@@ -133,11 +145,12 @@ def runs_inline() -> bool:
 
 
 def workers() -> int:
-    """How many workers may run our tasks at once (``Q_CLUSTER["workers"]`` or ``TASKS_WORKERS``)."""
+    """How many workers may run our tasks at once: on django-q2, those of every running cluster
+    on the broker (at least ``Q_CLUSTER["workers"]``); on Django Tasks, ``TASKS_WORKERS``."""
     if _on_django_q():
         from . import via_django_q
 
-        return via_django_q.workers()
+        return via_django_q.workers(get_broker())
     from . import via_django_tasks
 
     return via_django_tasks.workers()

@@ -70,8 +70,28 @@ class Lane:
 
 def deliverable(now: datetime, via: str = "") -> Q:
     """The one rule for a subscription whose due deliveries a worker may send now: enabled, its
-    circuit not open. ``via`` is the path to the subscription (``"subscription__"`` from a delivery)."""
-    return Q(**{f"{via}enabled": True}) & ~Q(**{f"{via}circuit_open_until__gt": now})
+    circuit not open, its endpoint verified if it must be (:func:`verified_or_exempt`). ``via`` is
+    the path to the subscription (``"subscription__"`` from a delivery)."""
+    return Q(**{f"{via}enabled": True}) & ~Q(**{f"{via}circuit_open_until__gt": now}) & verified_or_exempt(via)
+
+
+def must_verify(subscription: Subscription) -> bool:
+    """Whether ``subscription`` sends only after its endpoint passed the handshake
+    (:mod:`django_webhooks.delivery.handshake`): ``REQUIRE_ENDPOINT_VERIFICATION`` or its own
+    ``verify_endpoint``."""
+    return bool(webhooks_settings.REQUIRE_ENDPOINT_VERIFICATION or subscription.verify_endpoint)
+
+
+def verified_or_exempt(via: str = "") -> Q:
+    """Subscriptions that need no handshake (:func:`must_verify`), or whose current URL passed it.
+
+    Compared with the URL itself, so a URL changed by any path (even ``QuerySet.update()``) is
+    unverified until it answers the challenge.
+    """
+    verified = Q(**{f"{via}verified_url": F(f"{via}url")})
+    if webhooks_settings.REQUIRE_ENDPOINT_VERIFICATION:
+        return verified
+    return Q(**{f"{via}verify_endpoint": False}) | verified
 
 
 def default_max_in_flight() -> int:
@@ -204,9 +224,9 @@ def claim_lanes(
 ) -> list[Lane]:
     """Lease up to ``max_lanes`` lanes, at most one per subscription, and return them.
 
-    Skips subscriptions that are disabled, have their circuit open, use all their lanes or are
-    paced by their rate limit, and in ordered subscriptions everything but the oldest delivery
-    not yet final. ``exclude`` names subscriptions to leave alone; ``slow`` those this worker
+    Skips subscriptions that are disabled, have their circuit open, wait for their endpoint
+    handshake, use all their lanes or are paced by their rate limit, and in ordered
+    subscriptions everything but the oldest delivery not yet final. ``exclude`` names subscriptions to leave alone; ``slow`` those this worker
     saw answer slowly (lanes of one); ``exclude_suspect`` also leaves out slow and failing ones.
     ``max_deliveries`` bounds the deliveries claimed in all. Safe with any number of workers.
     """
@@ -423,7 +443,7 @@ def next_due(now: datetime, horizon: float, since: datetime | None = None) -> Ne
     paced = Q(next_send_at__gt=since, next_send_at__lte=until)
     probe = Q(circuit_open_until__gt=since, circuit_open_until__lte=until)
     waiting = (
-        Subscription.objects.filter(paced | probe, enabled=True)
+        Subscription.objects.filter(paced | probe, verified_or_exempt(), enabled=True)
         .filter(Exists(Delivery.objects.filter(subscription=OuterRef("pk"), status=DeliveryStatus.PENDING)))
         .aggregate(paced=Min("next_send_at", filter=paced), probe=Min("circuit_open_until", filter=probe))
     )

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from django.db.models import OuterRef, Subquery
 
 from ..models import Subscription, SubscriptionSecret, SubscriptionSigningKey
+from ..receiver_auth import Credentials, load_credentials
 from ..secret_store import PROPAGATION_SECONDS, SigningKeys, signing_keys
 
 #: How often a delivery task re-reads the subscriptions its lanes send to (well under
@@ -45,6 +46,8 @@ class Endpoint:
     read_at: float
     #: Send the request span's W3C ``traceparent`` (:mod:`django_webhooks.tracing`).
     send_traceparent: bool = False
+    #: How requests prove who sends them (:mod:`django_webhooks.receiver_auth`); None: no authentication.
+    credentials: Credentials | None = None
 
 
 class Endpoints:
@@ -58,13 +61,16 @@ class Endpoints:
         """Take ``subscriptions`` as read by a query that started at ``read_at``; read their secrets now."""
         subscriptions = list(subscriptions)
         keys = signing_keys([s.pk for s in subscriptions], {s.pk: s.signature_scheme for s in subscriptions})
+        credentials = load_credentials([s.pk for s in subscriptions])
         self._publish(
-            Endpoint(s.pk, s.url, s.headers or {}, s.enabled, keys[s.pk], read_at, s.send_traceparent)
+            Endpoint(
+                s.pk, s.url, s.headers or {}, s.enabled, keys[s.pk], read_at, s.send_traceparent, credentials.get(s.pk)
+            )
             for s in subscriptions
         )
 
     def refresh(self, subscription_ids: Collection[int]) -> None:
-        """Re-read these subscriptions (one query; secrets and keys only where they changed)."""
+        """Re-read these subscriptions (one query; secrets, keys and credentials only where they changed)."""
         if not subscription_ids:
             return
         read_at = time.monotonic()
@@ -75,24 +81,37 @@ class Endpoints:
             for row in Subscription.objects.filter(pk__in=list(subscription_ids))
             .annotate(newest_secret=Subquery(newest_secret), newest_key=Subquery(newest_key))
             .values_list(
-                "pk", "url", "headers", "enabled", "newest_secret", "send_traceparent", "signature_scheme", "newest_key"
+                "pk",
+                "url",
+                "headers",
+                "enabled",
+                "newest_secret",
+                "send_traceparent",
+                "signature_scheme",
+                "newest_key",
+                "receiver_auth__updated_at",
             )
         }
         with self._changed:
             known = {sid: self._current.get(sid) for sid in subscription_ids}
         stale: dict[int, str] = {}  # subscription id: its signature scheme
-        for sid, (_, _, _, _, newest_secret_id, _, scheme, newest_key_id) in rows.items():
+        changed_auth: list[int] = []
+        for sid, (_, _, _, _, newest_secret_id, _, scheme, newest_key_id, auth_version) in rows.items():
             endpoint = known.get(sid)
             if endpoint is None or endpoint.keys.is_stale(scheme, newest_secret_id, newest_key_id):
                 stale[sid] = scheme
+            if endpoint is None or auth_version != (endpoint.credentials.version if endpoint.credentials else None):
+                changed_auth.append(sid)
         keys = signing_keys(list(stale), stale) if stale else {}
+        credentials = load_credentials(changed_auth)
         fresh = []
         for sid, endpoint in known.items():
             row = rows.get(sid)
             if row is not None:
-                _, url, headers, enabled, _, send_traceparent, _, _ = row
+                _, url, headers, enabled, _, send_traceparent, _, _, _ = row
                 signing = keys[sid] if endpoint is None or sid in keys else endpoint.keys
-                fresh.append(Endpoint(sid, url, headers or {}, enabled, signing, read_at, send_traceparent))
+                auth = credentials.get(sid) if endpoint is None or sid in changed_auth else endpoint.credentials
+                fresh.append(Endpoint(sid, url, headers or {}, enabled, signing, read_at, send_traceparent, auth))
             elif endpoint is not None:  # deleted: its lanes stop
                 fresh.append(replace(endpoint, enabled=False, read_at=read_at))
         self._publish(fresh)

@@ -8,7 +8,8 @@ One home for the header rules the transport, the engine, the attempt log, the ad
 * *Default* headers (:func:`default_headers`: ``User-Agent``, ``Content-Type``) are on every request.
 * *Credential* headers (:func:`is_credential_header`) and signatures are never stored or shown:
   :func:`redact_headers` is what an attempt stores (and the API returns), :func:`masked_headers`
-  what the admin displays.
+  what the admin displays; the header of a receiver's authentication (an API key under any
+  name) is redacted before that (:func:`redact_credentials`).
 """
 
 from __future__ import annotations
@@ -193,20 +194,30 @@ def is_credential_header(name: str) -> bool:
     return lowered in CREDENTIAL_HEADERS or any(word in lowered for word in CREDENTIAL_WORDS)
 
 
-def _signature_count(value: object) -> int:
-    return len(str(value).split())
+def redact_credentials(headers: Mapping[str, str], credential_headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with the values of ``credential_headers`` (a receiver's authentication, whatever
+    the header's name: :mod:`django_webhooks.delivery.credentials`) replaced by :data:`REDACTED`."""
+    names = {name.lower() for name in credential_headers}
+    return {name: REDACTED if name.lower() in names else value for name, value in headers.items()}
+
+
+def _signature_versions(value: object) -> list[str]:
+    """The version of each signature in a ``webhook-signature`` value (``v1``, ``v1a``), in order."""
+    versions = [entry.partition(",")[0] for entry in str(value).split()]
+    return [version if re.fullmatch(r"v\d{1,2}a?", version) else "v?" for version in versions]
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Request headers as stored on an attempt (and returned by the API): no signature, no credential.
 
-    ``webhook-signature`` keeps one ``v1,<redacted>`` per signature sent, so the log still
-    shows that a rotation sent two.
+    ``webhook-signature`` keeps one ``<version>,<redacted>`` per signature sent (``v1,<redacted>
+    v1a,<redacted>``), so the log still shows that a rotation sent two, and of which kinds.
     """
     stored: dict[str, str] = {}
     for name, value in headers.items():
         if name.lower() == SIGNATURE_HEADER:
-            stored[name] = " ".join([REDACTED_SIGNATURE] * _signature_count(value)) or REDACTED_SIGNATURE
+            entries = [f"{version},{REDACTED}" for version in _signature_versions(value)]
+            stored[name] = " ".join(entries) or REDACTED_SIGNATURE
         elif is_credential_header(name):
             stored[name] = REDACTED
         else:
@@ -222,8 +233,10 @@ def masked_headers(headers: Mapping[str, object] | None) -> dict[str, object]:
     masked: dict[str, object] = {}
     for name, value in (headers or {}).items():
         if name.lower() == SIGNATURE_HEADER:
-            count = _signature_count(value)
-            masked[name] = f"v1,•••••• ({count} signature{'s' if count != 1 else ''}, hidden)"
+            versions = _signature_versions(value) or ["v1"]
+            count = len(versions)
+            kinds = "/".join(dict.fromkeys(versions))
+            masked[name] = f"{kinds},•••••• ({count} signature{'s' if count != 1 else ''}, hidden)"
         elif is_credential_header(name):
             masked[name] = MASKED
         else:

@@ -36,11 +36,13 @@ from .claiming import (
     due_count,
     extend_lane,
     lane_size,
+    must_verify,
     next_due,
     release_expired_leases,
     release_unsent,
     renew_leases,
 )
+from .credentials import send_authenticated
 from .endpoints import REFRESH_SECONDS, Endpoint, Endpoints
 from .formats import format_headers
 from .headers import request_headers
@@ -91,7 +93,8 @@ CLAIM_POLL_SECONDS = 0.25
 
 
 def _send(delivery: Delivery, endpoint: Endpoint) -> Sent:
-    """Sign and send one delivery (runs in a sender thread; no database access).
+    """Sign and send one delivery (runs in a sender thread; no database access, except to fetch an
+    OAuth2 token this process holds none of: :mod:`django_webhooks.delivery.credentials`).
 
     The body is the one fixed at fan-out (the delivery's own, or the event's), with the headers
     its format needs (:func:`~django_webhooks.delivery.formats.format_headers`). Traced when
@@ -112,7 +115,7 @@ def _send(delivery: Delivery, endpoint: Endpoint) -> Sent:
             signed = webhook_headers(delivery.message_id, int(started.timestamp()), body, secrets)
             trace_headers = spans.headers() if endpoint.send_traceparent else None
             headers = request_headers(endpoint.headers, signed, trace_headers, format_headers(delivery))
-            result = get_transport().send(endpoint.url, body, headers)
+            result, headers = send_authenticated(get_transport(), endpoint.url, body, headers, endpoint.credentials)
         except EventVersionError as exc:
             result = TransportResult(error_class=ErrorClass.INTERNAL, error_message=str(exc))
         except Exception as exc:
@@ -149,13 +152,14 @@ def _lease_stop_at(lane: Lane) -> float:
 
 
 def send_lane(lane: Lane, endpoints: Endpoints, stop_at: float) -> list[Sent]:
-    """Send a lane's deliveries one after another (runs in a sender thread; no database access).
+    """Send a lane's deliveries one after another (runs in a sender thread, as :func:`_send` does).
 
     Each request uses the subscription as :class:`~django_webhooks.delivery.endpoints.Endpoints` last
     read it (waiting for a fresh enough copy). Stops early after a retryable failure (the
     endpoint is in trouble: :attr:`TransportResult.retryable
     <django_webhooks.delivery.transport.TransportResult.retryable>`), once the subscription is
-    disabled (unless the lane is ``manual``), once ``stop_at`` (the task's budget) has passed,
+    disabled (unless the lane is ``manual``) or its URL changed to one that must pass the endpoint
+    handshake first, once ``stop_at`` (the task's budget) has passed,
     or when the lease is no longer being renewed; the first delivery is sent unless the lease
     itself is already too old (a lane that waited for a thread too long).
     """
@@ -168,6 +172,8 @@ def send_lane(lane: Lane, endpoints: Endpoints, stop_at: float) -> list[Sent]:
         endpoint = endpoints.current(lane.subscription.pk, until)
         if endpoint is None or not (endpoint.enabled or lane.manual):
             break
+        if endpoint.url != lane.subscription.url and not lane.manual and must_verify(lane.subscription):
+            break  # the new URL has not answered the handshake (the claim checked the old one)
         lane.request_started = time.monotonic()
         outcome = _send(delivery, endpoint)
         lane.request_started = None

@@ -17,17 +17,21 @@ rest is never read: the connection is dropped and the headers marked with
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import io
 import os
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import certifi
 import urllib3
@@ -46,7 +50,14 @@ if TYPE_CHECKING:
 
 #: Error classes that say the receiver was never asked (or never answered): worth another try.
 RETRYABLE_ERRORS = frozenset(
-    {ErrorClass.TIMEOUT, ErrorClass.CONNECTION, ErrorClass.DNS, ErrorClass.TLS, ErrorClass.INTERNAL}
+    {
+        ErrorClass.TIMEOUT,
+        ErrorClass.CONNECTION,
+        ErrorClass.DNS,
+        ErrorClass.TLS,
+        ErrorClass.INTERNAL,
+        ErrorClass.AUTH,
+    }
 )
 #: Error classes that no amount of waiting fixes: the target itself is refused.
 FINAL_ERRORS = frozenset({ErrorClass.BLOCKED_TARGET, ErrorClass.INVALID_TARGET, ErrorClass.REDIRECT})
@@ -285,6 +296,64 @@ class _BoundedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _BoundedHTTPSConnection
 
 
+@dataclass(frozen=True)
+class ClientTLS:
+    """An endpoint's own TLS settings: a client certificate for mutual TLS, and the certificate
+    authorities trusted for it in place of the public ones. PEM text, held in memory only."""
+
+    #: The client certificate, followed by any intermediate certificates (PEM).
+    certificate: str = ""
+    private_key: str = field(default="", repr=False)
+    #: Certificates trusted for the endpoint's server certificate instead of the public ones (PEM).
+    ca_bundle: str = ""
+
+    @property
+    def key(self) -> str:
+        """Names these settings in a pool key without holding the private key there."""
+        material = "\0".join((self.certificate, self.private_key, self.ca_bundle)).encode("utf-8")
+        return hashlib.sha256(material).hexdigest()
+
+
+def _load_client_certificate(context: ssl.SSLContext, tls: ClientTLS) -> None:
+    """Load ``tls``'s certificate and key into ``context`` without writing the key to disk in the clear.
+
+    ``SSLContext.load_cert_chain`` reads files only. The key is written encrypted with a
+    one-time passphrase, to an anonymous in-memory file (``memfd``, Linux) or else to a
+    private (0600) temporary file, which is removed as soon as it has been read.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    passphrase = os.urandom(32).hex().encode("ascii")
+    key = serialization.load_pem_private_key(tls.private_key.encode("utf-8"), password=None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+    with _private_file(tls.certificate.encode("utf-8")) as cert_path, _private_file(encrypted) as key_path:
+        context.load_cert_chain(cert_path, key_path, password=passphrase)
+
+
+@contextmanager
+def _private_file(data: bytes) -> Iterator[str]:
+    """A file only this process can read, holding ``data``: its path while the block runs."""
+    memfd_create = getattr(os, "memfd_create", None)
+    path = ""
+    if memfd_create is not None and os.path.isdir("/proc/self/fd"):
+        fd = memfd_create("django-webhooks-tls", getattr(os, "MFD_CLOEXEC", 0))
+        name = f"/proc/self/fd/{fd}"
+    else:
+        fd, path = tempfile.mkstemp(prefix="dwh-tls-")  # mode 0600
+        name = path
+    try:
+        os.write(fd, data)
+        yield name
+    finally:
+        os.close(fd)
+        if path:
+            os.unlink(path)
+
+
 #: Keep-alive pools kept per transport (one per target host and vetted address), least recently used dropped.
 MAX_POOLS = 64
 #: Idle keep-alive connections kept per pool.
@@ -292,19 +361,21 @@ POOL_CONNECTIONS = 4
 
 
 class _Pools:
-    """Keep-alive connection pools keyed by (scheme, vetted address, port, host name).
+    """Keep-alive connection pools keyed by (scheme, vetted address, port, host name, TLS settings).
 
     A pool dials only the vetted address it was made for; for https, SNI and the certificate
-    check use the URL's host name. The least recently used pool past :data:`MAX_POOLS` is closed.
+    check use the URL's host name, and an endpoint with :class:`ClientTLS` settings gets pools
+    (and a TLS context) of its own. The least recently used pool past :data:`MAX_POOLS` is closed.
     """
 
     def __init__(self, ca_file: str | None = None) -> None:
-        self._pools: OrderedDict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = OrderedDict()
+        self._pools: OrderedDict[tuple[str, str, int, str, str], urllib3.HTTPConnectionPool] = OrderedDict()
         self._ssl_context: ssl.SSLContext | None = None
+        self._client_contexts: OrderedDict[str, ssl.SSLContext] = OrderedDict()
         self._ca_file = ca_file
 
-    def get(self, target: ResolvedTarget, address: str) -> urllib3.HTTPConnectionPool:
-        key = (target.scheme, address, target.port, target.host)
+    def get(self, target: ResolvedTarget, address: str, tls: ClientTLS | None = None) -> urllib3.HTTPConnectionPool:
+        key = (target.scheme, address, target.port, target.host, tls.key if tls is not None else "")
         pool = self._pools.get(key)
         if pool is not None:
             self._pools.move_to_end(key)
@@ -317,7 +388,7 @@ class _Pools:
                 retries=False,
                 server_hostname=target.host,
                 assert_hostname=target.host,
-                ssl_context=self._tls_context(),
+                ssl_context=self._tls_context(tls),
             )
         else:
             pool = _BoundedHTTPConnectionPool(address, target.port, maxsize=POOL_CONNECTIONS, retries=False)
@@ -326,12 +397,32 @@ class _Pools:
             self._pools.popitem(last=False)[1].close()
         return pool
 
-    def _tls_context(self) -> ssl.SSLContext:
+    def _tls_context(self, tls: ClientTLS | None = None) -> ssl.SSLContext:
+        if tls is not None:
+            return self._client_context(tls)
         if self._ssl_context is None:
             context = create_urllib3_context()
             context.load_verify_locations(self._ca_file or certifi.where())
             self._ssl_context = context
         return self._ssl_context
+
+    def _client_context(self, tls: ClientTLS) -> ssl.SSLContext:
+        key = tls.key
+        context = self._client_contexts.get(key)
+        if context is not None:
+            self._client_contexts.move_to_end(key)
+            return context
+        context = create_urllib3_context()
+        if tls.ca_bundle:
+            context.load_verify_locations(cadata=tls.ca_bundle)
+        else:
+            context.load_verify_locations(self._ca_file or certifi.where())
+        if tls.certificate:
+            _load_client_certificate(context, tls)
+        self._client_contexts[key] = context
+        while len(self._client_contexts) > MAX_POOLS:
+            self._client_contexts.popitem(last=False)
+        return context
 
     def close(self) -> None:
         while self._pools:
@@ -355,8 +446,11 @@ class Transport:
     def close(self) -> None:
         self.pools.close()
 
-    def send(self, url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
-        """POST ``body`` to ``url``; network problems come back as ``error_class``, never raised."""
+    def send(self, url: str, body: bytes, headers: dict[str, str], *, tls: ClientTLS | None = None) -> TransportResult:
+        """POST ``body`` to ``url``; network problems come back as ``error_class``, never raised.
+
+        ``tls``: the endpoint's client certificate and trusted authorities (mutual TLS).
+        """
         started = time.monotonic()
         total = float(webhooks_settings.TIMEOUT)
         exchange = _Exchange(
@@ -367,7 +461,7 @@ class Transport:
         result = TransportResult()
         _sending.exchange = exchange
         try:
-            self._exchange(url, body, {**default_headers(), **headers}, exchange, result)
+            self._exchange(url, body, {**default_headers(), **headers}, exchange, result, tls)
         except BlockedTarget as exc:
             result.error_class, result.error_message = exc.error_class, str(exc)
         except urllib3.exceptions.NewConnectionError as exc:
@@ -401,8 +495,23 @@ class Transport:
             result.classify_status()
         return result
 
+    def post_form(
+        self, url: str, fields: dict[str, str], headers: dict[str, str], *, tls: ClientTLS | None = None
+    ) -> TransportResult:
+        """POST ``fields`` form-encoded to ``url`` (an OAuth2 token request), with the same SSRF
+        guard, deadline and caps as :meth:`send`."""
+        body = urlencode(fields).encode("ascii")
+        form_headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        return self.send(url, body, {**headers, **form_headers}, tls=tls)
+
     def _exchange(
-        self, url: str, body: bytes, headers: dict[str, str], exchange: _Exchange, result: TransportResult
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        exchange: _Exchange,
+        result: TransportResult,
+        tls: ClientTLS | None = None,
     ) -> None:
         target = resolve_target(url)
         parsed = urllib3.util.parse_url(url)
@@ -413,7 +522,7 @@ class Transport:
         )
         for index, address in enumerate(target.addresses):
             try:
-                response = self.pools.get(target, address).urlopen(
+                response = self.pools.get(target, address, tls).urlopen(
                     "POST",
                     parsed.request_uri,
                     body=body,
@@ -466,7 +575,7 @@ class _Body:
     complete: bool
 
 
-def _read_capped(raw: urllib3.HTTPResponse, limit: int) -> _Body:
+def _read_capped(raw: urllib3.BaseHTTPResponse, limit: int) -> _Body:
     """Read at most ``limit`` bytes of body (each socket read keeps to the request's deadline)."""
     received = bytearray()
     while len(received) < limit:

@@ -7,6 +7,7 @@ on Django Tasks never imports django-q2. The broker object itself is cached by t
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from django_q.brokers import Broker
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 TASK_PATHS = {
     "process_events": "django_webhooks.tasks.process_events",
     "deliver_due": "django_webhooks.tasks.deliver_due",
+    "verify_endpoints": "django_webhooks.tasks.verify_endpoints",
 }
 
 
@@ -64,9 +66,40 @@ def enqueue(broker: Broker, name: str, cluster: str | None) -> None:
     async_task(TASK_PATHS[name], q_options=q_options)
 
 
-def workers() -> int:
-    """Worker processes of a cluster (``Q_CLUSTER["workers"]``)."""
-    return int(Conf.WORKERS or 1)
+#: How long a count of the workers of every running cluster is reused (seconds).
+FLEET_CACHE_SECONDS = 5.0
+_fleet: tuple[float, int] | None = None
+
+
+def workers(broker: Broker) -> int:
+    """Worker processes of every running cluster sharing this broker, at least this cluster's
+    ``Q_CLUSTER["workers"]``.
+
+    Several machines each running a ``qcluster`` on one broker get enough delivery tasks for all
+    of their workers, not just for one machine's. Each cluster publishes its statistics to the
+    broker every few seconds (on Redis; the ORM broker keeps them in the Django cache, which is
+    shared only when the cache is); the count is reused for :data:`FLEET_CACHE_SECONDS`.
+    """
+    global _fleet
+    local = int(Conf.WORKERS or 1)
+    now = time.monotonic()
+    if _fleet is None or _fleet[0] <= now:
+        _fleet = (now + FLEET_CACHE_SECONDS, _running_workers(broker))
+    return max(local, _fleet[1])
+
+
+def _running_workers(broker: Broker) -> int:
+    """Workers of the clusters whose statistics ``broker`` holds (0 when it holds none)."""
+    from django_q.status import Stat  # loads django-q2's models (see above)
+
+    try:
+        stats = Stat.get_all(broker=broker)
+    except Exception:  # a broker that keeps no statistics, or one that is down: count this cluster alone
+        return 0
+    stopping = {Conf.STOPPING, Conf.STOPPED}
+    return sum(
+        len(getattr(stat, "workers", None) or ()) for stat in stats if getattr(stat, "status", None) not in stopping
+    )
 
 
 def runs_inline() -> bool:

@@ -29,6 +29,7 @@ TASK_PATHS = {
     "deliver_due": "django_webhooks.tasks.deliver_due_task",
     "sweep": "django_webhooks.tasks.sweep_task",
     "prune": "django_webhooks.tasks.prune_task",
+    "verify_endpoints": "django_webhooks.tasks.verify_endpoints_task",
 }
 
 

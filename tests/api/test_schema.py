@@ -107,7 +107,7 @@ def test_every_operation_documents_its_errors_and_needs_authentication(db):
         if url.startswith(f"{API}/") and not url.startswith(f"{API}/key-sets/")
         for method, operation in operations.items()
     ]
-    assert len(operations) == 24  # with GET subscriptions/{id}/signing-keys/ and POST .../rotate-signing-key/
+    assert len(operations) == 25  # with GET subscriptions/{id}/signing-keys/, POST .../rotate-signing-key/, .../verify/
     for method, url, operation in operations:
         assert {"400", "401", "403", "404", "429"} <= set(operation["responses"]), (method, url)
         assert {"basicAuth", "cookieAuth"} <= {name for entry in operation["security"] for name in entry}

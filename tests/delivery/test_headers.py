@@ -106,6 +106,14 @@ def test_stored_request_headers_keep_no_signatures_or_credentials():
     }
 
 
+def test_stored_and_masked_signatures_keep_their_versions_only():
+    sent = {"webhook-signature": "v1,c2VjcmV0 v1a,c2lnbmVk", "webhook-id": "msg_1"}
+    assert redact_headers(sent)["webhook-signature"] == "v1,<redacted> v1a,<redacted>"
+    assert masked_headers(sent)["webhook-signature"] == "v1/v1a,•••••• (2 signatures, hidden)"
+    odd = redact_headers({"webhook-signature": "<script>,x v1,y"})["webhook-signature"]
+    assert odd == "v?,<redacted> v1,<redacted>"
+
+
 def test_the_admin_masks_stored_and_raw_headers_alike():
     expected = {
         "webhook-id": "msg_1",

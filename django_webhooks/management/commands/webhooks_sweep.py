@@ -11,7 +11,8 @@ from django_webhooks.tasks import sweep
 class Command(BaseCommand):
     help = (
         "Catch up on webhook work: fan out events that were never fanned out, return deliveries "
-        "whose worker died (expired lease) to pending, and enqueue delivery tasks for what is due. "
+        "whose worker died (expired lease) to pending, and enqueue delivery tasks for what is due "
+        "and a handshake task for due endpoint verifications. "
         "The django-q2 schedule 'django_webhooks.sweep' does the same every minute; run this from "
         "cron or by hand when no schedule runs. Safe to run on several machines at once."
     )
@@ -30,7 +31,8 @@ class Command(BaseCommand):
             result = sweep()
             self.stdout.write(
                 f"Fanned out {result['fanned_out']} event(s), released {result['released']} expired "
-                f"lease(s), {result['due']} delivery(ies) due, enqueued {result['enqueued']} delivery task(s)."
+                f"lease(s), {result['due']} delivery(ies) due, enqueued {result['enqueued']} delivery task(s), "
+                f"{result['handshakes']} endpoint handshake(s) due."
             )
             if not loop:
                 return
