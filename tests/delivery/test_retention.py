@@ -77,9 +77,102 @@ def test_batches_cover_everything_and_report_progress(subscription):
     recent = make_event(subscription, 1, attempts=2)
     calls = []
     result = prune(batch_size=3, progress=lambda kind, n, total: calls.append((kind, n, total)))
-    assert result["events"] == 7 and result["attempts"] == 14 and result["batches"] == 3
-    assert calls == [("events", 3, 3), ("events", 3, 6), ("events", 1, 7)]
+    assert result["events"] == 7 and result["attempts"] == 14
+    # An event's two attempts share a timestamp: a window takes both rather than splitting them.
+    assert calls == [
+        ("attempts", 4, 4),
+        ("attempts", 4, 8),
+        ("attempts", 4, 12),
+        ("attempts", 2, 14),
+        ("events", 3, 3),
+        ("events", 3, 6),
+        ("events", 1, 7),
+    ]
+    assert result["batches"] == 7
     assert list(Event.objects.all()) == [recent]
+    assert DeliveryAttempt.objects.count() == 2
+
+
+def test_attempts_go_oldest_first_in_windows_of_the_batch_size(subscription):
+    delivery = make_event(subscription, 50).deliveries.get()
+    start = timezone.now() - timedelta(days=40)
+    DeliveryAttempt.objects.bulk_create(
+        DeliveryAttempt(
+            delivery=delivery,
+            subscription=subscription,
+            attempt_number=number,
+            url=subscription.url,
+            created_at=start + timedelta(minutes=number),
+        )
+        for number in range(2, 12)
+    )
+    # The same delivery's attempt after the cutoff stays, and keeps the event.
+    DeliveryAttempt.objects.create(
+        delivery=delivery, subscription=subscription, attempt_number=12, url=subscription.url
+    )
+    expected = prune(batch_size=4, dry_run=True)
+    assert (expected["attempts"], expected["events"]) == (12, 1)
+    left = []
+    result = prune(
+        batch_size=4,
+        progress=lambda kind, n, total: left.append(
+            (kind, n, sorted(DeliveryAttempt.objects.values_list("attempt_number", flat=True)))
+        ),
+    )
+    assert left[:3] == [
+        ("attempts", 4, list(range(5, 13))),
+        ("attempts", 4, list(range(9, 13))),
+        ("attempts", 3, [12]),
+    ]
+    # Then the event, whose delivery is finished, with the newer attempt.
+    assert left[3:] == [("events", 1, [])]
+    assert not Event.objects.exists()
+    assert result == expected
+
+
+def test_the_work_per_batch_is_a_few_statements_with_a_few_parameters(subscription):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(30):
+        make_event(subscription, 40, attempts=2)
+    with CaptureQueriesContext(connection) as captured:
+        result = prune(batch_size=1000)
+    assert (result["events"], result["deliveries"], result["attempts"], result["batches"]) == (30, 30, 60, 2)
+    # Not one statement per row, and no list of ids sent back to the database.
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert len(statements) <= 20
+    assert all(sql.count("%s") + sql.count("?") < 20 for sql in statements)
+    assert max(len(sql) for sql in statements) < 2000
+
+
+def test_deliveries_are_deleted_through_django_when_a_delete_signal_listens(subscription):
+    from django.db.models.signals import post_delete
+
+    make_event(subscription, 40, statuses=["succeeded", "failed"])
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.status)
+
+    post_delete.connect(receiver, sender=Delivery)
+    try:
+        result = prune()
+    finally:
+        post_delete.disconnect(receiver, sender=Delivery)
+    assert (result["events"], result["deliveries"]) == (1, 2)
+    assert sorted(seen) == ["failed", "succeeded"]
+    assert not Delivery.objects.exists()
+
+
+def test_a_resent_delivery_keeps_its_event(subscription):
+    from django_webhooks.delivery.operations import resend
+
+    event = make_event(subscription, 40, statuses=["failed", "succeeded"])
+    resend(event.deliveries.get(status="failed"))
+    result = prune()
+    assert result["events"] == 0 and result["deliveries"] == 0
+    assert event.deliveries.count() == 2
 
 
 def test_dry_run_deletes_nothing(subscription):
