@@ -59,3 +59,28 @@ def test_statements_are_built_once_per_shape():
     rows.insert_rows(Event, COLUMNS, event_rows(2), "default")
     rows.insert_rows(Event, COLUMNS, event_rows(2), "default")
     assert rows.insert_statement.cache_info().hits >= 1
+
+
+def test_many_rows_keep_every_kind_of_value_exactly():
+    """Enough rows that PostgreSQL gets them as one JSON parameter (rows.MAX_CACHED_PARAMETERS)."""
+    count = 40
+    assert count * len(COLUMNS) > rows.MAX_CACHED_PARAMETERS
+    now = timezone.now()
+    adapt = connection.ops.adapt_datetimefield_value
+    odd = ["plain", "quote ' and \" and \\", "ünïcödé ✓ 𝄞", "", "line\nbreak", "%s %(x)s ?"]
+    values = [
+        (f"type.{n}", f'{{"n": {n}, "s": "{n}"}}', adapt(now + timedelta(microseconds=n)), odd[n % len(odd)])
+        for n in range(count)
+    ]
+    pks = rows.insert_rows(Event, COLUMNS, values, "default")
+    stored = {event.pk: event for event in Event.objects.filter(pk__in=pks)}
+    for n, pk in enumerate(pks):
+        event = stored[pk]
+        assert event.event_type == f"type.{n}" and event.payload == {"n": n, "s": str(n)}
+        assert event.body == odd[n % len(odd)]
+        assert event.created_at == now + timedelta(microseconds=n)
+    changes = [(pk, odd[(n + 1) % len(odd)], None if n % 2 else adapt(now)) for n, pk in enumerate(pks)]
+    assert rows.update_rows(Event, ("body", "fanned_out_at"), changes, "default") == count
+    for n, event in enumerate(Event.objects.filter(pk__in=pks).order_by("pk")):
+        assert event.body == odd[(n + 1) % len(odd)]
+        assert event.fanned_out_at == (None if n % 2 else now)
