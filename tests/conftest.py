@@ -26,13 +26,17 @@ def fresh_brokers():
     """No django-q2 broker cached by this process, before and after the test.
 
     ``django_webhooks.delivery.broker`` builds one per cluster name and keeps it; a test that
-    changes the broker settings (django-q2's ``Conf``, ``Q_CLUSTER``) needs it built again.
+    changes the broker settings (django-q2's ``Conf``, ``Q_CLUSTER``) needs it built again. The
+    handoff promise this process trusts from memory goes too: the previous test's cluster that
+    made it is gone, and its ``Handoff`` row with it (transactional tests empty the tables).
     """
-    from django_webhooks.delivery import broker
+    from django_webhooks.delivery import broker, handoff
 
     broker._brokers.clear()
+    handoff._covered_until.clear()
     yield
     broker._brokers.clear()
+    handoff._covered_until.clear()
 
 
 @pytest.fixture

@@ -40,7 +40,8 @@ def test_workers_sign_v1a_that_independent_and_our_verifiers_accept(cluster, rec
     [public] = public_signing_keys(subscription)
     event = send_event("order.created", {"id": 1})
     [request] = receiver.wait_for(1)
-    wait_for_status(Delivery.objects.get(event=event), DeliveryStatus.SUCCEEDED)
+    delivery = wait_for_status(Delivery.objects.get(event=event), DeliveryStatus.SUCCEEDED)
+    assert delivery.status == DeliveryStatus.SUCCEEDED
     versions = [entry.partition(",")[0] for entry in request.headers["webhook-signature"].split()]
     assert versions == (["v1a"] if scheme == "v1a" else ["v1", "v1a"])
     assert spec_v1a_verify(public.public_key, request.headers, request.body)
@@ -59,7 +60,7 @@ def test_after_a_rotation_both_keys_sign_and_the_key_set_lists_both(cluster, rec
     new = rotate_signing_key(subscription)
     event = send_event("order.created", {"id": 2})
     [request] = receiver.wait_for(1)
-    wait_for_status(Delivery.objects.get(event=event), DeliveryStatus.SUCCEEDED)
+    assert wait_for_status(Delivery.objects.get(event=event), DeliveryStatus.SUCCEEDED).status == "succeeded"
     assert len(request.headers["webhook-signature"].split()) == 2
     for public_key in (old.public_key, new):
         assert spec_v1a_verify(public_key, request.headers, request.body)
