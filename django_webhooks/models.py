@@ -392,8 +392,9 @@ class Delivery(models.Model):
     # below serve every lookup, and each index is written again on every status change.
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
-    #: Unique through ``dwh_delivery_message_id_uniq`` (a constraint, so PostgreSQL gets no second,
-    #: ``LIKE``-pattern index: message ids are looked up exactly).
+    #: Unique through ``dwh_delivery_message_id_uniq``: one index, in PostgreSQL's pattern order, that
+    #: serves exact lookups and the log search's prefix matches (``LIKE 'msg_abc%'``) alike, where
+    #: ``unique=True`` would build two.
     message_id = models.CharField(max_length=64, default=new_message_id)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     #: Requests made so far (the API's ``attempt_count``); the requests themselves are ``delivery_attempts``.
@@ -447,7 +448,9 @@ class Delivery(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["event", "subscription"], name="dwh_delivery_event_subscription"),
-            models.UniqueConstraint(fields=["message_id"], name="dwh_delivery_message_id_uniq"),
+            models.UniqueConstraint(
+                fields=["message_id"], name="dwh_delivery_message_id_uniq", opclasses=["varchar_pattern_ops"]
+            ),
         ]
 
     def __str__(self) -> str:

@@ -82,6 +82,8 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="delivery",
-            constraint=models.UniqueConstraint(fields=("message_id",), name="dwh_delivery_message_id_uniq"),
+            constraint=models.UniqueConstraint(
+                fields=("message_id",), name="dwh_delivery_message_id_uniq", opclasses=["varchar_pattern_ops"]
+            ),
         ),
     ]
