@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import crypto
-from .delivery.headers import HEADER_NAME_RE, is_protected_header, unsendable
+from .delivery.headers import HEADER_NAME_RE, REDACTED, is_protected_header, unsendable
 from .delivery.targets import target_validator
 from .delivery.transport import ClientTLS
 from .models import AuthMethod, OAuthClientAuth, OAuthToken, ReceiverAuth, Subscription
@@ -61,6 +61,9 @@ MAX_SECRET_LENGTH = 4096
 CERTIFICATE_WARNING = timedelta(days=14)
 #: Smallest RSA key accepted (client certificate key or ``private_key_jwt``).
 MIN_RSA_BITS = 2048
+#: Secrets shorter than this are not searched for in a receiver's answer (:func:`redact_secrets`):
+#: they would match by chance.
+MIN_REDACTED_LENGTH = 4
 
 _METHOD_SECRETS = {
     AuthMethod.NONE: (),
@@ -126,6 +129,8 @@ class Credentials:
     static_headers: dict[str, str] = field(default_factory=dict, repr=False)
     oauth: OAuthClient | None = None
     tls: ClientTLS | None = None
+    #: The secret texts a request may carry (and a receiver echo back): header values and their secrets.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def headers(self, access_token: str | None = None) -> dict[str, str]:
         """The headers a request carries: the static credential, or ``Authorization: Bearer`` with ``access_token``."""
@@ -167,7 +172,21 @@ def credentials_of(auth: ReceiverAuth) -> Credentials:
             resource=auth.resource,
             tls=tls,
         )
-    return Credentials(auth.method, auth.updated_at, static, oauth, tls)
+    texts = (*static.values(), secrets["password"], secrets["token"], secrets["client_secret"])
+    if auth.method == AuthMethod.BASIC:
+        texts += (static["Authorization"].removeprefix("Basic "),)
+    return Credentials(auth.method, auth.updated_at, static, oauth, tls, tuple(text for text in texts if text))
+
+
+def redact_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each of ``secrets`` replaced by ``<redacted>``.
+
+    For what a receiver or a token endpoint answered (a body, a header, an error description),
+    which may echo the credentials of the request, before it is stored, logged or shown.
+    """
+    for secret in sorted({s for s in secrets if len(s) >= MIN_REDACTED_LENGTH}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def load_credentials(subscription_ids: Collection[int]) -> dict[int, Credentials]:
@@ -278,7 +297,8 @@ def auth_problems(values: Mapping[str, Any], current: ReceiverAuth | None = None
                 add("header_name", _("The header %(name)s is set by django-webhooks.") % {"name": name})
     elif method == AuthMethod.OAUTH2:
         _oauth_problems(merged, given, has_secret, add)
-    _tls_problems(merged, given, current, add)
+    new_certificate = merged["client_certificate"] != str(getattr(current, "client_certificate", "") or "")
+    _tls_problems(merged, given, current, add, new_certificate=new_certificate)
     return problems
 
 
@@ -310,7 +330,9 @@ def _oauth_problems(merged: dict[str, str], given: dict[str, str], has_secret: A
         add("client_secret", _("%(method)s needs the client secret.") % {"method": client_auth})
 
 
-def _tls_problems(merged: dict[str, str], given: dict[str, str], current: ReceiverAuth | None, add: Any) -> None:
+def _tls_problems(
+    merged: dict[str, str], given: dict[str, str], current: ReceiverAuth | None, add: Any, *, new_certificate: bool
+) -> None:
     certificate_pem, ca_pem = merged["client_certificate"], merged["ca_bundle"]
     certificates: list[x509.Certificate] = []
     if certificate_pem:
@@ -318,6 +340,9 @@ def _tls_problems(merged: dict[str, str], given: dict[str, str], current: Receiv
             certificates = _certificates(certificate_pem)
         except ValueError as exc:
             add("client_certificate", str(exc))
+    # A stored certificate that has since expired is the check's (W015) to report; a new one must be valid.
+    if new_certificate and certificates and certificates[0].not_valid_after_utc <= timezone.now():
+        add("client_certificate", _("This certificate has expired; give one that is still valid."))
     if ca_pem:
         try:
             _certificates(ca_pem)

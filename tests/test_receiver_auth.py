@@ -117,6 +117,28 @@ def test_certificate_expiry_is_stored_and_checked(make_subscription, pki):
     assert not [m for m in run_checks() if m.id == "django_webhooks.W015"]  # only with a database
 
 
+def test_an_expired_certificate_is_refused_but_a_stored_one_does_not_block_other_changes(make_subscription, pki):
+    expired = pki["ca"].issue("expired", server=False, days=-0.002)  # ended 3 minutes ago
+    assert (
+        "expired"
+        in auth_problems({"client_certificate": expired.certificate, "client_key": expired.private_key})[
+            "client_certificate"
+        ][0]
+    )
+    subscription = make_subscription()
+    configure_auth(subscription, client_certificate=pki["client"].certificate, client_key=pki["client"].private_key)
+    with pytest.raises(ValidationError) as raised:
+        configure_auth(subscription, client_certificate=expired.certificate, client_key=expired.private_key)
+    assert "client_certificate" in raised.value.message_dict
+    # A stored certificate that expired since (the W015 check warns about it) still lets the rest change.
+    auth = ReceiverAuth.objects.get(subscription=subscription)
+    auth.client_certificate = expired.certificate
+    auth.encrypted_client_key = crypto.encrypt_secret(expired.private_key)
+    auth.save()
+    configure_auth(subscription, method="bearer", token="tok-after-expiry")
+    assert describe_auth(ReceiverAuth.objects.get(subscription=subscription))["secrets_set"] == ["token", "client_key"]
+
+
 def test_api_sets_auth_write_only_with_field_errors(django_user_model, pki):
     api = APIClient()
     api.force_authenticate(django_user_model.objects.create_user("alice"))

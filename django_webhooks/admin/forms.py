@@ -61,10 +61,18 @@ def _auth_text(label: StrOrPromise, help_text: StrOrPromise = "", *, pem: bool =
     return forms.CharField(label=label, help_text=help_text, required=False, strip=not pem, widget=widget)
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that is never rendered with a value, not even the one just posted (a form shown
+    again with errors): what :class:`~django.forms.PasswordInput` does for one-line secrets."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
 def _auth_secret(label: StrOrPromise, help_text: StrOrPromise, *, pem: bool = False) -> forms.CharField:
     """A write-only field: never rendered with a value; empty keeps the stored secret."""
     widget = (
-        forms.Textarea(attrs={"rows": 4, "cols": 64, "autocomplete": "off"})
+        WriteOnlyTextarea(attrs={"rows": 4, "cols": 64, "autocomplete": "off"})
         if pem
         else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
     )

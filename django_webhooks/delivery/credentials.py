@@ -8,15 +8,20 @@ the token once and sends again: the answer to that second request is the attempt
 endpoint that fails makes an attempt of error class ``auth`` with nothing sent to the receiver.
 
 The headers it returns are those to store: the credential header's value is redacted
-(:func:`~django_webhooks.delivery.headers.redact_credentials`), whatever its name.
+(:func:`~django_webhooks.delivery.headers.redact_credentials`), whatever its name. The result's
+body, headers and error message are stored and shown too, so a receiver that echoes the request
+back (a debugging endpoint, an error page quoting the ``Authorization`` header) has the
+credentials of the request redacted from them (:func:`~django_webhooks.receiver_auth.redact_secrets`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from ..models import ErrorClass
-from ..receiver_auth import Credentials
+from ..receiver_auth import Credentials, redact_secrets
 from . import oauth
 from .headers import redact_credentials
 from .transport import ClientTLS, TransportResult
@@ -36,6 +41,16 @@ def _send(
     return transport.send(url, body, headers, tls=tls)  # type: ignore[call-arg]
 
 
+def _redacted(result: TransportResult, secrets: Iterable[str | None]) -> TransportResult:
+    texts = [secret for secret in secrets if secret]
+    return replace(
+        result,
+        body=redact_secrets(result.body, texts),
+        headers={name: redact_secrets(value, texts) for name, value in result.headers.items()},
+        error_message=redact_secrets(result.error_message, texts),
+    )
+
+
 def send_authenticated(
     transport: WebhookTransport, url: str, body: bytes, headers: dict[str, str], credentials: Credentials | None
 ) -> tuple[TransportResult, dict[str, str]]:
@@ -52,6 +67,7 @@ def send_authenticated(
     auth_headers = credentials.headers(token)
     sent = {**headers, **auth_headers}
     result = _send(transport, url, body, sent, credentials.tls)
+    sent_tokens = [token]
     if client is not None and result.status == 401:
         try:
             token = oauth.access_token(client, rejected=token)
@@ -63,4 +79,6 @@ def send_authenticated(
         auth_headers = credentials.headers(token)
         sent = {**headers, **auth_headers}
         result = _send(transport, url, body, sent, credentials.tls)
-    return result, redact_credentials(sent, auth_headers)
+        sent_tokens.append(token)
+    secrets = (*credentials.secrets, *auth_headers.values(), *sent_tokens)
+    return _redacted(result, secrets), redact_credentials(sent, auth_headers)

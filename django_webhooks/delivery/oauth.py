@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -41,7 +41,7 @@ from django.utils import timezone
 from .. import crypto
 from ..exceptions import WebhooksError
 from ..models import OAuthClientAuth, OAuthToken, ReceiverAuth
-from ..receiver_auth import OAuthClient
+from ..receiver_auth import OAuthClient, redact_secrets
 from .targets import loggable_url
 from .transport import get_transport
 
@@ -175,13 +175,27 @@ def token_request(client: OAuthClient, now: float | None = None) -> tuple[dict[s
     return fields, headers
 
 
+def _sent_secrets(client: OAuthClient, fields: dict[str, str], headers: dict[str, str]) -> list[str]:
+    """The secrets a token request carries, in every form a token endpoint may quote them back."""
+    secret = client.client_secret
+    secrets = [secret, quote(secret, safe=""), quote_plus(secret), fields.get("client_assertion", "")]
+    for value in headers.values():
+        secrets += [value, value.removeprefix("Basic ")]
+    return [text for text in secrets if text]
+
+
 def request_token(client: OAuthClient) -> tuple[str, float]:
-    """Ask ``client``'s token endpoint for a token; return it and its lifetime in seconds."""
+    """Ask ``client``'s token endpoint for a token; return it and its lifetime in seconds.
+
+    The error messages quote what the endpoint answered, with the request's secrets redacted
+    (an endpoint may echo them back in its ``error_description``).
+    """
     fields, headers = token_request(client)
     result = get_transport().post_form(client.token_url, fields, headers, tls=client.tls)
     where = loggable_url(client.token_url)
+    secrets = _sent_secrets(client, fields, headers)
     if result.status is None:
-        raise TokenError(f"Token endpoint {where}: {result.error_message}")
+        raise TokenError(f"Token endpoint {where}: {redact_secrets(result.error_message, secrets)}")
     try:
         answer = json.loads(result.body) if result.body else None
     except ValueError:
@@ -191,12 +205,14 @@ def request_token(client: OAuthClient) -> tuple[str, float]:
         if isinstance(answer, dict) and isinstance(answer.get("error"), str):
             description = answer.get("error_description")
             detail = f": {answer['error']}" + (f" ({description})" if isinstance(description, str) else "")
-        raise TokenError(f"Token endpoint {where} answered HTTP {result.status}{detail[:MAX_ERROR_TEXT]}.")
+        detail = redact_secrets(detail, secrets)[:MAX_ERROR_TEXT]
+        raise TokenError(f"Token endpoint {where} answered HTTP {result.status}{detail}.")
     if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
         raise TokenError(f"Token endpoint {where} answered without an access_token.")
     token_type = answer.get("token_type")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise TokenError(f"Token endpoint {where} issued a token of type {str(token_type)[:40]!r}, not Bearer.")
+        quoted = redact_secrets(str(token_type), secrets)[:40]
+        raise TokenError(f"Token endpoint {where} issued a token of type {quoted!r}, not Bearer.")
     token = answer["access_token"]
     if any(ord(char) < 0x21 or ord(char) > 0x7E for char in token):
         raise TokenError(f"Token endpoint {where} issued a token that cannot be sent in a header.")

@@ -286,3 +286,144 @@ def test_hostile_credentials_are_refused_not_crashed(db, authorization):
             authorization, method, path.replace("{id}", "1").replace("{name}", "x"), HTTP_AUTHORIZATION=authorization
         )
     assert sender.failures == []
+
+
+# -- the receiver authentication, signature and handshake fields ----------------------------------------
+
+AUTH_PROPERTIES = sorted(
+    name
+    for name, schema in resolve(SCHEMA["components"]["schemas"]["ReceiverAuthRequest"]).get("properties", {}).items()
+    if not schema.get("readOnly")
+)
+#: Methods under which each ``auth`` property is read (the hostile value reaches every branch).
+AUTH_CONTEXTS = [
+    {},
+    {"method": "basic", "username": "u", "password": "p"},
+    {"method": "api_key", "header_name": "X-Key", "token": "t"},
+    {"method": "oauth2", "token_url": "https://auth.example/t", "client_id": "c", "client_secret": "s"},
+    {"method": "oauth2", "token_url": "https://auth.example/t", "client_id": "c", "client_auth": "private_key_jwt"},
+]
+
+
+def test_no_hostile_auth_property_gives_a_server_error(client, targets):
+    sender = Sender(client)
+    url = f"{API}/subscriptions/{targets['subscriptions']}/"
+    base = valid_body(f"{API}/subscriptions/", targets["url"])
+    texts = [*HOSTILE_TEXT, "-----BEGIN CERTIFICATE-----\n\x00\n-----END CERTIFICATE-----", "x" * 70_000]
+    texts += ["-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"]
+    for index, context in enumerate(AUTH_CONTEXTS):
+        # Every wrong type once, the hostile texts under every method; creations with and without oauth2.
+        values = [*texts, *WRONG_TYPES] if index == 0 else texts
+        for name in [*AUTH_PROPERTIES, "unknown"]:
+            for value in values:
+                body = json.dumps({**base, "auth": {**context, name: value}})
+                label = f"auth {context.get('method')} {name}={json.dumps(value)[:30]}"
+                sender.send(label, "PATCH", url, body)
+                if index in (0, 3) and isinstance(value, str):
+                    sender.send(f"{label} (create)", "POST", f"{API}/subscriptions/", body)
+    for name in ("signature_scheme", "verify_endpoint", "auth"):
+        for value in [*HOSTILE_TEXT, *WRONG_TYPES]:
+            sender.send(f"{name}={json.dumps(value)[:30]}", "PATCH", url, json.dumps({name: value}))
+    sender.send("the list loads afterwards", "GET", f"{API}/subscriptions/")
+    assert sender.failures == []
+
+
+def _pem_key(key, password: bytes | None = None) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption).decode()
+
+
+def _bad_field_values():
+    """(label, body, the error's path): one bad value of every new field, each refused on its field."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+
+    from tests.pki import CertificateAuthority
+
+    ca = CertificateAuthority()
+    client, other = ca.issue("sender", server=False), ca.issue("other", server=False)
+    expired = ca.issue("expired", server=False, days=-0.002)  # ended 3 minutes ago
+    oauth = {"method": "oauth2", "token_url": "https://auth.example/t", "client_id": "c", "client_secret": "s"}
+    jwt = {**oauth, "client_auth": "private_key_jwt", "client_secret": ""}
+    tls = {"client_certificate": client.certificate}
+    cases = [
+        ("unknown method", {"method": "kerberos"}, "method"),
+        ("oauth2 without client id", {**oauth, "client_id": ""}, "client_id"),
+        ("oauth2 without token url", {**oauth, "token_url": ""}, "token_url"),
+        ("oauth2 without secret", {**oauth, "client_secret": ""}, "client_secret"),
+        ("token url not a url", {**oauth, "token_url": "not a url"}, "token_url"),
+        ("token url ftp", {**oauth, "token_url": "ftp://auth.example/t"}, "token_url"),
+        ("token url metadata", {**oauth, "token_url": "http://169.254.169.254/latest"}, "token_url"),
+        ("token url userinfo", {**oauth, "token_url": "https://u:p@auth.example/t"}, "token_url"),
+        ("token url odd spelling", {**oauth, "token_url": "http://0xa9.0xfe.0xa9.0xfe/t"}, "token_url"),
+        ("unknown client auth", {**oauth, "client_auth": "magic"}, "client_auth"),
+        ("private_key_jwt without key", jwt, "private_key"),
+        ("private_key_jwt bad pem", {**jwt, "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n"}, "private_key"),
+        (
+            "private_key_jwt short rsa",
+            {**jwt, "private_key": _pem_key(rsa.generate_private_key(65537, 1024))},
+            "private_key",
+        ),
+        ("private_key_jwt dsa", {**jwt, "private_key": _pem_key(dsa.generate_private_key(2048))}, "private_key"),
+        (
+            "private_key_jwt secp256k1",
+            {**jwt, "private_key": _pem_key(ec.generate_private_key(ec.SECP256K1()))},
+            "private_key",
+        ),
+        (
+            "encrypted key",
+            {**tls, "client_key": _pem_key(ec.generate_private_key(ec.SECP256R1()), b"pw")},
+            "client_key",
+        ),
+        ("bad certificate pem", {"client_certificate": "-----BEGIN CERTIFICATE-----\nnope\n"}, "client_certificate"),
+        (
+            "a key as certificate",
+            {"client_certificate": client.private_key, "client_key": client.private_key},
+            "client_certificate",
+        ),
+        ("certificate without key", tls, "client_key"),
+        ("key without certificate", {"client_key": client.private_key}, "client_certificate"),
+        ("key of another certificate", {**tls, "client_key": other.private_key}, "client_key"),
+        (
+            "expired certificate",
+            {"client_certificate": expired.certificate, "client_key": expired.private_key},
+            "client_certificate",
+        ),
+        ("bad ca bundle", {"ca_bundle": "garbage"}, "ca_bundle"),
+        ("basic without user", {"method": "basic", "password": "p"}, "username"),
+        ("basic user with colon", {"method": "basic", "username": "a:b", "password": "p"}, "username"),
+        ("basic password with crlf", {"method": "basic", "username": "a", "password": "p\r\nX: y"}, "password"),
+        ("bearer without token", {"method": "bearer"}, "token"),
+        ("api key bad header", {"method": "api_key", "token": "t", "header_name": "X Bad"}, "header_name"),
+        ("api key our header", {"method": "api_key", "token": "t", "header_name": "webhook-signature"}, "header_name"),
+        ("secret too long", {"method": "bearer", "token": "t" * 5000}, "token"),
+    ]
+    for label, auth, field in cases:
+        yield label, {"auth": auth}, ["auth", field]
+    yield "auth not an object", {"auth": "basic"}, ["auth"]
+    yield "auth a list", {"auth": [{"method": "basic"}]}, ["auth"]
+    for value in ["v2", "", "V1", None, 1, ["v1"]]:
+        yield f"signature_scheme {value!r}", {"signature_scheme": value}, ["signature_scheme"]
+    for value in ["maybe", 2, [], {}, None]:
+        yield f"verify_endpoint {value!r}", {"verify_endpoint": value}, ["verify_endpoint"]
+
+
+def test_bad_values_of_the_new_fields_are_refused_on_their_field(client, targets):
+    """Each bad value is a 400 naming its field (nested under ``auth``), on creation and update; nothing is stored."""
+    from django_webhooks.models import ReceiverAuth, Subscription
+
+    url = f"{API}/subscriptions/{targets['subscriptions']}/"
+    base = valid_body(f"{API}/subscriptions/", targets["url"])
+    count = Subscription.objects.count()
+    problems = []
+    for label, body, path in _bad_field_values():
+        for method, target in (("POST", f"{API}/subscriptions/"), ("PATCH", url)):
+            response = client.generic(method, target, json.dumps({**base, **body}), content_type="application/json")
+            errors = response.json() if response.status_code == 400 else {}
+            for key in path:
+                errors = errors.get(key) if isinstance(errors, dict) else None
+            if response.status_code != 400 or not errors:
+                problems.append(f"{method} {label}: {response.status_code} {response.content[:300]!r}")
+    assert problems == []
+    assert Subscription.objects.count() == count and not ReceiverAuth.objects.exists()

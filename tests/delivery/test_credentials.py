@@ -4,6 +4,7 @@ loopback server that requires a client certificate of its own CA."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import ssl
 import tempfile
@@ -48,6 +49,40 @@ def test_header_credentials_are_sent_and_never_stored(auth, header, value, recei
     assert attempt.succeeded
     assert attempt.request_headers[header] == "<redacted>"
     assert "31337" not in str(attempt.request_headers)
+
+
+@pytest.mark.parametrize(
+    ("auth", "secret"),
+    [
+        ({"method": "basic", "username": "shop", "password": "pw-echo-4242"}, "pw-echo-4242"),
+        ({"method": "bearer", "token": "tok-echo-4242"}, "tok-echo-4242"),
+        ({"method": "api_key", "header_name": "X-Shop-Key", "token": "key-echo-4242"}, "key-echo-4242"),
+    ],
+)
+def test_a_receiver_echoing_the_credentials_does_not_get_them_stored(
+    auth, secret, receiver, make_subscription, make_delivery
+):
+    """A debugging endpoint (or an error page) that quotes the request's headers back."""
+    from tests.receiver import Reply
+
+    def echo(request):
+        quoted = json.dumps(request.headers) + f" password={secret}"
+        return Reply(400, quoted.encode(), headers={"X-Seen": request.headers.get("authorization", secret)})
+
+    receiver.answer = echo
+    subscription = make_subscription(url=receiver.url())
+    configure_auth(subscription, **auth)
+    delivery = make_delivery(subscription)
+    drain()
+    [request] = receiver.wait_for(1)
+    sent = {value for name, value in request.headers.items() if name in ("authorization", "x-shop-key")}
+    attempt = delivery.delivery_attempts.get()
+    assert attempt.response_status == 400 and "<redacted>" in attempt.response_body
+    stored = json.dumps(
+        [attempt.response_body, attempt.response_headers, attempt.error_message, attempt.request_headers]
+    )
+    for credential in [secret, *sent, *(value.removeprefix("Basic ") for value in sent)]:
+        assert credential not in stored
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,10 @@ from django_webhooks.delivery import oauth
 from django_webhooks.models import DeliveryAttempt, DeliveryStatus, ErrorClass, OAuthToken
 from django_webhooks.receiver_auth import OAuthClient, configure_auth, load_credentials
 from django_webhooks.testing import drain
+from tests.delivery.test_targets import DNS_ANSWERS
 from tests.oauth_server import OAuthServer
-from tests.ssrf_cases import FORBIDDEN_ADDRESSES, ODD_SPELLINGS, literal_url
+from tests.receiver import Reply
+from tests.ssrf_cases import FORBIDDEN_ADDRESSES, ODD_SPELLINGS, UNICODE_SPELLINGS, literal_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,3 +211,128 @@ def test_token_urls_refused_at_request_time(url, settings):
     with pytest.raises(oauth.TokenError) as raised:
         oauth.request_token(client)
     assert "loopback" in str(raised.value) or "link-local" in str(raised.value) or "this host" in str(raised.value)
+
+
+@pytest.fixture
+def strict_dns(settings):
+    """Loopback refused, host names answered from ``DNS_ANSWERS`` (tests.delivery.test_targets.fake_resolver)."""
+    DNS_ANSWERS.clear()
+    settings.DJANGO_WEBHOOKS = {
+        **settings.DJANGO_WEBHOOKS,
+        "ALLOW_LOOPBACK": False,
+        "RESOLVER": "tests.delivery.test_targets.fake_resolver",
+    }
+    yield DNS_ANSWERS
+    DNS_ANSWERS.clear()
+
+
+def _refused_when_saved(subscription, token_url: str) -> list[str]:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as raised:
+        configure_auth(subscription, method="oauth2", token_url=token_url, client_id="c", client_secret="s")
+    return raised.value.message_dict["token_url"]
+
+
+@pytest.mark.parametrize("url", ODD_SPELLINGS + UNICODE_SPELLINGS)
+def test_odd_spellings_of_token_urls_are_refused_when_saved(url, strict_dns, make_subscription):
+    subscription = make_subscription(url="http://93.184.215.14/hook")
+    assert _refused_when_saved(subscription, url)
+
+
+@pytest.mark.parametrize(("address", "reason"), FORBIDDEN_ADDRESSES)
+def test_token_url_names_resolving_to_forbidden_addresses_are_refused_when_saved(
+    address, reason, strict_dns, make_subscription
+):
+    subscription = make_subscription(url="http://93.184.215.14/hook")
+    strict_dns["tokens.example"] = ["93.184.215.14", address]  # every answer is vetted, not just the first
+    [message] = _refused_when_saved(subscription, "https://tokens.example/token")
+    assert f"tokens.example resolves to {address}, {reason}." in message
+
+
+def _request_time_refusal(url: str) -> str:
+    client = OAuthClient(1, url, "c", "client_secret_post", client_secret="s")
+    with pytest.raises(oauth.TokenError) as raised:
+        oauth.request_token(client)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(("address", "reason"), FORBIDDEN_ADDRESSES)
+def test_forbidden_token_urls_are_refused_at_request_time(address, reason, strict_dns):
+    assert reason in _request_time_refusal(literal_url(address))
+    # A name that resolved to a public address when it was saved and to this one now (rebinding).
+    strict_dns["tokens.example"] = [address]
+    assert f"tokens.example resolves to {address}, {reason}." in _request_time_refusal("https://tokens.example/t")
+
+
+@pytest.mark.parametrize("url", UNICODE_SPELLINGS)
+def test_unicode_spellings_of_token_urls_are_refused_at_request_time(url, strict_dns):
+    strict_dns["localhost"] = ["127.0.0.1"]
+    _request_time_refusal(url)  # refused, whichever check gets there first
+    assert not any(host != "localhost" for host in strict_dns)
+
+
+def test_a_token_endpoint_that_resolves_to_a_private_address_sends_nothing(
+    strict_dns, make_subscription, make_delivery, receiver
+):
+    strict_dns["hooks.example"] = ["93.184.215.14"]
+    subscription = make_subscription(url="http://hooks.example/hook")
+    configure_auth(subscription, method="oauth2", token_url="http://tokens.example/t", client_id="c", client_secret="s")
+    strict_dns["tokens.example"] = ["10.0.0.5"]  # after it was saved
+    delivery = make_delivery(subscription)
+    drain()
+    attempt = delivery.delivery_attempts.get()
+    assert attempt.error_class == ErrorClass.AUTH
+    assert "tokens.example resolves to 10.0.0.5, a private address" in attempt.error_message
+    assert receiver.received() == []
+
+
+def test_a_redirect_from_the_token_endpoint_is_not_followed(server, receiver, make_subscription, make_delivery):
+    """The token endpoint answers 302 to the real authorization server: no token is asked there."""
+    receiver.script = [Reply(302, b"", headers={"Location": server.token_url})]
+    subscription = oauth_subscription(make_subscription, server, token_url=receiver.url("/o/token/"))
+    before = len(token_requests(server))
+    hooks_before = len(server.stats()["hooks"])
+    delivery = make_delivery(subscription)
+    drain()
+    attempt = delivery.delivery_attempts.get()
+    assert attempt.error_class == ErrorClass.AUTH
+    assert "answered HTTP 302" in attempt.error_message
+    assert len(receiver.received("/o/token/")) == 1
+    assert len(token_requests(server)) == before  # the Location was not followed
+    assert len(server.stats()["hooks"]) == hooks_before
+
+
+@pytest.mark.parametrize("client_auth", ["client_secret_basic", "client_secret_post"])
+def test_a_token_endpoint_echoing_the_secret_does_not_get_it_stored(
+    client_auth, receiver, make_subscription, make_delivery, caplog
+):
+    """An endpoint that quotes the request (the Basic header, the form) in its error_description."""
+    secret = "cs-echo/secret+value=" + "7" * 200  # long enough to be cut where the message is truncated
+
+    def echo(request):
+        quoted = f"got {request.headers.get('authorization', '')} {request.body.decode()} {secret}"
+        return Reply(401, json.dumps({"error": "invalid_client", "error_description": quoted}).encode())
+
+    receiver.answer = echo
+    subscription = make_subscription(url=receiver.url("/hook"))
+    configure_auth(
+        subscription,
+        method="oauth2",
+        token_url=receiver.url("/token"),
+        client_id="webhooks-sender",
+        client_auth=client_auth,
+        client_secret=secret,
+    )
+    delivery = make_delivery(subscription)
+    drain()
+    attempt = delivery.delivery_attempts.get()
+    assert attempt.error_class == ErrorClass.AUTH and "invalid_client (got " in attempt.error_message
+    assert "<redacted>" in attempt.error_message
+    [request] = receiver.received("/token")
+    basic = request.headers.get("authorization", "").removeprefix("Basic ")
+    form_secret = request.body.decode().partition("client_secret=")[2].partition("&")[0]
+    stored = json.dumps([*DeliveryAttempt.objects.values(), *type(delivery).objects.values()], default=str)
+    for text in [stored, caplog.text]:
+        for credential in [secret, secret[:20], basic, form_secret]:
+            assert not credential or credential not in text
