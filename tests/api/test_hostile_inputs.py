@@ -312,8 +312,9 @@ def test_no_hostile_auth_property_gives_a_server_error(client, targets):
     texts = [*HOSTILE_TEXT, "-----BEGIN CERTIFICATE-----\n\x00\n-----END CERTIFICATE-----", "x" * 70_000]
     texts += ["-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"]
     for index, context in enumerate(AUTH_CONTEXTS):
-        # Every wrong type once, the hostile texts under every method; creations with and without oauth2.
-        values = [*texts, *WRONG_TYPES] if index == 0 else texts
+        # Every hostile text and wrong type without a method; under each method a NUL, a lone
+        # surrogate and a bad PEM (what reaches its own branches); creations with and without oauth2.
+        values = [*texts, *WRONG_TYPES] if index == 0 else ["a\x00b", "\ud800", texts[-1]]
         for name in [*AUTH_PROPERTIES, "unknown"]:
             for value in values:
                 body = json.dumps({**base, "auth": {**context, name: value}})
