@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -129,6 +129,57 @@ def insert_rows(
                 pks.append(connection.ops.last_insert_id(cursor, table, pk_column))
             else:
                 pks += [None] * len(batch)
+    return pks
+
+
+@functools.lru_cache(maxsize=128)
+def _instance_adapters(
+    model: type[models.Model], columns: tuple[str, ...], using: str
+) -> list[tuple[str, Callable[[Any], Any] | None]]:
+    """For each of ``columns``: the instance attribute holding it and what turns its value into
+    database form (datetimes through the backend, JSON to text), or None where it is stored as is."""
+    adapt_datetime = connections[using].ops.adapt_datetimefield_value
+    adapters: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for field in _columns(model, columns):
+        adapter: Callable[[Any], Any] | None = None
+        if isinstance(field, models.DateTimeField):
+            adapter = adapt_datetime
+        elif isinstance(field, models.JSONField):
+            adapter = functools.partial(_json_text, encoder=field.encoder)
+        adapters.append((field.attname, adapter))
+    return adapters
+
+
+def _json_text(value: Any, encoder: type[json.JSONEncoder] | None) -> str | None:
+    return None if value is None else json.dumps(value, cls=encoder)
+
+
+def insert_instances(
+    model: type[models.Model],
+    columns: tuple[str, ...],
+    instances: Sequence[models.Model],
+    using: str,
+    batch_size: int = INSERT_BATCH_SIZE,
+    *,
+    ignore_conflicts: bool = False,
+) -> list[int | None]:
+    """:func:`insert_rows` for unsaved model instances: ``columns`` read from each one and put in
+    database form by field type. The instances get their primary keys where the backend returns
+    them and are marked saved on ``using``."""
+    adapters = _instance_adapters(model, columns, using)
+    values = [
+        [
+            getattr(instance, attname) if adapt is None else adapt(getattr(instance, attname))
+            for attname, adapt in adapters
+        ]
+        for instance in instances
+    ]
+    pks = insert_rows(model, columns, values, using, batch_size, ignore_conflicts=ignore_conflicts)
+    for instance, pk in zip(instances, pks, strict=True):
+        if pk is not None:
+            instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = using
     return pks
 
 

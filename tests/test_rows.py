@@ -84,3 +84,20 @@ def test_many_rows_keep_every_kind_of_value_exactly():
     for n, event in enumerate(Event.objects.filter(pk__in=pks).order_by("pk")):
         assert event.body == odd[(n + 1) % len(odd)]
         assert event.fanned_out_at == (None if n % 2 else now)
+
+
+def test_insert_instances_adapts_each_field_type_and_marks_the_instances_saved():
+    later = timezone.now() + timedelta(minutes=3)
+    events = [
+        Event(event_type=f"order.i{n}", payload={"n": n, "text": "é\u2028"}, schema_errors=None, created_at=later)
+        for n in range(3)
+    ]
+    columns = ("event_type", "payload", "schema_errors", "created_at", "body")
+    pks = rows.insert_instances(Event, columns, events, "default")
+    if connection.features.can_return_rows_from_bulk_insert:
+        assert [event.pk for event in events] == pks and None not in pks
+    assert all(not event._state.adding and event._state.db == "default" for event in events)
+    stored = Event.objects.order_by("id")
+    assert [(e.event_type, e.payload, e.schema_errors, e.created_at) for e in stored] == [
+        (f"order.i{n}", {"n": n, "text": "é\u2028"}, None, later) for n in range(3)
+    ]

@@ -235,27 +235,7 @@ def _store(events: list[Event], deliveries: list[Delivery], using: str) -> None:
     rows.update_rows(Event, ("body", "fanned_out_at"), [(e.pk, e.body, adapt(e.fanned_out_at)) for e in events], using)
     if not deliveries:
         return
-    values = [
-        (
-            d.event_id,
-            d.subscription_id,
-            d.message_id,
-            d.status,
-            d.attempts,
-            adapt(d.next_attempt_at),
-            adapt(d.lease_expires_at),
-            d.lease_token,
-            d.last_status_code,
-            d.last_error,
-            d.payload_format,
-            d.event_version,
-            d.body,
-            adapt(d.created_at),
-            adapt(d.completed_at),
-        )
-        for d in deliveries
-    ]
-    rows.insert_rows(Delivery, _DELIVERY_COLUMNS, values, using, 1000, ignore_conflicts=True)
+    rows.insert_instances(Delivery, _DELIVERY_COLUMNS, deliveries, using, 1000, ignore_conflicts=True)
 
 
 def fan_out(event: Event) -> list[Delivery]:

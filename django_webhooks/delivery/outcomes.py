@@ -7,13 +7,12 @@ gives it. Stored request headers never keep signatures or credentials.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connections, router, transaction
+from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -88,31 +87,7 @@ _ATTEMPT_COLUMNS = (
 def _insert_attempts(attempts: list[DeliveryAttempt]) -> None:
     """Store ``attempts`` with one precompiled multi-row INSERT (:mod:`django_webhooks.rows`) and
     give them their ids: a tenth of ``bulk_create``'s CPU for the same statement."""
-    using = router.db_for_write(DeliveryAttempt)
-    adapt_datetime = connections[using].ops.adapt_datetimefield_value
-    values = [
-        (
-            attempt.delivery_id,
-            attempt.subscription_id,
-            attempt.attempt_number,
-            adapt_datetime(attempt.created_at),
-            attempt.url,
-            json.dumps(attempt.request_headers),
-            attempt.response_status,
-            json.dumps(attempt.response_headers),
-            attempt.response_body,
-            attempt.duration_ms,
-            attempt.error_class,
-            attempt.error_message,
-            attempt.succeeded,
-        )
-        for attempt in attempts
-    ]
-    pks = rows.insert_rows(DeliveryAttempt, _ATTEMPT_COLUMNS, values, using)
-    for attempt, pk in zip(attempts, pks, strict=True):
-        attempt.pk = pk
-        attempt._state.adding = False
-        attempt._state.db = using
+    rows.insert_instances(DeliveryAttempt, _ATTEMPT_COLUMNS, attempts, router.db_for_write(DeliveryAttempt))
 
 
 def record(sent: list[Sent]) -> list[DeliveryAttempt]:
