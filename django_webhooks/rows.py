@@ -22,7 +22,7 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connections, models
 from django.db.models.constants import OnConflict
@@ -94,11 +94,30 @@ def insert_statement(
     return f"{start} {quote(model._meta.db_table)} ({names}) {values}{' ' + suffix if suffix else ''}{returning}"
 
 
-def _params(rows: Sequence[Sequence[Any]], using: str, width: int) -> list[Any]:
+def _params(rows: Sequence[Sequence[Any]], as_json: bool) -> list[Any]:
     """The parameters of a statement for ``rows``: one JSON text, or every value in order."""
-    if _as_json(using, len(rows), width):
+    if as_json:
         return [_rows_json(rows)]
     return [value for row in rows for value in row]
+
+
+class _Insert(NamedTuple):
+    """What executing an INSERT of one shape needs, worked out once per shape."""
+
+    statement: str
+    as_json: bool
+    returns_ids: bool
+
+
+@functools.lru_cache(maxsize=128)
+def _insert_plan(
+    model: type[models.Model], columns: tuple[str, ...], count: int, using: str, ignore_conflicts: bool
+) -> _Insert:
+    return _Insert(
+        insert_statement(model, columns, count, using, ignore_conflicts),
+        _as_json(using, count, len(columns)),
+        returns_ids(using, count) and not ignore_conflicts,
+    )
 
 
 def insert_rows(
@@ -114,19 +133,16 @@ def insert_rows(
     possible; their primary keys in order, or None where the backend cannot return them (and
     with ``ignore_conflicts``, which skips rows that break a unique constraint)."""
     connection = connections[using]
-    table, pk_column = model._meta.db_table, model._meta.pk.column
     pks: list[int | None] = []
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
+        plan = _insert_plan(model, columns, len(batch), using, ignore_conflicts)
         with connection.cursor() as cursor:
-            statement = insert_statement(model, columns, len(batch), using, ignore_conflicts)
-            cursor.execute(statement, _params(batch, using, len(columns)))
-            if ignore_conflicts:
-                pks += [None] * len(batch)
-            elif returns_ids(using, len(batch)):
+            cursor.execute(plan.statement, _params(batch, plan.as_json))
+            if plan.returns_ids:
                 pks += [pk for (pk,) in cursor.fetchall()]
-            elif len(batch) == 1:
-                pks.append(connection.ops.last_insert_id(cursor, table, pk_column))
+            elif len(batch) == 1 and not ignore_conflicts:
+                pks.append(connection.ops.last_insert_id(cursor, model._meta.db_table, model._meta.pk.column))
             else:
                 pks += [None] * len(batch)
     return pks
@@ -223,11 +239,12 @@ def update_rows(
 ) -> int:
     """UPDATE ``columns`` of the rows whose primary keys lead each row of ``rows`` (values in
     database form), in as few statements as possible; how many rows were updated."""
+    connection = connections[using]
     updated = 0
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        with connections[using].cursor() as cursor:
+        with connection.cursor() as cursor:
             statement = update_statement(model, columns, len(batch), using)
-            cursor.execute(statement, _params(batch, using, len(columns) + 1))
+            cursor.execute(statement, _params(batch, _as_json(using, len(batch), len(columns) + 1)))
             updated += cursor.rowcount
     return updated

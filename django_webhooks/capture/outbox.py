@@ -13,7 +13,7 @@ import weakref
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .. import rows as sql_rows
@@ -105,13 +105,11 @@ def schedule_processing(using: str) -> None:
     already committed and the handoff happens at once.
     """
     connection = connections[using]
-    if connection.in_atomic_block:
-        if _scheduled_in.get(connection) is connection.run_on_commit:
-            return
-        transaction.on_commit(handoff.request_processing, using=using)
-        _scheduled_in[connection] = connection.run_on_commit
-    else:
+    if not connection.in_atomic_block:
         handoff.request_processing()
+    elif _scheduled_in.get(connection) is not connection.run_on_commit:
+        connection.on_commit(handoff.request_processing)
+        _scheduled_in[connection] = connection.run_on_commit
 
 
 def write(using: str, rows: list[EventRow]) -> list[int | None]:
