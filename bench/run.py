@@ -257,6 +257,7 @@ def backlog_report(backend, label, nginx, url, sizes, args, ceilings: Ceilings, 
             ),
         )
         report(f"{name}: peak RSS of one cluster process", f"{run.peak_rss_mb:.0f} MB", "target < 150 MB")
+        report(f"{name}: worker CPU per delivery, no producer", f"{run.worker_cpu_ms:.3f} ms", "2 workers, the window")
 
 
 def clusters_report(label, nginx, url, args, ceilings: Ceilings, report) -> None:
