@@ -7,8 +7,9 @@ Runs on SQLite, and on PostgreSQL + Redis when DATABASE_URL and REDIS_URL are se
         .venv/bin/python bench/write_path.py
 
 Creates its own database (the test database of the selected connection) and drops it at the
-end. Bare and bound creates alternate in rounds inside one run, so both see the same machine
-noise; the ratio is bound median / bare median. No worker runs: the write path only records the
+end. Bare, floor and bound creates are interleaved one by one (in an order that rotates, and with
+the binding registered only for the bound ones), so all three see the same machine noise at the
+same moments; the ratio is bound median / bare median. No worker runs: the write path only records the
 event and hands over to the broker, whose queue the benchmark empties when done.
 
 Two modes: autocommit (the event is inserted in its own statement right after the change) and
@@ -57,8 +58,8 @@ def setup_django(sqlite_path: str) -> None:
 MODES = [("autocommit", False), ("atomic() per create", True)]
 
 
-def time_creates(customer, count: int, atomic: bool, floor: bool = False) -> list[float]:
-    """Seconds per create; with ``floor``, each create is followed by a fixed event INSERT."""
+def time_one(customer, number: int, atomic: bool, floor: bool = False) -> float:
+    """Seconds of one create; with ``floor``, followed by a fixed hand-written event INSERT."""
     from django.db import transaction
     from django.utils import timezone
 
@@ -66,34 +67,47 @@ def time_creates(customer, count: int, atomic: bool, floor: bool = False) -> lis
     from example_project.shop.models import Order
 
     row = outbox.EventRow("bench.floor", '{"number":"B"}', None, timezone.now(), None, None)
-    samples = []
-    for number in range(count):
-        started = time.perf_counter()
-        with transaction.atomic() if atomic else contextlib.nullcontext():
-            Order.objects.create(customer=customer, number=f"B-{number}", total="25.00")
-            if floor:
-                outbox.insert_rows("default", [row])
-        samples.append(time.perf_counter() - started)
-    return samples
+    started = time.perf_counter()
+    with transaction.atomic() if atomic else contextlib.nullcontext():
+        Order.objects.create(customer=customer, number=f"B-{number}", total="25.00")
+        if floor:
+            outbox.insert_rows("default", [row])
+    return time.perf_counter() - started
+
+
+def time_creates(customer, count: int, atomic: bool) -> list[float]:
+    """Seconds per create, ``count`` creates one after another."""
+    return [time_one(customer, number, atomic) for number in range(count)]
+
+
+def set_bound(bound: bool) -> None:
+    """Register the settings' bindings (the ``order.created`` one among them), or none on ``Order``."""
+    from django_webhooks.capture.bindings import registry
+    from example_project.shop.models import Order
+
+    if bound and not registry.bindings_for(Order):
+        registry.load_from_settings()
+    elif not bound:
+        for binding in registry.bindings_for(Order):
+            registry.unregister(binding)
+
+
+#: The order of the three kinds of create, rotating from one create to the next.
+ROTATION = [("bare", "floor", "bound"), ("floor", "bound", "bare"), ("bound", "bare", "floor")]
 
 
 def measure(customer, rounds: int, per_round: int, atomic: bool) -> tuple[float, float, float]:
     """Medians of ``Order.objects.create()``: bare, with a hand-written event INSERT, with the binding."""
-    from django_webhooks.capture.bindings import registry
-    from example_project.shop.models import Order
-
-    bare: list[float] = []
-    floor: list[float] = []
-    bound: list[float] = []
+    samples: dict[str, list[float]] = {"bare": [], "floor": [], "bound": []}
     time_creates(customer, 50, atomic)  # warm-up: connections, broker, catalog cache
-    for _ in range(rounds):
-        for binding in registry.bindings_for(Order):
-            registry.unregister(binding)
-        bare.extend(time_creates(customer, per_round, atomic))
-        floor.extend(time_creates(customer, per_round, atomic, floor=True))
-        registry.load_from_settings()
-        bound.extend(time_creates(customer, per_round, atomic))
-    return statistics.median(bare), statistics.median(floor), statistics.median(bound)
+    number = 0
+    for index in range(rounds * per_round):
+        for kind in ROTATION[index % len(ROTATION)]:
+            set_bound(kind == "bound")
+            samples[kind].append(time_one(customer, 10_000 + number, atomic, floor=kind == "floor"))
+            number += 1
+    set_bound(True)
+    return tuple(statistics.median(samples[kind]) for kind in ("bare", "floor", "bound"))  # type: ignore[return-value]
 
 
 def run(rounds: int, per_round: int) -> list[str]:
