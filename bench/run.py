@@ -186,7 +186,7 @@ def main() -> None:
                 report(
                     f"[{label}] latency commit->receiver, p50 / p99",
                     f"{p50:.0f} / {p99:.0f} ms",
-                    "target <= 100 / 500 ms",
+                    "target <= 50 / 250 ms (PostgreSQL + Redis, issue 12)",
                 )
             if "backlog" in parts:
                 backlog_report(backend, label, nginx, url, sizes, args, ceilings, ours, report)
