@@ -181,7 +181,8 @@ def insert_instances(
 ) -> list[int | None]:
     """:func:`insert_rows` for unsaved model instances: ``columns`` read from each one and put in
     database form by field type. The instances get their primary keys where the backend returns
-    them and are marked saved on ``using``."""
+    them and are marked saved on ``using`` (with ``ignore_conflicts``, where some may have been
+    skipped, they are left as they were)."""
     adapters = _instance_adapters(model, columns, using)
     values = [
         [
@@ -191,11 +192,12 @@ def insert_instances(
         for instance in instances
     ]
     pks = insert_rows(model, columns, values, using, batch_size, ignore_conflicts=ignore_conflicts)
-    for instance, pk in zip(instances, pks, strict=True):
-        if pk is not None:
-            instance.pk = pk
-        instance._state.adding = False
-        instance._state.db = using
+    if not ignore_conflicts:
+        for instance, pk in zip(instances, pks, strict=True):
+            if pk is not None:
+                instance.pk = pk
+            instance._state.adding = False
+            instance._state.db = using
     return pks
 
 

@@ -103,3 +103,21 @@ def test_insert_instances_adapts_each_field_type_and_marks_the_instances_saved()
     assert [(e.event_type, e.payload, e.schema_errors, e.created_at) for e in stored] == [
         (f"order.i{n}", {"n": n, "text": "é\u2028"}, None, later) for n in range(3)
     ]
+
+
+def test_insert_instances_skipping_conflicts_leaves_the_instances_unsaved(make_subscription):
+    subscription = make_subscription()
+    [event_id] = rows.insert_rows(Event, COLUMNS, event_rows(1), "default")
+    columns = ("event", "subscription", "message_id", "status", "attempts", "lease_token", "last_error")
+    columns += ("payload_format", "body", "created_at", "next_attempt_at")
+    now = timezone.now()
+    first, again = (
+        Delivery(
+            event_id=event_id, subscription=subscription, message_id=message_id, created_at=now, next_attempt_at=now
+        )
+        for message_id in ("msg_a", "msg_b")
+    )
+    rows.insert_instances(Delivery, columns, [first], "default", ignore_conflicts=True)
+    assert rows.insert_instances(Delivery, columns, [again], "default", ignore_conflicts=True) == [None]
+    assert again._state.adding and again.pk is None
+    assert list(Delivery.objects.values_list("message_id", flat=True)) == ["msg_a"]
