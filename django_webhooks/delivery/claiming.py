@@ -117,6 +117,21 @@ def in_flight_cap() -> Case:
     )
 
 
+def cap_of(subscription: Subscription) -> int:
+    """:func:`in_flight_cap` of a loaded subscription."""
+    if subscription.ordered:
+        return 1
+    return int(subscription.max_in_flight or default_max_in_flight())
+
+
+def lane_share(subscription: Subscription, tasks: int) -> int:
+    """The lanes of ``subscription`` that one of ``tasks`` delivery tasks running at once keeps
+    for itself: its cap divided among as many tasks as it has lanes, rounded up. Lanes spread over
+    processes send more than lanes crowded into one (each process has one interpreter lock)."""
+    cap = cap_of(subscription)
+    return -(-cap // max(1, min(tasks, cap)))
+
+
 def lane_size(subscription: Subscription, slow: Collection[int] = ()) -> int:
     """Deliveries one lane of ``subscription`` may hold.
 

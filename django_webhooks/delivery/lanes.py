@@ -30,11 +30,13 @@ from ..conf import webhooks_settings
 from ..exceptions import EventVersionError
 from ..models import Delivery, DeliveryAttempt, ErrorClass
 from ..signing import webhook_headers
+from . import broker
 from .claiming import (
     Lane,
     claim_lanes,
     due_count,
     extend_lane,
+    lane_share,
     lane_size,
     must_verify,
     next_due,
@@ -90,6 +92,9 @@ SLOW_MEMORY_SECONDS = 60.0
 SHARE_LANES_SECONDS = 2.0
 #: How often a task with lanes running looks for new work when its last claim found none.
 CLAIM_POLL_SECONDS = 0.25
+#: The longest an idle task waits before it tries again to claim deliveries that are due but
+#: whose subscriptions' lanes other tasks hold.
+CAPPED_RETRY_MAX_SECONDS = 2.0
 
 
 def _send(delivery: Delivery, endpoint: Endpoint) -> Sent:
@@ -338,6 +343,10 @@ class _DeliveryTask:
         self.runners: set[_LaneRunner] = set()
         self.delivered = 0
         self.next_claim = 0.0
+        #: Whether the last claim found nothing while deliveries were due, and how long an idle
+        #: task waits before it tries again (see :meth:`_claim`).
+        self.capped = False
+        self.capped_wait = CLAIM_POLL_SECONDS / 2
         #: When the last claim began (wall clock): what fell due after it may not have been seen.
         self.claimed_since: datetime | None = None
         self.next_poll = self.started + poller.interval if poller is not None else float("inf")
@@ -400,10 +409,17 @@ class _DeliveryTask:
         now = time.monotonic()
         slow = _slow_endpoints.current()
         suspects = sum(runner.suspect(now) for runner in self.runners)
-        held = {runner.lane.subscription.pk for runner in self.runners} if now < self.share_until else ()
+        held = self._held(now)
         free = self.threads - len(self.runners)
         self.claimed_since = timezone.now()
         lanes = claim_lanes(free, exclude=held, slow=slow, exclude_suspect=suspects >= self.suspect_threads)
+        # Found nothing while deliveries are due: other tasks hold their subscriptions' lanes. An
+        # idle task then tries again for when one frees: after CLAIM_POLL_SECONDS, doubling while
+        # it keeps finding none (up to CAPPED_RETRY_MAX_SECONDS), so a fleet of idle workers
+        # around one busy endpoint costs the database a few claims a second.
+        capped = not lanes and not self.runners and due_count(limit=1) > 0
+        self.capped_wait = min(2 * self.capped_wait, CAPPED_RETRY_MAX_SECONDS) if capped else CLAIM_POLL_SECONDS / 2
+        self.capped = capped
         if lanes:
             self.endpoints.load([lane.subscription for lane in lanes], min(lane.claimed_at for lane in lanes))
             if not self.runners:
@@ -415,6 +431,18 @@ class _DeliveryTask:
             if _extendable(lane, lane.deliveries):
                 _extend(runner)
         self.next_claim = time.monotonic() + CLAIM_POLL_SECONDS
+
+    def _held(self, now: float) -> set[int]:
+        """Subscriptions this task claims no further lane of: in its first ``SHARE_LANES_SECONDS``
+        every one it holds a lane of, then those of which it holds its :func:`lane_share`."""
+        lanes: dict[int, int] = {}
+        for runner in self.runners:
+            lanes[runner.lane.subscription.pk] = lanes.get(runner.lane.subscription.pk, 0) + 1
+        if now < self.share_until or not lanes:
+            return set(lanes)
+        tasks = broker.workers()
+        subscriptions = {runner.lane.subscription.pk: runner.lane.subscription for runner in self.runners}
+        return {pk for pk, held in lanes.items() if held >= lane_share(subscriptions[pk], tasks)}
 
     def _next_completion(self) -> None:
         """Wait for a batch to complete (or for the next claim, poll, refresh or renewal) and record it."""
@@ -451,6 +479,9 @@ class _DeliveryTask:
         wall = timezone.now()
         due = next_due(wall, self.deadline - time.monotonic(), since=self.claimed_since)
         target = time.monotonic() + (due.at - wall).total_seconds() if due is not None else None
+        if self.capped:
+            retry = time.monotonic() + self.capped_wait
+            target = retry if target is None else min(target, retry)
         while True:
             now = time.monotonic()
             if now >= self.deadline:
@@ -478,7 +509,11 @@ def deliver_due(time_budget: float | None = None, *, poller: Poller | None = Non
     sends the current one. Lanes to endpoints that are failing or were seen answering slowly
     may take at most half of the ``SEND_CONCURRENCY`` threads, so the others always have room.
     In its first seconds a task takes one lane per subscription, leaving the others to workers
-    starting alongside it. No lane starts a request after the budget is spent: a task lasts at most
+    starting alongside it; after that it keeps to its share of each subscription's cap
+    (:func:`~django_webhooks.delivery.claiming.lane_share`: the cap divided among the fleet's
+    workers), and a task that found every due subscription's lanes taken tries again after
+    ``CLAIM_POLL_SECONDS`` (less often while it keeps finding none), so the lanes of a busy endpoint end up spread over processes instead
+    of crowded into one. No lane starts a request after the budget is spent: a task lasts at most
     ``TASK_TIME_BUDGET`` + ``TIMEOUT`` (plus bookkeeping).
 
     While lanes run, the task renews their leases, re-reads their subscriptions (a request uses

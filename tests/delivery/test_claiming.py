@@ -283,3 +283,20 @@ def test_lease_lane_takes_new_deliveries_whatever_the_cap_circuit_or_state(make_
     lease = timedelta(seconds=conf.DEFAULTS["LEASE_SECONDS"])
     assert before + lease <= delivery.lease_expires_at == lane.lease_expires_at <= timezone.now() + lease
     assert claiming.lanes_in_use([subscription.pk]) == {subscription.pk: 2}
+
+
+@pytest.mark.parametrize(
+    "cap,ordered,tasks,share",
+    [(2, False, 1, 2), (2, False, 2, 1), (2, False, 5, 1), (16, False, 2, 8), (16, False, 3, 6), (5, True, 1, 1)],
+)
+def test_a_tasks_share_of_a_subscriptions_lanes_divides_its_cap_among_the_tasks(cap, ordered, tasks, share):
+    subscription = Subscription(url="https://example.com/h", max_in_flight=cap, ordered=ordered)
+    assert claiming.cap_of(subscription) == (1 if ordered else cap)
+    assert claiming.lane_share(subscription, tasks) == share
+
+
+def test_a_subscription_without_its_own_cap_shares_the_default_one():
+    with override_settings(DJANGO_WEBHOOKS={**settings.DJANGO_WEBHOOKS, "MAX_IN_FLIGHT_PER_SUBSCRIPTION": 4}):
+        subscription = Subscription(url="https://example.com/h", max_in_flight=None)
+        assert claiming.cap_of(subscription) == 4
+        assert claiming.lane_share(subscription, 3) == 2

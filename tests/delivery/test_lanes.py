@@ -424,6 +424,56 @@ def test_a_live_lane_of_another_worker_is_left_alone(receiver, make_subscription
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_idle_task_claims_a_lane_as_soon_as_another_worker_frees_one(receiver, make_subscription, make_delivery):
+    """All of the subscription's lanes are another worker's: the task keeps trying while deliveries
+    are due, and sends once the lane is free, long before that lane's lease would have expired."""
+    subscription = make_subscription(url=receiver.url(), max_in_flight=1)
+    other = make_delivery(
+        subscription,
+        status=DeliveryStatus.IN_FLIGHT,
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+        lease_token="other-worker",
+    )
+    waiting = make_delivery(subscription)
+    freed_at: list[float] = []
+
+    def other_worker_finishes():
+        try:
+            time.sleep(0.5)
+            Delivery.objects.filter(pk=other.pk).update(
+                status=DeliveryStatus.SUCCEEDED, lease_expires_at=None, lease_token=""
+            )
+            freed_at.append(time.time())
+        finally:
+            connection.close()
+
+    finisher = threading.Thread(target=other_worker_finishes, daemon=True)
+    finisher.start()
+    assert lanes.deliver_due(time_budget=10) == 1
+    finisher.join(timeout=10)
+    [request] = receiver.received()
+    assert request.headers["webhook-id"] == waiting.message_id and request.received_at >= freed_at[0]
+
+
+def test_past_its_first_seconds_a_task_keeps_to_its_share_of_a_subscriptions_lanes(
+    settings, monkeypatch, receiver, make_subscription, make_delivery
+):
+    """Two workers run: the task takes one of the subscription's two lanes and leaves the other
+    to the second worker, so its requests go one after another, never two at once."""
+    settings.DJANGO_WEBHOOKS = {**settings.DJANGO_WEBHOOKS, "CLAIM_BATCH_SIZE": 1}
+    monkeypatch.setattr(lanes, "SHARE_LANES_SECONDS", 0.0)
+    monkeypatch.setattr(lanes.broker, "workers", lambda: 2)
+    receiver.routes = {"/hook": [Reply(200, delay=0.2)]}
+    subscription = make_subscription(url=receiver.url("/hook"), max_in_flight=2)
+    for _ in range(6):
+        make_delivery(subscription)
+    assert lanes.deliver_due(time_budget=30) == 6
+    arrivals = sorted(request.received_at for request in receiver.received("/hook"))
+    # Each request starts after the answer to the one before, which the receiver held for 0.2 s.
+    assert all(later - earlier >= 0.2 for earlier, later in zip(arrivals, arrivals[1:], strict=False))
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_running_lane_follows_url_and_header_changes_and_stops_when_disabled(
     settings, receiver, make_subscription, make_delivery
 ):
