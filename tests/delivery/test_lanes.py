@@ -408,14 +408,19 @@ def test_a_dead_workers_deliveries_go_out_once_its_lease_expires(receiver, make_
     assert set(Delivery.objects.values_list("status", "attempts")) == {(DeliveryStatus.SUCCEEDED, 1)}
 
 
-def test_a_live_lane_of_another_worker_is_left_alone(receiver, make_subscription, make_delivery):
-    subscription = make_subscription(url=receiver.url(), max_in_flight=1)
-    held = make_delivery(
+def another_workers_lane(make_delivery, subscription: Subscription, token: str) -> Delivery:
+    """A delivery in flight in a lane of another worker, its lease minutes from expiring."""
+    return make_delivery(
         subscription,
         status=DeliveryStatus.IN_FLIGHT,
-        lease_expires_at=timezone.now() + timedelta(minutes=1),
-        lease_token="alive",
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+        lease_token=token,
     )
+
+
+def test_a_live_lane_of_another_worker_is_left_alone(receiver, make_subscription, make_delivery):
+    subscription = make_subscription(url=receiver.url(), max_in_flight=1)
+    held = another_workers_lane(make_delivery, subscription, "alive")
     make_delivery(subscription)
     assert lanes.deliver_due(time_budget=0.5) == 0
     assert receiver.received() == []
@@ -428,12 +433,7 @@ def test_an_idle_task_claims_a_lane_as_soon_as_another_worker_frees_one(receiver
     """All of the subscription's lanes are another worker's: the task keeps trying while deliveries
     are due, and sends once the lane is free, long before that lane's lease would have expired."""
     subscription = make_subscription(url=receiver.url(), max_in_flight=1)
-    other = make_delivery(
-        subscription,
-        status=DeliveryStatus.IN_FLIGHT,
-        lease_expires_at=timezone.now() + timedelta(minutes=5),
-        lease_token="other-worker",
-    )
+    other = another_workers_lane(make_delivery, subscription, "other-worker")
     waiting = make_delivery(subscription)
     freed_at: list[float] = []
 
