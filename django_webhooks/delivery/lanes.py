@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sized
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -435,14 +435,15 @@ class _DeliveryTask:
     def _held(self, now: float) -> set[int]:
         """Subscriptions this task claims no further lane of: in its first ``SHARE_LANES_SECONDS``
         every one it holds a lane of, then those of which it holds its :func:`lane_share`."""
-        lanes: dict[int, int] = {}
-        for runner in self.runners:
-            lanes[runner.lane.subscription.pk] = lanes.get(runner.lane.subscription.pk, 0) + 1
+        lanes = Counter(runner.lane.subscription.pk for runner in self.runners)
         if now < self.share_until or not lanes:
             return set(lanes)
         tasks = broker.workers()
-        subscriptions = {runner.lane.subscription.pk: runner.lane.subscription for runner in self.runners}
-        return {pk for pk, held in lanes.items() if held >= lane_share(subscriptions[pk], tasks)}
+        return {
+            runner.lane.subscription.pk
+            for runner in self.runners
+            if lanes[runner.lane.subscription.pk] >= lane_share(runner.lane.subscription, tasks)
+        }
 
     def _next_completion(self) -> None:
         """Wait for a batch to complete (or for the next claim, poll, refresh or renewal) and record it."""
